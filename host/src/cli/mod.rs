@@ -1,0 +1,109 @@
+//! The command line: parse, set up logging, scan plugins, dispatch to one function per
+//! subcommand. The only module that prints.
+
+mod args;
+mod diagnostics;
+mod info;
+mod list;
+mod output;
+mod run;
+
+use std::{io::Write, process::ExitCode};
+
+use clap::{CommandFactory, FromArgMatches};
+use karma_plugin_api::abi::{ABI_MAJOR, ABI_MINOR};
+use tracing_subscriber::EnvFilter;
+
+pub use args::Cli;
+use args::{Command, InfoCommand, ListCommand};
+pub use diagnostics::ExitStatus;
+
+use crate::{env_vars, plugins};
+
+/// Runs the program: parses `std::env::args`, executes, and returns the exit code.
+pub fn main() -> ExitCode {
+    let version: &'static str =
+        Box::leak(format!("{} (plugin ABI {ABI_MAJOR}.{ABI_MINOR})", env!("CARGO_PKG_VERSION")).into_boxed_str());
+    let matches = Cli::command().version(version).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    init_logging(cli.verbose, cli.quiet);
+    match run(cli) {
+        Ok(status) => status.into(),
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            let _ = std::io::stderr().write_all(diagnostics::render(&error).as_bytes());
+            ExitStatus::Error.into()
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    let directories = plugins::search_path::from_environment(&cli.plugins_dirs);
+    let registry = plugins::scan(&directories);
+    for problem in &registry.directory_problems {
+        tracing::warn!("cannot read plugin directory `{}`: {}", problem.path.display(), problem.reason);
+    }
+    if let Some(problem) = registry.directory_problems.iter().find(|problem| problem.explicit) {
+        return Err(diagnostics::Hinted {
+            message: format!("cannot read plugin directory `{}`: {}", problem.path.display(), problem.reason),
+            hint: "check the `--plugins-dir` / KARMA_PLUGINS_DIR path".to_owned(),
+        }
+        .into());
+    }
+    for (name, paths) in registry.duplicates() {
+        let paths: Vec<String> = paths.iter().map(|path| format!("`{}`", path.display())).collect();
+        tracing::warn!("model `{name}` is provided by several plugins ({}); it cannot be used until one is removed", paths.join(", "));
+    }
+    match cli.command {
+        Command::List(ListCommand::Models { format }) => list::models(&registry, format),
+        Command::List(ListCommand::Plugins { format }) => list::plugins(&registry, format, cli.verbose > 0),
+        Command::Info(InfoCommand::Model { name, format }) => info::model(&registry, &name, format),
+        Command::Run(arguments) => run::run(&registry, &arguments),
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = std::env::var(env_vars::RUST_LOG)
+        .ok()
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| EnvFilter::new(default));
+    let color = std::env::var_os(env_vars::NO_COLOR).is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(color)
+        .without_time()
+        .try_init();
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// Resolves a model name, turning lookup failures into errors with suggestions.
+fn find_model<'a>(registry: &'a plugins::Registry, name: &str) -> anyhow::Result<&'a plugins::RegisteredModel> {
+    registry.model(name).map_err(|error| {
+        let hint = match &error {
+            plugins::LookupError::Unknown { suggestions, .. } if !suggestions.is_empty() => {
+                format!("did you mean: {}?", suggestions.join(", "))
+            }
+            plugins::LookupError::Unknown { .. } => {
+                "`karma-host list models` shows the registered models; `karma-host list plugins` shows rejected plugin files".to_owned()
+            }
+            plugins::LookupError::Ambiguous { .. } => "remove one of the plugin files, or point --plugins-dir at one of them".to_owned(),
+        };
+        diagnostics::Hinted { message: error.to_string(), hint }.into()
+    })
+}

@@ -1,0 +1,18 @@
+//! karma-host: the evaluation host for medical AI model plugins.
+//!
+//! The data path, in module order:
+//!
+//! ```text
+//! plugins dir ──scan──> plugins::Registry ──(model name)──> plugins::ModelInstance
+//!                                                               ^
+//!                       datasets::item::OwnedItem ──view──> batch of borrowed BatchItems
+//!                                                               │
+//!                                     outputs paired by id <────┘
+//! ```
+//!
+//! `cli` sits on top and is the only module that prints.
+
+pub mod cli;
+pub mod datasets;
+pub mod env_vars;
+pub mod plugins;

@@ -1,0 +1,159 @@
+//! A model instance created by a plugin, driven through its vtable. Everything coming back
+//! from the plugin is checked: an output must exist for every item, once, and only for items
+//! that were sent.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
+
+use abi_stable::std_types::{RResult, RSlice, RStr};
+use karma_plugin_api::abi::{BatchItem, ItemOutput, ModelHandle, PluginError};
+
+use super::RegisteredModel;
+
+/// A failure of a plugin call, naming the model, plugin and entry point.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("model `{model}` ({plugin}) failed in `{entry_point}`: {error}")]
+    Plugin { model: String, plugin: PathBuf, entry_point: &'static str, error: PluginError },
+    #[error("model `{model}` ({plugin}) broke the output contract: {problem}")]
+    BadOutputs { model: String, plugin: PathBuf, problem: String },
+}
+
+/// An instance of a registered model. Destroyed through its vtable when dropped.
+pub struct ModelInstance {
+    handle: ModelHandle,
+    model: String,
+    plugin: PathBuf,
+}
+
+impl ModelInstance {
+    /// Asks the plugin to validate `config_json` and create an instance (cheap: no weights).
+    pub fn create(model: &RegisteredModel, config_json: &str) -> Result<Self, CallError> {
+        let host = model.host_api;
+        let result = (model.root.create())(host, RStr::from_str(&model.meta.name), RStr::from_str(config_json));
+        match result {
+            RResult::ROk(handle) => Ok(ModelInstance { handle, model: model.meta.name.clone(), plugin: model.plugin_path.clone() }),
+            RResult::RErr(error) => Err(CallError::Plugin {
+                model: model.meta.name.clone(),
+                plugin: model.plugin_path.clone(),
+                entry_point: "create",
+                error,
+            }),
+        }
+    }
+
+    /// Loads weights and clients.
+    pub fn load(&mut self) -> Result<(), CallError> {
+        // SAFETY: the handle came from this plugin's `create` and is used by one thread at a time.
+        match unsafe { (self.handle.vtable.load())(self.handle.state) } {
+            RResult::ROk(()) => Ok(()),
+            RResult::RErr(error) => Err(self.plugin_error("load", error)),
+        }
+    }
+
+    /// Runs one batch and returns the outputs in item order, paired by id.
+    pub fn run(&mut self, items: &[BatchItem<'_>]) -> Result<Vec<ItemOutput>, CallError> {
+        // SAFETY: as in `load`; `items` outlive the call.
+        let outputs = match unsafe { (self.handle.vtable.run())(self.handle.state, RSlice::from_slice(items)) } {
+            RResult::ROk(outputs) => outputs,
+            RResult::RErr(error) => return Err(self.plugin_error("run", error)),
+        };
+        pair_by_id(items, outputs.into_vec()).map_err(|problem| CallError::BadOutputs {
+            model: self.model.clone(),
+            plugin: self.plugin.clone(),
+            problem,
+        })
+    }
+
+    fn plugin_error(&self, entry_point: &'static str, error: PluginError) -> CallError {
+        CallError::Plugin { model: self.model.clone(), plugin: self.plugin.clone(), entry_point, error }
+    }
+}
+
+impl Drop for ModelInstance {
+    fn drop(&mut self) {
+        // SAFETY: the handle is destroyed exactly once, here.
+        unsafe { (self.handle.vtable.destroy())(self.handle.state) };
+    }
+}
+
+/// The plugin's file name, used to tag its log events.
+pub(crate) fn plugin_label(path: &Path) -> String {
+    path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
+}
+
+/// Orders `outputs` like `items`, matching by id; never by position.
+fn pair_by_id(items: &[BatchItem<'_>], outputs: Vec<ItemOutput>) -> Result<Vec<ItemOutput>, String> {
+    let position: HashMap<u64, usize> = items.iter().enumerate().map(|(index, item)| (item.id, index)).collect();
+    let mut slots: Vec<Option<ItemOutput>> = (0..items.len()).map(|_| None).collect();
+    let (mut unknown, mut duplicate) = (Vec::new(), Vec::new());
+    let returned = outputs.len();
+    for output in outputs {
+        match position.get(&output.id) {
+            None => unknown.push(output.id),
+            Some(&index) if slots[index].is_some() => duplicate.push(output.id),
+            Some(&index) => slots[index] = Some(output),
+        }
+    }
+    let missing: Vec<u64> = items.iter().zip(&slots).filter(|(_, slot)| slot.is_none()).map(|(item, _)| item.id).collect();
+    if unknown.is_empty() && duplicate.is_empty() && missing.is_empty() {
+        return Ok(slots.into_iter().flatten().collect());
+    }
+    let mut problems = vec![format!("{returned} outputs for {} items", items.len())];
+    for (label, ids) in [("missing", &missing), ("duplicate", &duplicate), ("unknown", &unknown)] {
+        if !ids.is_empty() {
+            problems.push(format!("{label} ids {ids:?}"));
+        }
+    }
+    Err(problems.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use abi_stable::std_types::{ROption, RString};
+
+    use super::*;
+
+    fn item(id: u64) -> BatchItem<'static> {
+        BatchItem {
+            id,
+            input: ROption::RNone,
+            system_prompt: ROption::RNone,
+            conversation: RSlice::EMPTY,
+            images: RSlice::EMPTY,
+            audio: ROption::RNone,
+            video: ROption::RNone,
+            expected_output: ROption::RNone,
+            rubric: RSlice::EMPTY,
+            other_args_json: RStr::from_str("{}"),
+        }
+    }
+
+    fn output(id: u64, text: &str) -> ItemOutput {
+        ItemOutput {
+            id,
+            result: RResult::ROk(RString::from(text)),
+            prompt_tokens: ROption::RNone,
+            completion_tokens: ROption::RNone,
+            latency_us: 0,
+        }
+    }
+
+    #[test]
+    fn outputs_are_paired_by_id_not_position() {
+        let items = [item(10), item(20), item(30)];
+        let paired = pair_by_id(&items, vec![output(30, "c"), output(10, "a"), output(20, "b")]).unwrap();
+        let ids: Vec<u64> = paired.iter().map(|output| output.id).collect();
+        assert_eq!(ids, [10, 20, 30]);
+        assert_eq!(paired[0].result.as_ref().unwrap().as_str(), "a");
+    }
+
+    #[test]
+    fn every_contract_violation_is_named() {
+        let items = [item(1), item(2), item(3)];
+        let problem = pair_by_id(&items, vec![output(1, "a"), output(1, "again"), output(9, "?")]).unwrap_err();
+        assert_eq!(problem, "3 outputs for 3 items, missing ids [2, 3], duplicate ids [1], unknown ids [9]");
+    }
+}

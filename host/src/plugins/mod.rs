@@ -1,0 +1,199 @@
+//! Plugins: find → check → load → register.
+//!
+//! [`scan`] looks at every `*.so` entry of the plugin directories, runs the static checks of
+//! [`precheck`], loads what passes with [`loader`], and returns a [`Registry`] holding every
+//! model and every rejected file with its reason. One bad file never stops the others.
+
+mod host_api;
+mod instance;
+mod loader;
+mod precheck;
+mod rejection;
+pub mod search_path;
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    fs,
+    path::{Path, PathBuf},
+};
+
+use karma_plugin_api::abi::{HostApi_Ref, ModelMeta, PluginRoot_Ref};
+
+pub use instance::{CallError, ModelInstance};
+pub use rejection::{RejectCode, Rejection};
+pub use search_path::PluginDir;
+
+/// A model as registered from a loaded plugin.
+#[derive(Clone)]
+pub struct RegisteredModel {
+    pub meta: ModelMeta,
+    pub plugin_path: PathBuf,
+    pub(crate) root: PluginRoot_Ref,
+    pub(crate) host_api: HostApi_Ref,
+}
+
+/// Versions a loaded plugin reports.
+#[derive(Clone, Debug)]
+pub struct PluginVersions {
+    pub abi_major: u16,
+    pub abi_minor: u16,
+    pub plugin_api_version: String,
+    pub rustc_version: String,
+}
+
+/// The outcome of scanning one file.
+#[derive(Clone, Debug)]
+pub enum PluginStatus {
+    Loaded { versions: PluginVersions, models: Vec<String> },
+    Rejected(Rejection),
+}
+
+/// One scanned file.
+#[derive(Clone, Debug)]
+pub struct PluginRecord {
+    pub path: PathBuf,
+    pub status: PluginStatus,
+}
+
+/// A plugin directory that could not be scanned.
+#[derive(Clone, Debug)]
+pub struct DirectoryProblem {
+    pub path: PathBuf,
+    pub explicit: bool,
+    pub reason: String,
+}
+
+/// Everything a scan found.
+#[derive(Default)]
+pub struct Registry {
+    pub plugins: Vec<PluginRecord>,
+    pub models: Vec<RegisteredModel>,
+    pub directory_problems: Vec<DirectoryProblem>,
+}
+
+/// Why a model name cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error("unknown model `{name}`")]
+    Unknown { name: String, suggestions: Vec<String> },
+    #[error("model `{name}` is provided by {} plugins: {}", plugins.len(), plugins.iter().map(|path| format!("`{}`", path.display())).collect::<Vec<_>>().join(", "))]
+    Ambiguous { name: String, plugins: Vec<PathBuf> },
+}
+
+impl Registry {
+    /// The plugin files providing each model name, for names provided more than once.
+    pub fn duplicates(&self) -> BTreeMap<&str, Vec<&Path>> {
+        let mut providers: BTreeMap<&str, Vec<&Path>> = BTreeMap::new();
+        for model in &self.models {
+            providers.entry(model.meta.name.as_str()).or_default().push(&model.plugin_path);
+        }
+        providers.retain(|_, paths| paths.len() > 1);
+        providers
+    }
+
+    /// The one model registered under `name`. Two plugins claiming a name is an error: neither
+    /// silently wins.
+    pub fn model(&self, name: &str) -> Result<&RegisteredModel, LookupError> {
+        let matches: Vec<&RegisteredModel> = self.models.iter().filter(|model| model.meta.name == name).collect();
+        match matches.as_slice() {
+            [only] => Ok(only),
+            [] => Err(LookupError::Unknown { name: name.to_owned(), suggestions: self.suggestions(name) }),
+            several => Err(LookupError::Ambiguous {
+                name: name.to_owned(),
+                plugins: several.iter().map(|model| model.plugin_path.clone()).collect(),
+            }),
+        }
+    }
+
+    /// Up to five registered names close to `name` (substring or small edit distance).
+    fn suggestions(&self, name: &str) -> Vec<String> {
+        let wanted = name.to_lowercase();
+        let mut scored: Vec<(f64, &str)> = self
+            .models
+            .iter()
+            .map(|model| model.meta.name.as_str())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .filter_map(|candidate| {
+                let lower = candidate.to_lowercase();
+                let score = if lower.contains(&wanted) || wanted.contains(&lower) {
+                    1.0
+                } else {
+                    strsim::jaro_winkler(&wanted, &lower)
+                };
+                (score >= 0.8).then_some((score, candidate))
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+        scored.into_iter().take(5).map(|(_, name)| name.to_owned()).collect()
+    }
+}
+
+/// Scans `directories` and loads every plugin found.
+pub fn scan(directories: &[PluginDir]) -> Registry {
+    let mut registry = Registry::default();
+    let mut seen = HashSet::new();
+    for directory in directories {
+        let canonical = directory.path.canonicalize().unwrap_or_else(|_| directory.path.clone());
+        if !seen.insert(canonical) {
+            continue;
+        }
+        let entries = match fs::read_dir(&directory.path) {
+            Ok(entries) => entries,
+            Err(error) => {
+                if directory.explicit || error.kind() != std::io::ErrorKind::NotFound {
+                    registry.directory_problems.push(DirectoryProblem {
+                        path: directory.path.clone(),
+                        explicit: directory.explicit,
+                        reason: error.to_string(),
+                    });
+                }
+                continue;
+            }
+        };
+        let mut candidates: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|extension| extension == "so"))
+            .collect();
+        candidates.sort();
+        for path in candidates {
+            registry.add(path);
+        }
+    }
+    registry
+}
+
+impl Registry {
+    fn add(&mut self, path: PathBuf) {
+        let loaded = precheck::check(&path).and_then(|summary| loader::load(&path, &summary));
+        let status = match loaded {
+            Ok(library) => {
+                let host_api = host_api::host_api_for(&instance::plugin_label(&path));
+                let names = library.models.iter().map(|meta| meta.name.clone()).collect();
+                for meta in library.models {
+                    self.models.push(RegisteredModel {
+                        meta,
+                        plugin_path: path.clone(),
+                        root: library.root,
+                        host_api,
+                    });
+                }
+                PluginStatus::Loaded {
+                    versions: PluginVersions {
+                        abi_major: library.abi_info.major,
+                        abi_minor: library.abi_info.minor,
+                        plugin_api_version: library.abi_info.plugin_api_version.as_str().to_owned(),
+                        rustc_version: library.abi_info.rustc_version.as_str().to_owned(),
+                    },
+                    models: names,
+                }
+            }
+            Err(rejection) => {
+                tracing::warn!(path = %path.display(), code = rejection.code.as_str(), "rejected plugin: {}", rejection.reason);
+                PluginStatus::Rejected(rejection)
+            }
+        };
+        self.plugins.push(PluginRecord { path, status });
+    }
+}

@@ -1,0 +1,99 @@
+//! Why a plugin file was not loaded, in words a person can act on.
+
+use std::{fmt, path::PathBuf};
+
+/// A stable, machine-readable reason code (part of `list plugins --format json`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectCode {
+    Directory,
+    Symlink,
+    DanglingSymlink,
+    NotRegularFile,
+    Unreadable,
+    EmptyFile,
+    NotElf,
+    TruncatedElf,
+    WrongClass,
+    WrongEndianness,
+    WrongArchitecture,
+    NotSharedLibrary,
+    Executable,
+    NotAPlugin,
+    MissingLibrary,
+    UnresolvedSymbol,
+    OpenFailed,
+    BadRootPointer,
+    AbiStableMismatch,
+    AbiMajorMismatch,
+    LayoutMismatch,
+    InitFailed,
+    BadMetadata,
+}
+
+impl RejectCode {
+    /// The snake_case name written in JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectCode::Directory => "directory",
+            RejectCode::Symlink => "symlink",
+            RejectCode::DanglingSymlink => "dangling_symlink",
+            RejectCode::NotRegularFile => "not_regular_file",
+            RejectCode::Unreadable => "unreadable",
+            RejectCode::EmptyFile => "empty_file",
+            RejectCode::NotElf => "not_elf",
+            RejectCode::TruncatedElf => "truncated_elf",
+            RejectCode::WrongClass => "wrong_class",
+            RejectCode::WrongEndianness => "wrong_endianness",
+            RejectCode::WrongArchitecture => "wrong_architecture",
+            RejectCode::NotSharedLibrary => "not_shared_library",
+            RejectCode::Executable => "executable",
+            RejectCode::NotAPlugin => "not_a_plugin",
+            RejectCode::MissingLibrary => "missing_library",
+            RejectCode::UnresolvedSymbol => "unresolved_symbol",
+            RejectCode::OpenFailed => "open_failed",
+            RejectCode::BadRootPointer => "bad_root_pointer",
+            RejectCode::AbiStableMismatch => "abi_stable_mismatch",
+            RejectCode::AbiMajorMismatch => "abi_major_mismatch",
+            RejectCode::LayoutMismatch => "layout_mismatch",
+            RejectCode::InitFailed => "init_failed",
+            RejectCode::BadMetadata => "bad_metadata",
+        }
+    }
+}
+
+/// A file found in a plugin directory that could not be registered.
+#[derive(Clone, Debug)]
+pub struct Rejection {
+    /// The path as found while scanning.
+    pub path: PathBuf,
+    /// Stable reason code.
+    pub code: RejectCode,
+    /// One lowercase clause saying what is wrong.
+    pub reason: String,
+    /// What to do about it, when we know.
+    pub hint: Option<String>,
+    /// Long diagnostic text (e.g. abi_stable's layout dump), shown with `--verbose`.
+    pub detail: Option<String>,
+}
+
+impl Rejection {
+    pub(crate) fn new(path: impl Into<PathBuf>, code: RejectCode, reason: impl Into<String>) -> Self {
+        Rejection { path: path.into(), code, reason: reason.into(), hint: None, detail: None }
+    }
+
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub(crate) fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}: {}", self.path.display(), self.reason)
+    }
+}

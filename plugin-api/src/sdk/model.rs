@@ -1,0 +1,79 @@
+//! The trait a model implements.
+
+use serde::de::DeserializeOwned;
+
+use super::Item;
+use crate::abi::{ExtensionRef, ModelMeta, PluginError};
+
+/// Where and as what a model instance was created.
+#[derive(Clone, Debug)]
+pub struct ModelContext {
+    /// The registry name the host asked for (one of the plugin's models).
+    pub model_name: String,
+    /// That model's metadata.
+    pub meta: ModelMeta,
+    /// `model_path` from the configuration (`--model-path`): a local path or hub id that
+    /// overrides the default weights, if given.
+    pub model_path: Option<String>,
+}
+
+/// The result for one item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Generation {
+    /// The model's answer.
+    pub text: String,
+    /// Tokens in the prompt, if counted.
+    pub prompt_tokens: Option<u64>,
+    /// Tokens generated, if counted.
+    pub completion_tokens: Option<u64>,
+}
+
+impl Generation {
+    /// A generation with text only.
+    pub fn text(text: impl Into<String>) -> Self {
+        Generation { text: text.into(), prompt_tokens: None, completion_tokens: None }
+    }
+}
+
+/// A model, written in safe Rust. The SDK turns it into the ABI's vtable.
+///
+/// The four steps mirror KARMA's `BaseModel`: `load` once, then for each batch
+/// `preprocess` → `run` → `postprocess`. Every call is protected by the panic firewall: a panic
+/// reaches the host as a `PANICKED` error, never as a crash.
+pub trait Model: Send + Sized + 'static {
+    /// The configuration. The SDK fills it from the model's `loader_kwargs` defaults merged with
+    /// the user's settings; a key this type does not read is rejected as `INVALID_INPUT`.
+    type Config: DeserializeOwned;
+    /// What `preprocess` produces for `run` (e.g. token ids).
+    type Prepared;
+    /// What `run` produces for `postprocess` (e.g. raw generated tokens).
+    type Raw;
+
+    /// Validates the configuration and creates an instance. Must be cheap: no weights, no
+    /// network (the host calls it for `--dry-run`).
+    fn create(config: Self::Config, context: &ModelContext) -> Result<Self, PluginError>;
+
+    /// Loads weights, tokenizers, clients. Called once before the first batch.
+    fn load(&mut self) -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    /// Turns a batch of items into the model's input form.
+    fn preprocess(&mut self, items: &[Item<'_>]) -> Result<Self::Prepared, PluginError>;
+
+    /// Runs the model.
+    fn run(&mut self, prepared: Self::Prepared) -> Result<Self::Raw, PluginError>;
+
+    /// Turns raw output into one result per item, in item order. A per-item `Err` fails only
+    /// that item.
+    fn postprocess(
+        &mut self,
+        raw: Self::Raw,
+        items: &[Item<'_>],
+    ) -> Result<Vec<Result<Generation, PluginError>>, PluginError>;
+
+    /// Extra capabilities by id (see [`crate::abi::ExtensionRef`]). None by default.
+    fn extension(&self, _id: &str) -> Option<ExtensionRef> {
+        None
+    }
+}
