@@ -1,1 +1,17 @@
+//! End-to-end tests: real plugins built from this repository, loaded by the real loader, driven
+//! through the real `karma-host` binary (or its library API where a test needs one process).
 
+mod harness;
+
+/// Plugin files that must be rejected, each with its exact diagnostic.
+mod bad_files;
+/// The library API in one process: recovery after panics, extensions, zero-copy batches.
+mod in_process;
+/// `list`, `info`, `--version` and the plugin search path.
+mod listing;
+/// Plugin logs reaching the host's subscriber.
+mod logging;
+/// Fixture plugins that panic or break the output contract.
+mod misbehaving;
+/// `run`: one batch through the baseline models.
+mod run_batch;

@@ -57,6 +57,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         let paths: Vec<String> = paths.iter().map(|path| format!("`{}`", path.display())).collect();
         tracing::warn!("model `{name}` is provided by several plugins ({}); it cannot be used until one is removed", paths.join(", "));
     }
+    let rejected = registry.plugins.iter().filter(|record| matches!(record.status, plugins::PluginStatus::Rejected(_))).count();
+    if rejected > 0 && !matches!(cli.command, Command::List(ListCommand::Plugins { .. })) {
+        tracing::warn!("{rejected} plugin file(s) rejected; `karma-host list plugins` says why");
+    }
     match cli.command {
         Command::List(ListCommand::Models { format }) => list::models(&registry, format),
         Command::List(ListCommand::Plugins { format }) => list::plugins(&registry, format, cli.verbose > 0),

@@ -7,7 +7,11 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use abi_stable::std_types::{RResult, RSlice, RStr};
+use abi_stable::{
+    abi_stability::abi_checking::check_layout_compatibility,
+    std_types::{ROption, RResult, RSlice, RStr},
+    StableAbi,
+};
 use karma_plugin_api::abi::{BatchItem, ItemOutput, ModelHandle, PluginError};
 
 use super::RegisteredModel;
@@ -19,6 +23,8 @@ pub enum CallError {
     Plugin { model: String, plugin: PathBuf, entry_point: &'static str, error: PluginError },
     #[error("model `{model}` ({plugin}) broke the output contract: {problem}")]
     BadOutputs { model: String, plugin: PathBuf, problem: String },
+    #[error("model `{model}` ({plugin}) offers extension `{id}` with an incompatible layout: {problem}")]
+    BadExtension { model: String, plugin: PathBuf, id: String, problem: String },
 }
 
 /// An instance of a registered model. Destroyed through its vtable when dropped.
@@ -67,6 +73,22 @@ impl ModelInstance {
         })
     }
 
+    /// The instance's extension `id` (e.g. `karma.model.loglik/1`) as a `T`, after checking the
+    /// plugin's table has `T`'s layout. `None` when the model does not offer it.
+    pub fn extension<T: StableAbi>(&self, id: &str) -> Result<Option<&'static T>, CallError> {
+        // SAFETY: as in `load`.
+        let found = unsafe { (self.handle.vtable.get_extension())(self.handle.state, RStr::from_str(id)) };
+        let ROption::RSome(extension) = found else { return Ok(None) };
+        check_layout_compatibility(T::LAYOUT, extension.layout).map_err(|errors| CallError::BadExtension {
+            model: self.model.clone(),
+            plugin: self.plugin.clone(),
+            id: id.to_owned(),
+            problem: super::loader::last_error_line(&errors.to_string()),
+        })?;
+        // SAFETY: the table is a `'static` value whose layout was just checked to be `T`'s.
+        Ok(Some(unsafe { &*extension.table.cast::<T>() }))
+    }
+
     fn plugin_error(&self, entry_point: &'static str, error: PluginError) -> CallError {
         CallError::Plugin { model: self.model.clone(), plugin: self.plugin.clone(), entry_point, error }
     }
@@ -112,7 +134,7 @@ fn pair_by_id(items: &[BatchItem<'_>], outputs: Vec<ItemOutput>) -> Result<Vec<I
 
 #[cfg(test)]
 mod tests {
-    use abi_stable::std_types::{ROption, RString};
+    use abi_stable::std_types::RString;
 
     use super::*;
 

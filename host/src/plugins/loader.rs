@@ -202,7 +202,7 @@ fn loaded_segments(canonical: &Path) -> Vec<(usize, usize)> {
 }
 
 /// The useful line of abi_stable's multi-hundred-line layout report.
-fn last_error_line(dump: &str) -> String {
+pub(crate) fn last_error_line(dump: &str) -> String {
     let mut lines = dump.lines().map(str::trim);
     let error = dump
         .lines()

@@ -190,7 +190,7 @@ impl Registry {
                 }
             }
             Err(rejection) => {
-                tracing::warn!(path = %path.display(), code = rejection.code.as_str(), "rejected plugin: {}", rejection.reason);
+                tracing::info!(path = %path.display(), code = rejection.code.as_str(), "rejected plugin: {}", rejection.reason);
                 PluginStatus::Rejected(rejection)
             }
         };

@@ -126,6 +126,18 @@ fn check_header(path: &Path, head: &[u8], size: u64) -> Result<(), Rejection> {
         )
         .hint(format!("rebuild the plugin for {}", machine_name(HOST_MACHINE))));
     }
+    let field = |offset: usize, len: usize| -> u64 {
+        head[offset..offset + len].iter().rev().fold(0u64, |value, byte| (value << 8) | u64::from(*byte))
+    };
+    let table_end = |offset: u64, entry_size: u64, count: u64| offset.saturating_add(entry_size.saturating_mul(count));
+    let expected = table_end(field(32, 8), field(54, 2), field(56, 2)).max(table_end(field(40, 8), field(58, 2), field(60, 2)));
+    if expected > size {
+        return Err(reject(
+            RejectCode::TruncatedElf,
+            format!("truncated ELF file ({size} bytes; its headers say it is at least {expected})"),
+        )
+        .hint("copy the library again; the file is incomplete"));
+    }
     match file_type {
         header::ET_DYN => Ok(()),
         header::ET_EXEC => Err(reject(RejectCode::Executable, "an executable, not a shared library".to_owned())

@@ -1,0 +1,90 @@
+use fixture_extension_api::{AnswerTable, WrongAnswerTable, ANSWER_EXTENSION};
+use karma_host::{
+    datasets::item::{with_batch_view, MediaBlob, OwnedItem},
+    plugins::{scan, CallError, ModelInstance, PluginDir, Registry},
+};
+use karma_plugin_api::abi::ErrorCode;
+
+use crate::harness::{baseline_plugin, fixture, Workdir};
+
+fn registry(work: &Workdir, plugins: &[std::path::PathBuf]) -> Registry {
+    let directory = work.plugins_dir("plugins", plugins);
+    scan(&[PluginDir { path: directory, explicit: true }])
+}
+
+fn text_items(texts: &[&str]) -> Vec<OwnedItem> {
+    texts
+        .iter()
+        .zip(1u64..)
+        .map(|(text, id)| OwnedItem { id, input: Some((*text).to_owned()), ..OwnedItem::default() })
+        .collect()
+}
+
+#[test]
+fn after_a_panic_the_instance_and_other_plugins_keep_working() {
+    let work = Workdir::new();
+    let registry = registry(&work, &[fixture("panic-run"), fixture("panic-create"), baseline_plugin()]);
+    let items = text_items(&["a", "b"]);
+
+    let creation = ModelInstance::create(registry.model("fixture/panic-in-create").unwrap(), "{}");
+    let Err(CallError::Plugin { entry_point: "create", error, .. }) = creation else { panic!("create must fail") };
+    assert_eq!(error.code, ErrorCode::PANICKED);
+
+    let mut panicky = ModelInstance::create(registry.model("fixture/panic-in-run").unwrap(), "{}").unwrap();
+    panicky.load().unwrap();
+    match with_batch_view(&items, false, |batch| panicky.run(batch)) {
+        Err(CallError::Plugin { entry_point: "run", error, .. }) => assert_eq!(error.code, ErrorCode::PANICKED),
+        other => panic!("expected a PANICKED error, got {:?}", other.map(|outputs| outputs.len())),
+    }
+    let second = with_batch_view(&items, false, |batch| panicky.run(batch)).unwrap();
+    assert_eq!(second[0].result.as_ref().unwrap().as_str(), "call 2");
+
+    let mut echo = ModelInstance::create(registry.model("karma/echo").unwrap(), "{}").unwrap();
+    echo.load().unwrap();
+    let outputs = with_batch_view(&items, false, |batch| echo.run(batch)).unwrap();
+    let texts: Vec<&str> = outputs.iter().map(|output| output.result.as_ref().unwrap().as_str()).collect();
+    assert_eq!(texts, ["a", "b"]);
+}
+
+#[test]
+fn run_before_load_is_refused() {
+    let work = Workdir::new();
+    let registry = registry(&work, &[baseline_plugin()]);
+    let mut echo = ModelInstance::create(registry.model("karma/echo").unwrap(), "{}").unwrap();
+    let result = with_batch_view(&text_items(&["x"]), false, |batch| echo.run(batch));
+    let Err(CallError::Plugin { error, .. }) = result else { panic!("run before load must fail") };
+    assert_eq!(error.code, ErrorCode::NOT_LOADED);
+}
+
+#[test]
+fn a_large_image_reaches_the_plugin_without_a_copy() {
+    let work = Workdir::new();
+    let registry = registry(&work, &[fixture("chatty")]);
+    let mut chatty = ModelInstance::create(registry.model("fixture/chatty").unwrap(), "{}").unwrap();
+    chatty.load().unwrap();
+    let item = OwnedItem {
+        id: 1,
+        input: Some("describe".into()),
+        images: vec![MediaBlob { data: vec![0x5a; 50 << 20], format: "png".into() }],
+        ..OwnedItem::default()
+    };
+    let address = item.images[0].data.as_ptr() as usize;
+    let outputs = with_batch_view(std::slice::from_ref(&item), false, |batch| chatty.run(batch)).unwrap();
+    let text = outputs[0].result.as_ref().unwrap().as_str().to_owned();
+    assert!(text.ends_with(&format!("image_ptr={address:#x}")), "{text} vs {address:#x}");
+}
+
+#[test]
+fn extensions_are_found_by_id_and_layout_checked() {
+    let work = Workdir::new();
+    let registry = registry(&work, &[fixture("chatty"), baseline_plugin()]);
+    let chatty = ModelInstance::create(registry.model("fixture/chatty").unwrap(), "{}").unwrap();
+    let table = chatty.extension::<AnswerTable>(ANSWER_EXTENSION).unwrap().expect("offered");
+    assert_eq!((table.answer)(), 42);
+    assert!(chatty.extension::<AnswerTable>("karma.test.unknown/1").unwrap().is_none());
+    let wrong = chatty.extension::<WrongAnswerTable>(ANSWER_EXTENSION);
+    assert!(matches!(wrong, Err(CallError::BadExtension { .. })), "a mismatched layout must be refused");
+
+    let echo = ModelInstance::create(registry.model("karma/echo").unwrap(), "{}").unwrap();
+    assert!(echo.extension::<AnswerTable>(ANSWER_EXTENSION).unwrap().is_none());
+}
