@@ -7,7 +7,7 @@
 //!
 //! A plugin is a `cdylib` crate depending only on this crate (and `serde` for its config):
 //!
-//! ```ignore
+//! ```
 //! use karma_plugin_api::sdk::prelude::*;
 //!
 //! struct Shout;
@@ -32,6 +32,7 @@
 //! fn shout_meta() -> ModelMeta { ModelMeta::new("me/shout", ModelType::TextGeneration) }
 //!
 //! export_plugin!(Shout => shout_meta);
+//! # fn main() {}
 //! ```
 //!
 //! See `plugin-api/README.md` for the full guide.
@@ -45,7 +46,7 @@ pub mod sdk;
 #[doc(hidden)]
 pub mod __private {
     pub use abi_stable::library::{
-        CheckTypeLayout, LibHeader, RootModuleResult, __call_root_module_loader as call_root_module_loader,
+        __call_root_module_loader as call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
     };
     pub use abi_stable::std_types::{ROption, RResult, RStr, RVec};
 }

@@ -34,7 +34,14 @@ fn workspace_artifacts() -> &'static Path {
     BUILT.get_or_init(|| {
         let profile_dir = profile_dir();
         let mut command = cargo();
-        command.current_dir(workspace_root()).args(["build", "--quiet", "-p", "karma-host", "-p", "karma-plugin-baseline"]);
+        command.current_dir(workspace_root()).args([
+            "build",
+            "--quiet",
+            "-p",
+            "karma-host",
+            "-p",
+            "karma-plugin-baseline",
+        ]);
         if profile_dir.file_name().is_some_and(|name| name == "release") {
             command.arg("--release");
         }
@@ -99,7 +106,8 @@ impl Workdir {
         let directory = self.path().join(name);
         std::fs::create_dir_all(&directory).expect("create plugin dir");
         for plugin in plugins {
-            std::fs::copy(plugin, directory.join(plugin.file_name().expect("file name"))).expect("copy plugin");
+            std::fs::copy(plugin, directory.join(plugin.file_name().expect("file name")))
+                .expect("copy plugin");
         }
         directory
     }
@@ -124,7 +132,9 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|error| panic!("stdout is not JSON ({error}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|error| {
+            panic!("stdout is not JSON ({error}):\n{}\nstderr:\n{}", self.stdout, self.stderr)
+        })
     }
 
     /// Each stdout line parsed as JSON.
@@ -133,7 +143,13 @@ impl Run {
     }
 
     pub fn assert_code(&self, expected: i32) -> &Self {
-        assert_eq!(self.code, Some(expected), "unexpected exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code,
+            Some(expected),
+            "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 }

@@ -27,13 +27,17 @@ fn after_a_panic_the_instance_and_other_plugins_keep_working() {
     let items = text_items(&["a", "b"]);
 
     let creation = ModelInstance::create(registry.model("fixture/panic-in-create").unwrap(), "{}");
-    let Err(CallError::Plugin { entry_point: "create", error, .. }) = creation else { panic!("create must fail") };
+    let Err(CallError::Plugin { entry_point: "create", error, .. }) = creation else {
+        panic!("create must fail")
+    };
     assert_eq!(error.code, ErrorCode::PANICKED);
 
     let mut panicky = ModelInstance::create(registry.model("fixture/panic-in-run").unwrap(), "{}").unwrap();
     panicky.load().unwrap();
     match with_batch_view(&items, false, |batch| panicky.run(batch)) {
-        Err(CallError::Plugin { entry_point: "run", error, .. }) => assert_eq!(error.code, ErrorCode::PANICKED),
+        Err(CallError::Plugin { entry_point: "run", error, .. }) => {
+            assert_eq!(error.code, ErrorCode::PANICKED)
+        }
         other => panic!("expected a PANICKED error, got {:?}", other.map(|outputs| outputs.len())),
     }
     let second = with_batch_view(&items, false, |batch| panicky.run(batch)).unwrap();

@@ -1,6 +1,7 @@
 use crate::harness::{baseline_plugin, host_binary, karma, karma_in, Workdir};
 
-const BASELINE_MODELS: [&str; 4] = ["karma/constant", "karma/echo", "karma/first-option", "karma/random-option"];
+const BASELINE_MODELS: [&str; 4] =
+    ["karma/constant", "karma/echo", "karma/first-option", "karma/random-option"];
 
 #[test]
 fn list_models_json_from_a_plugin_copied_alone_into_an_empty_folder() {
@@ -138,6 +139,10 @@ fn duplicate_model_names_are_reported_and_neither_wins() {
 
     let use_it = karma_in(&plugins, &["run", "--model", "karma/echo", "--input", "x"]);
     use_it.assert_code(2);
-    assert!(use_it.stderr.contains("error: model `karma/echo` is provided by 2 plugins"), "{}", use_it.stderr);
+    assert!(
+        use_it.stderr.contains("error: model `karma/echo` is provided by 2 plugins"),
+        "{}",
+        use_it.stderr
+    );
     assert!(use_it.stderr.contains("copy_of_baseline.so"), "{}", use_it.stderr);
 }

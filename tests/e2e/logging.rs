@@ -21,9 +21,20 @@ fn plugin_events_reach_the_host_with_target_and_plugin_name() {
         let wanted = format!("{level} chatty::run: chatty {} event", level.to_lowercase());
         assert!(run.stderr.contains(&wanted), "missing {wanted:?} in:\n{}", run.stderr);
     }
-    assert!(run.stderr.contains("INFO chatty::run: chatty info event batch=1 plugin=\"libfixture_chatty.so\""), "{}", run.stderr);
-    assert!(run.stderr.contains("INFO chatty::load: loading chatty weights=\"none\" plugin=\"libfixture_chatty.so\"")
-        || run.stderr.contains("INFO chatty::load: loading chatty weights=none plugin=\"libfixture_chatty.so\""), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("INFO chatty::run: chatty info event batch=1 plugin=\"libfixture_chatty.so\""),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("INFO chatty::load: loading chatty weights=\"none\" plugin=\"libfixture_chatty.so\"")
+            || run
+                .stderr
+                .contains("INFO chatty::load: loading chatty weights=none plugin=\"libfixture_chatty.so\""),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("chatty trace event"), "trace is filtered out:\n{}", run.stderr);
     // The disabled trace event's argument was never formatted inside the plugin.
     assert_eq!(run.json_lines()[0]["output"], "formatted=0 image_ptr=0x0");
@@ -42,6 +53,10 @@ fn host_filter_applies_per_target_and_level() {
     assert!(!only_load.stderr.contains("chatty::run"), "{}", only_load.stderr);
 
     let traced = chatty_run(&[("RUST_LOG", "chatty=trace")], false);
-    assert!(traced.stderr.contains("TRACE chatty::run: chatty trace event expensive value"), "{}", traced.stderr);
+    assert!(
+        traced.stderr.contains("TRACE chatty::run: chatty trace event expensive value"),
+        "{}",
+        traced.stderr
+    );
     assert_eq!(traced.json_lines()[0]["output"], "formatted=1 image_ptr=0x0");
 }

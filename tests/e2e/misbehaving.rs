@@ -24,7 +24,9 @@ fn panic_in_run_is_a_panicked_error_not_a_crash() {
     let run = karma_in(&plugins, &["run", "--model", "fixture/panic-in-run", "--input", "x"]);
     run.assert_code(2);
     assert!(
-        run.stderr.contains("failed in `run`: panicked in `run`: index out of bounds: the len is 0 but the index is 1"),
+        run.stderr.contains(
+            "failed in `run`: panicked in `run`: index out of bounds: the len is 0 but the index is 1"
+        ),
         "{}",
         run.stderr
     );
@@ -34,7 +36,10 @@ fn panic_in_run_is_a_panicked_error_not_a_crash() {
 fn wrong_outputs_are_named_id_by_id() {
     let work = Workdir::new();
     let plugins = work.plugins_dir("plugins", &[fixture("wrong-outputs")]);
-    let run = karma_in(&plugins, &["run", "--model", "fixture/wrong-outputs", "--input", "a", "--input", "b", "--input", "c"]);
+    let run = karma_in(
+        &plugins,
+        &["run", "--model", "fixture/wrong-outputs", "--input", "a", "--input", "b", "--input", "c"],
+    );
     run.assert_code(2);
     assert!(
         run.stderr.contains(&format!(

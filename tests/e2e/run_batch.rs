@@ -75,7 +75,9 @@ fn echo_returns_input_or_last_user_turn() {
 #[test]
 fn random_option_is_seeded_and_independent_of_batch_order() {
     let lines: Vec<String> = (0..40)
-        .map(|index| format!(r#"{{"id": {index}, "input": "question {index}", "options": ["a", "b", "c", "d"]}}"#))
+        .map(|index| {
+            format!(r#"{{"id": {index}, "input": "question {index}", "options": ["a", "b", "c", "d"]}}"#)
+        })
         .collect();
     let (work, plugins, items) = setup(&(lines.join("\n") + "\n"));
     let reversed: Vec<String> = lines.iter().rev().cloned().collect();
@@ -95,7 +97,8 @@ fn random_option_is_seeded_and_independent_of_batch_order() {
     let letters: std::collections::HashSet<String> = picks.iter().map(|(_, text)| text.clone()).collect();
     assert_eq!(letters.len(), 4, "40 items over 4 options use every option: {letters:?}");
 
-    let other_seed = outputs(&run_model(&plugins, &items, "karma/random-option", &["--model-args", r#"{"seed": 1}"#]));
+    let other_seed =
+        outputs(&run_model(&plugins, &items, "karma/random-option", &["--model-args", r#"{"seed": 1}"#]));
     let mut other_seed_sorted = other_seed.clone();
     other_seed_sorted.sort();
     assert_ne!(picks, other_seed_sorted, "another seed gives other answers");
@@ -113,7 +116,10 @@ fn items_without_options_fail_individually_with_exit_1() {
     run.assert_code(1);
     let lines = run.json_lines();
     assert_eq!(lines[0]["error"]["code"], "invalid_input");
-    assert_eq!(lines[0]["error"]["message"], "item 1 has no options (other_args.options is missing or empty)");
+    assert_eq!(
+        lines[0]["error"]["message"],
+        "item 1 has no options (other_args.options is missing or empty)"
+    );
     assert_eq!(lines[1]["output"], "Final Answer: (B)");
 }
 

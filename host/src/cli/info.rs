@@ -7,10 +7,13 @@ use crate::plugins::{PluginStatus, Registry};
 
 pub(super) fn model(registry: &Registry, name: &str, format: TableOrJson) -> anyhow::Result<ExitStatus> {
     let model = find_model(registry, name)?;
-    let versions = registry.plugins.iter().find(|record| record.path == model.plugin_path).and_then(|record| match &record.status {
-        PluginStatus::Loaded { versions, .. } => Some(versions.clone()),
-        PluginStatus::Rejected(_) => None,
-    });
+    let versions =
+        registry.plugins.iter().find(|record| record.path == model.plugin_path).and_then(|record| {
+            match &record.status {
+                PluginStatus::Loaded { versions, .. } => Some(versions.clone()),
+                PluginStatus::Rejected(_) => None,
+            }
+        });
     let mut document = serde_json::to_value(&model.meta)?;
     if let serde_json::Value::Object(map) = &mut document {
         map.insert("plugin".to_owned(), model.plugin_path.display().to_string().into());

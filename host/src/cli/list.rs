@@ -44,7 +44,13 @@ pub(super) fn models(registry: &Registry, format: ModelsFormat) -> anyhow::Resul
                     vec![
                         name,
                         model.meta.model_type.as_str().to_owned(),
-                        model.meta.modalities.iter().map(|modality| modality.as_str()).collect::<Vec<_>>().join(","),
+                        model
+                            .meta
+                            .modalities
+                            .iter()
+                            .map(|modality| modality.as_str())
+                            .collect::<Vec<_>>()
+                            .join(","),
                         model.plugin_path.display().to_string(),
                     ]
                 })

@@ -22,8 +22,9 @@ use crate::{env_vars, plugins};
 
 /// Runs the program: parses `std::env::args`, executes, and returns the exit code.
 pub fn main() -> ExitCode {
-    let version: &'static str =
-        Box::leak(format!("{} (plugin ABI {ABI_MAJOR}.{ABI_MINOR})", env!("CARGO_PKG_VERSION")).into_boxed_str());
+    let version: &'static str = Box::leak(
+        format!("{} (plugin ABI {ABI_MAJOR}.{ABI_MINOR})", env!("CARGO_PKG_VERSION")).into_boxed_str(),
+    );
     let matches = Cli::command().version(version).get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
@@ -55,9 +56,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     }
     for (name, paths) in registry.duplicates() {
         let paths: Vec<String> = paths.iter().map(|path| format!("`{}`", path.display())).collect();
-        tracing::warn!("model `{name}` is provided by several plugins ({}); it cannot be used until one is removed", paths.join(", "));
+        tracing::warn!(
+            "model `{name}` is provided by several plugins ({}); it cannot be used until one is removed",
+            paths.join(", ")
+        );
     }
-    let rejected = registry.plugins.iter().filter(|record| matches!(record.status, plugins::PluginStatus::Rejected(_))).count();
+    let rejected = registry
+        .plugins
+        .iter()
+        .filter(|record| matches!(record.status, plugins::PluginStatus::Rejected(_)))
+        .count();
     if rejected > 0 && !matches!(cli.command, Command::List(ListCommand::Plugins { .. })) {
         tracing::warn!("{rejected} plugin file(s) rejected; `karma-host list plugins` says why");
     }
@@ -81,7 +89,8 @@ fn init_logging(verbose: u8, quiet: bool) {
         .ok()
         .and_then(|directives| EnvFilter::try_new(directives).ok())
         .unwrap_or_else(|| EnvFilter::new(default));
-    let color = std::env::var_os(env_vars::NO_COLOR).is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let color = std::env::var_os(env_vars::NO_COLOR).is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -91,13 +100,16 @@ fn init_logging(verbose: u8, quiet: bool) {
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Resolves a model name, turning lookup failures into errors with suggestions.
-fn find_model<'a>(registry: &'a plugins::Registry, name: &str) -> anyhow::Result<&'a plugins::RegisteredModel> {
+fn find_model<'a>(
+    registry: &'a plugins::Registry,
+    name: &str,
+) -> anyhow::Result<&'a plugins::RegisteredModel> {
     registry.model(name).map_err(|error| {
         let hint = match &error {
             plugins::LookupError::Unknown { suggestions, .. } if !suggestions.is_empty() => {

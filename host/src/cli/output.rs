@@ -15,7 +15,13 @@ pub fn table(out: &mut impl Write, headers: &[&str], rows: &[Vec<String>]) -> io
         cells
             .iter()
             .enumerate()
-            .map(|(index, cell)| if index == last { (*cell).to_owned() } else { format!("{cell:<width$}", width = widths[index]) })
+            .map(|(index, cell)| {
+                if index == last {
+                    (*cell).to_owned()
+                } else {
+                    format!("{cell:<width$}", width = widths[index])
+                }
+            })
             .collect::<Vec<_>>()
             .join("  ")
     };
@@ -61,7 +67,12 @@ mod tests {
     #[test]
     fn csv_quotes_only_when_needed() {
         let mut out = Vec::new();
-        csv(&mut out, &["a", "b"], &[vec!["x,y".into(), "say \"hi\"".into()], vec!["plain".into(), String::new()]]).unwrap();
+        csv(
+            &mut out,
+            &["a", "b"],
+            &[vec!["x,y".into(), "say \"hi\"".into()], vec!["plain".into(), String::new()]],
+        )
+        .unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "a,b\r\n\"x,y\",\"say \"\"hi\"\"\"\r\nplain,\r\n");
     }
 

@@ -121,7 +121,8 @@ struct CriterionLine {
 }
 
 fn read_items(path: &Path) -> anyhow::Result<Vec<OwnedItem>> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open items file `{}`", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open items file `{}`", path.display()))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut items = Vec::new();
     let mut ids = HashSet::new();
@@ -143,16 +144,24 @@ fn read_items(path: &Path) -> anyhow::Result<Vec<OwnedItem>> {
         }
         let read_media = |media: &Path| -> anyhow::Result<MediaBlob> {
             let full = base.join(media);
-            let data = std::fs::read(&full)
-                .with_context(|| format!("`{}` line {number}: cannot read `{}`", path.display(), full.display()))?;
-            let format = media.extension().map(|extension| extension.to_string_lossy().to_lowercase()).unwrap_or_default();
+            let data = std::fs::read(&full).with_context(|| {
+                format!("`{}` line {number}: cannot read `{}`", path.display(), full.display())
+            })?;
+            let format = media
+                .extension()
+                .map(|extension| extension.to_string_lossy().to_lowercase())
+                .unwrap_or_default();
             Ok(MediaBlob { data, format })
         };
         items.push(OwnedItem {
             id,
             input: parsed.input,
             system_prompt: parsed.system_prompt,
-            conversation: parsed.conversation.into_iter().map(|turn| ConversationTurn { role: turn.role, content: turn.content }).collect(),
+            conversation: parsed
+                .conversation
+                .into_iter()
+                .map(|turn| ConversationTurn { role: turn.role, content: turn.content })
+                .collect(),
             images: parsed.images.iter().map(|image| read_media(image)).collect::<anyhow::Result<_>>()?,
             audio: parsed.audio.as_deref().map(read_media).transpose()?,
             video: None,
@@ -160,7 +169,11 @@ fn read_items(path: &Path) -> anyhow::Result<Vec<OwnedItem>> {
             rubric: parsed
                 .rubric
                 .into_iter()
-                .map(|criterion| Criterion { criterion: criterion.criterion, points: criterion.points, tags: criterion.tags })
+                .map(|criterion| Criterion {
+                    criterion: criterion.criterion,
+                    points: criterion.points,
+                    tags: criterion.tags,
+                })
                 .collect(),
             other_args: serde_json::Value::Object(other_args).to_string(),
         });

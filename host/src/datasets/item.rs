@@ -54,10 +54,19 @@ fn text_view(text: &Option<String>) -> ROption<RStr<'_>> {
 ///
 /// Only small pointer arrays are allocated; text and media bytes are borrowed, never copied.
 /// `expected_output` is withheld unless `show_expected_output` (the model asked for it).
-pub fn with_batch_view<R>(items: &[OwnedItem], show_expected_output: bool, use_batch: impl FnOnce(&[BatchItem<'_>]) -> R) -> R {
+pub fn with_batch_view<R>(
+    items: &[OwnedItem],
+    show_expected_output: bool,
+    use_batch: impl FnOnce(&[BatchItem<'_>]) -> R,
+) -> R {
     let tags: Vec<Vec<Vec<RStr<'_>>>> = items
         .iter()
-        .map(|item| item.rubric.iter().map(|criterion| criterion.tags.iter().map(|tag| RStr::from_str(tag)).collect()).collect())
+        .map(|item| {
+            item.rubric
+                .iter()
+                .map(|criterion| criterion.tags.iter().map(|tag| RStr::from_str(tag)).collect())
+                .collect()
+        })
         .collect();
     let turns: Vec<Vec<Turn<'_>>> = items
         .iter()
@@ -68,7 +77,8 @@ pub fn with_batch_view<R>(items: &[OwnedItem], show_expected_output: bool, use_b
                 .collect()
         })
         .collect();
-    let images: Vec<Vec<Media<'_>>> = items.iter().map(|item| item.images.iter().map(media_view).collect()).collect();
+    let images: Vec<Vec<Media<'_>>> =
+        items.iter().map(|item| item.images.iter().map(media_view).collect()).collect();
     let rubrics: Vec<Vec<RubricCriterion<'_>>> = items
         .iter()
         .zip(&tags)
@@ -95,7 +105,11 @@ pub fn with_batch_view<R>(items: &[OwnedItem], show_expected_output: bool, use_b
             images: RSlice::from_slice(&images[index]),
             audio: item.audio.as_ref().map(media_view).into(),
             video: item.video.as_ref().map(media_view).into(),
-            expected_output: if show_expected_output { text_view(&item.expected_output) } else { ROption::RNone },
+            expected_output: if show_expected_output {
+                text_view(&item.expected_output)
+            } else {
+                ROption::RNone
+            },
             rubric: RSlice::from_slice(&rubrics[index]),
             other_args_json: RStr::from_str(if item.other_args.is_empty() { "{}" } else { &item.other_args }),
         })

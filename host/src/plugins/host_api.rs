@@ -30,7 +30,8 @@ struct PluginLogContext {
 /// Builds the callback table for one plugin, named `plugin` in log output. Lives forever, like
 /// the plugin.
 pub fn host_api_for(plugin: &str) -> HostApi_Ref {
-    let context: &'static PluginLogContext = Box::leak(Box::new(PluginLogContext { plugin: plugin.to_owned() }));
+    let context: &'static PluginLogContext =
+        Box::leak(Box::new(PluginLogContext { plugin: plugin.to_owned() }));
     HostApi {
         context: HostContextPtr((context as *const PluginLogContext).cast::<HostContext>()),
         log_enabled,
@@ -103,7 +104,8 @@ const OVERFLOW_TARGET: &str = "karma_plugin";
 
 fn callsite(target: &str, level: Level) -> &'static DynamicCallsite {
     static CALLSITES: OnceLock<Mutex<HashMap<(String, Level), &'static DynamicCallsite>>> = OnceLock::new();
-    let mut callsites = CALLSITES.get_or_init(Default::default).lock().unwrap_or_else(|poison| poison.into_inner());
+    let mut callsites =
+        CALLSITES.get_or_init(Default::default).lock().unwrap_or_else(|poison| poison.into_inner());
     let target = if callsites.len() >= MAX_CALLSITES && !callsites.contains_key(&(target.to_owned(), level)) {
         OVERFLOW_TARGET
     } else {
@@ -112,7 +114,8 @@ fn callsite(target: &str, level: Level) -> &'static DynamicCallsite {
     if let Some(existing) = callsites.get(&(target.to_owned(), level)) {
         return existing;
     }
-    let callsite: &'static DynamicCallsite = Box::leak(Box::new(DynamicCallsite { metadata: OnceLock::new() }));
+    let callsite: &'static DynamicCallsite =
+        Box::leak(Box::new(DynamicCallsite { metadata: OnceLock::new() }));
     let leaked_target: &'static str = Box::leak(target.to_owned().into_boxed_str());
     let metadata = Metadata::new(
         "plugin event",

@@ -20,7 +20,7 @@ use super::RegisteredModel;
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
     #[error("model `{model}` ({plugin}) failed in `{entry_point}`: {error}")]
-    Plugin { model: String, plugin: PathBuf, entry_point: &'static str, error: PluginError },
+    Plugin { model: String, plugin: PathBuf, entry_point: &'static str, error: Box<PluginError> },
     #[error("model `{model}` ({plugin}) broke the output contract: {problem}")]
     BadOutputs { model: String, plugin: PathBuf, problem: String },
     #[error("model `{model}` ({plugin}) offers extension `{id}` with an incompatible layout: {problem}")]
@@ -38,14 +38,19 @@ impl ModelInstance {
     /// Asks the plugin to validate `config_json` and create an instance (cheap: no weights).
     pub fn create(model: &RegisteredModel, config_json: &str) -> Result<Self, CallError> {
         let host = model.host_api;
-        let result = (model.root.create())(host, RStr::from_str(&model.meta.name), RStr::from_str(config_json));
+        let result =
+            (model.root.create())(host, RStr::from_str(&model.meta.name), RStr::from_str(config_json));
         match result {
-            RResult::ROk(handle) => Ok(ModelInstance { handle, model: model.meta.name.clone(), plugin: model.plugin_path.clone() }),
+            RResult::ROk(handle) => Ok(ModelInstance {
+                handle,
+                model: model.meta.name.clone(),
+                plugin: model.plugin_path.clone(),
+            }),
             RResult::RErr(error) => Err(CallError::Plugin {
                 model: model.meta.name.clone(),
                 plugin: model.plugin_path.clone(),
                 entry_point: "create",
-                error,
+                error: Box::new(error),
             }),
         }
     }
@@ -62,10 +67,11 @@ impl ModelInstance {
     /// Runs one batch and returns the outputs in item order, paired by id.
     pub fn run(&mut self, items: &[BatchItem<'_>]) -> Result<Vec<ItemOutput>, CallError> {
         // SAFETY: as in `load`; `items` outlive the call.
-        let outputs = match unsafe { (self.handle.vtable.run())(self.handle.state, RSlice::from_slice(items)) } {
-            RResult::ROk(outputs) => outputs,
-            RResult::RErr(error) => return Err(self.plugin_error("run", error)),
-        };
+        let outputs =
+            match unsafe { (self.handle.vtable.run())(self.handle.state, RSlice::from_slice(items)) } {
+                RResult::ROk(outputs) => outputs,
+                RResult::RErr(error) => return Err(self.plugin_error("run", error)),
+            };
         pair_by_id(items, outputs.into_vec()).map_err(|problem| CallError::BadOutputs {
             model: self.model.clone(),
             plugin: self.plugin.clone(),
@@ -79,18 +85,25 @@ impl ModelInstance {
         // SAFETY: as in `load`.
         let found = unsafe { (self.handle.vtable.get_extension())(self.handle.state, RStr::from_str(id)) };
         let ROption::RSome(extension) = found else { return Ok(None) };
-        check_layout_compatibility(T::LAYOUT, extension.layout).map_err(|errors| CallError::BadExtension {
-            model: self.model.clone(),
-            plugin: self.plugin.clone(),
-            id: id.to_owned(),
-            problem: super::loader::last_error_line(&errors.to_string()),
+        check_layout_compatibility(T::LAYOUT, extension.layout).map_err(|errors| {
+            CallError::BadExtension {
+                model: self.model.clone(),
+                plugin: self.plugin.clone(),
+                id: id.to_owned(),
+                problem: super::loader::last_error_line(&errors.to_string()),
+            }
         })?;
         // SAFETY: the table is a `'static` value whose layout was just checked to be `T`'s.
         Ok(Some(unsafe { &*extension.table.cast::<T>() }))
     }
 
     fn plugin_error(&self, entry_point: &'static str, error: PluginError) -> CallError {
-        CallError::Plugin { model: self.model.clone(), plugin: self.plugin.clone(), entry_point, error }
+        CallError::Plugin {
+            model: self.model.clone(),
+            plugin: self.plugin.clone(),
+            entry_point,
+            error: Box::new(error),
+        }
     }
 }
 
@@ -103,12 +116,15 @@ impl Drop for ModelInstance {
 
 /// The plugin's file name, used to tag its log events.
 pub(crate) fn plugin_label(path: &Path) -> String {
-    path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 /// Orders `outputs` like `items`, matching by id; never by position.
 fn pair_by_id(items: &[BatchItem<'_>], outputs: Vec<ItemOutput>) -> Result<Vec<ItemOutput>, String> {
-    let position: HashMap<u64, usize> = items.iter().enumerate().map(|(index, item)| (item.id, index)).collect();
+    let position: HashMap<u64, usize> =
+        items.iter().enumerate().map(|(index, item)| (item.id, index)).collect();
     let mut slots: Vec<Option<ItemOutput>> = (0..items.len()).map(|_| None).collect();
     let (mut unknown, mut duplicate) = (Vec::new(), Vec::new());
     let returned = outputs.len();
@@ -119,7 +135,8 @@ fn pair_by_id(items: &[BatchItem<'_>], outputs: Vec<ItemOutput>) -> Result<Vec<I
             Some(&index) => slots[index] = Some(output),
         }
     }
-    let missing: Vec<u64> = items.iter().zip(&slots).filter(|(_, slot)| slot.is_none()).map(|(item, _)| item.id).collect();
+    let missing: Vec<u64> =
+        items.iter().zip(&slots).filter(|(_, slot)| slot.is_none()).map(|(item, _)| item.id).collect();
     if unknown.is_empty() && duplicate.is_empty() && missing.is_empty() {
         return Ok(slots.into_iter().flatten().collect());
     }
@@ -175,7 +192,8 @@ mod tests {
     #[test]
     fn every_contract_violation_is_named() {
         let items = [item(1), item(2), item(3)];
-        let problem = pair_by_id(&items, vec![output(1, "a"), output(1, "again"), output(9, "?")]).unwrap_err();
+        let problem =
+            pair_by_id(&items, vec![output(1, "a"), output(1, "again"), output(9, "?")]).unwrap_err();
         assert_eq!(problem, "3 outputs for 3 items, missing ids [2, 3], duplicate ids [1], unknown ids [9]");
     }
 }

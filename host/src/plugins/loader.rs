@@ -30,10 +30,9 @@ pub fn load(path: &Path, summary: &ElfSummary) -> Result<LoadedLibrary, Rejectio
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_owned());
     // RTLD_NOW: an unresolved symbol must fail here, not kill the process at first call.
     // RTLD_LOCAL: two plugins may contain the same Rust symbols.
-    let library = unsafe {
-        libloading::os::unix::Library::open(Some(&canonical), libc::RTLD_NOW | libc::RTLD_LOCAL)
-    }
-    .map_err(|error| open_failure(path, summary, &error.to_string()))?;
+    let library =
+        unsafe { libloading::os::unix::Library::open(Some(&canonical), libc::RTLD_NOW | libc::RTLD_LOCAL) }
+            .map_err(|error| open_failure(path, summary, &error.to_string()))?;
 
     let symbol_name = format!("{ROOT_SYMBOL}\0");
     let root_address = match unsafe { library.get::<*const c_void>(symbol_name.as_bytes()) } {
@@ -43,14 +42,22 @@ pub fn load(path: &Path, summary: &ElfSummary) -> Result<LoadedLibrary, Rejectio
                 .detail(error.to_string()))
         }
     };
-    check_root_pointer(path, &canonical, root_address, std::mem::size_of::<abi_stable::library::LibHeader>())?;
+    check_root_pointer(
+        path,
+        &canonical,
+        root_address,
+        std::mem::size_of::<abi_stable::library::LibHeader>(),
+    )?;
     let library = Box::leak(Box::new(library));
     // SAFETY: the symbol is abi_stable's header static, which starts with an `AbiHeader`;
     // `AbiHeaderRef` is a transparent reference to it and the address was checked to lie inside
     // the library's mapped segments.
-    let header: AbiHeaderRef = unsafe { *library.get::<AbiHeaderRef>(symbol_name.as_bytes()).map_err(|error| {
-        Rejection::new(path, RejectCode::NotAPlugin, "not a karma plugin: no root module").detail(error.to_string())
-    })? };
+    let header: AbiHeaderRef = unsafe {
+        *library.get::<AbiHeaderRef>(symbol_name.as_bytes()).map_err(|error| {
+            Rejection::new(path, RejectCode::NotAPlugin, "not a karma plugin: no root module")
+                .detail(error.to_string())
+        })?
+    };
     check_abi_stable_header(path, &header)?;
     let lib_header = header.upgrade().map_err(|error| {
         Rejection::new(path, RejectCode::AbiStableMismatch, "the plugin's C ABI self-test failed")
@@ -59,8 +66,12 @@ pub fn load(path: &Path, summary: &ElfSummary) -> Result<LoadedLibrary, Rejectio
 
     let version = lib_header.version_strings();
     let parsed = version.parsed().map_err(|error| {
-        Rejection::new(path, RejectCode::AbiMajorMismatch, format!("unreadable ABI version `{}`", version.version))
-            .detail(error.to_string())
+        Rejection::new(
+            path,
+            RejectCode::AbiMajorMismatch,
+            format!("unreadable ABI version `{}`", version.version),
+        )
+        .detail(error.to_string())
     })?;
     if parsed.major != u32::from(ABI_MAJOR) {
         return Err(Rejection::new(
@@ -71,7 +82,10 @@ pub fn load(path: &Path, summary: &ElfSummary) -> Result<LoadedLibrary, Rejectio
                 parsed.major, parsed.minor
             ),
         )
-        .hint(format!("rebuild the plugin against karma-plugin-api {ABI_MAJOR}.x, or use a karma-host for ABI {}", parsed.major)));
+        .hint(format!(
+            "rebuild the plugin against karma-plugin-api {ABI_MAJOR}.x, or use a karma-host for ABI {}",
+            parsed.major
+        )));
     }
 
     // The version policy above is ours; abi_stable's own check would reject older minors.
@@ -96,13 +110,21 @@ pub fn load(path: &Path, summary: &ElfSummary) -> Result<LoadedLibrary, Rejectio
     let descriptors = match (root.models())() {
         abi_stable::std_types::RResult::ROk(descriptors) => descriptors,
         abi_stable::std_types::RResult::RErr(error) => {
-            return Err(Rejection::new(path, RejectCode::InitFailed, format!("listing its models failed: {error}")))
+            return Err(Rejection::new(
+                path,
+                RejectCode::InitFailed,
+                format!("listing its models failed: {error}"),
+            ))
         }
     };
     let mut models = Vec::with_capacity(descriptors.len());
     for descriptor in descriptors.iter() {
         let meta: ModelMeta = serde_json::from_str(descriptor.meta_json.as_str()).map_err(|error| {
-            Rejection::new(path, RejectCode::BadMetadata, format!("invalid metadata for model `{}`: {error}", descriptor.name))
+            Rejection::new(
+                path,
+                RejectCode::BadMetadata,
+                format!("invalid metadata for model `{}`: {error}", descriptor.name),
+            )
         })?;
         if meta.name != descriptor.name.as_str() {
             return Err(Rejection::new(
@@ -118,11 +140,15 @@ pub fn load(path: &Path, summary: &ElfSummary) -> Result<LoadedLibrary, Rejectio
 
 /// Turns a `dlopen` error into the reason a person can act on.
 fn open_failure(path: &Path, summary: &ElfSummary, message: &str) -> Rejection {
-    if let Some(missing) = summary.needed.iter().find(|library| {
-        message.contains(&format!("{library}: cannot open shared object file"))
-    }) {
+    if let Some(missing) = summary
+        .needed
+        .iter()
+        .find(|library| message.contains(&format!("{library}: cannot open shared object file")))
+    {
         return Rejection::new(path, RejectCode::MissingLibrary, format!("missing library {missing}"))
-            .hint(format!("install the package providing `{missing}`, or add its directory to LD_LIBRARY_PATH"))
+            .hint(format!(
+                "install the package providing `{missing}`, or add its directory to LD_LIBRARY_PATH"
+            ))
             .detail(message.to_owned());
     }
     if let Some(position) = message.find("undefined symbol: ") {
@@ -137,7 +163,11 @@ fn open_failure(path: &Path, summary: &ElfSummary, message: &str) -> Rejection {
 fn check_abi_stable_header(path: &Path, header: &AbiHeader) -> Result<(), Rejection> {
     let expected = AbiHeader::VALUE;
     if header.magic_string != expected.magic_string {
-        return Err(Rejection::new(path, RejectCode::AbiStableMismatch, "not a karma plugin: its root symbol is not an abi_stable header"));
+        return Err(Rejection::new(
+            path,
+            RejectCode::AbiStableMismatch,
+            "not a karma plugin: its root symbol is not an abi_stable header",
+        ));
     }
     if !header.is_valid() {
         return Err(Rejection::new(
@@ -155,7 +185,12 @@ fn check_abi_stable_header(path: &Path, header: &AbiHeader) -> Result<(), Reject
 
 /// Rejects a root symbol that is null or does not lie (with `len` bytes) inside one of the
 /// library's loaded segments, before anything dereferences it.
-fn check_root_pointer(path: &Path, canonical: &Path, address: *const c_void, len: usize) -> Result<(), Rejection> {
+fn check_root_pointer(
+    path: &Path,
+    canonical: &Path,
+    address: *const c_void,
+    len: usize,
+) -> Result<(), Rejection> {
     if address.is_null() {
         return Err(Rejection::new(path, RejectCode::BadRootPointer, "its root symbol is a null pointer"));
     }
@@ -180,7 +215,11 @@ fn loaded_segments(canonical: &Path) -> Vec<(usize, usize)> {
         name: CString,
         segments: Vec<(usize, usize)>,
     }
-    unsafe extern "C" fn visit(info: *mut libc::dl_phdr_info, _size: libc::size_t, data: *mut c_void) -> libc::c_int {
+    unsafe extern "C" fn visit(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut c_void,
+    ) -> libc::c_int {
         // SAFETY: called by dl_iterate_phdr with a valid info struct and our `Search`.
         let (info, search) = unsafe { (&*info, &mut *data.cast::<Search>()) };
         if info.dlpi_name.is_null() || unsafe { CStr::from_ptr(info.dlpi_name) } != search.name.as_c_str() {
@@ -207,8 +246,7 @@ pub(crate) fn last_error_line(dump: &str) -> String {
     let error = dump
         .lines()
         .map(str::trim)
-        .filter(|line| line.starts_with("Error:"))
-        .last()
+        .rfind(|line| line.starts_with("Error:"))
         .map(|line| line.trim_start_matches("Error:").trim().to_owned());
     match error {
         Some(text) if !text.is_empty() => text,

@@ -94,7 +94,8 @@ impl Registry {
     /// The one model registered under `name`. Two plugins claiming a name is an error: neither
     /// silently wins.
     pub fn model(&self, name: &str) -> Result<&RegisteredModel, LookupError> {
-        let matches: Vec<&RegisteredModel> = self.models.iter().filter(|model| model.meta.name == name).collect();
+        let matches: Vec<&RegisteredModel> =
+            self.models.iter().filter(|model| model.meta.name == name).collect();
         match matches.as_slice() {
             [only] => Ok(only),
             [] => Err(LookupError::Unknown { name: name.to_owned(), suggestions: self.suggestions(name) }),

@@ -36,8 +36,11 @@ pub fn check(path: &Path) -> Result<ElfSummary, Rejection> {
     if file_type.is_symlink() {
         let target = fs::read_link(path).map(|target| target.display().to_string()).unwrap_or_default();
         return Err(if fs::metadata(path).is_err() {
-            reject(RejectCode::DanglingSymlink, format!("dangling symlink to `{target}` (the target does not exist)"))
-                .hint("remove the link or restore its target")
+            reject(
+                RejectCode::DanglingSymlink,
+                format!("dangling symlink to `{target}` (the target does not exist)"),
+            )
+            .hint("remove the link or restore its target")
         } else {
             reject(RejectCode::Symlink, format!("symlink to `{target}`: plugins must be regular files"))
                 .hint("copy the library itself into the plugin directory")
@@ -50,8 +53,11 @@ pub fn check(path: &Path) -> Result<ElfSummary, Rejection> {
         return Err(reject(RejectCode::NotRegularFile, "not a regular file".to_owned()));
     }
     if link_metadata.permissions().mode() & 0o444 == 0 {
-        return Err(reject(RejectCode::Unreadable, "unreadable: its mode grants no read permission".to_owned())
-            .hint("`chmod a+r` the file"));
+        return Err(reject(
+            RejectCode::Unreadable,
+            "unreadable: its mode grants no read permission".to_owned(),
+        )
+        .hint("`chmod a+r` the file"));
     }
     let mut file = fs::File::open(path)
         .map_err(|error| reject(RejectCode::Unreadable, format!("unreadable: {error}")))?;
@@ -110,7 +116,10 @@ fn check_header(path: &Path, head: &[u8], size: u64) -> Result<(), Rejection> {
     match head[header::EI_CLASS] {
         header::ELFCLASS64 => {}
         header::ELFCLASS32 => {
-            return Err(reject(RejectCode::WrongClass, "built for a 32-bit target; this host is 64-bit".to_owned()))
+            return Err(reject(
+                RejectCode::WrongClass,
+                "built for a 32-bit target; this host is 64-bit".to_owned(),
+            ))
         }
         other => return Err(reject(RejectCode::WrongClass, format!("invalid ELF class {other}"))),
     }
@@ -129,8 +138,13 @@ fn check_header(path: &Path, head: &[u8], size: u64) -> Result<(), Rejection> {
     let field = |offset: usize, len: usize| -> u64 {
         head[offset..offset + len].iter().rev().fold(0u64, |value, byte| (value << 8) | u64::from(*byte))
     };
-    let table_end = |offset: u64, entry_size: u64, count: u64| offset.saturating_add(entry_size.saturating_mul(count));
-    let expected = table_end(field(32, 8), field(54, 2), field(56, 2)).max(table_end(field(40, 8), field(58, 2), field(60, 2)));
+    let table_end =
+        |offset: u64, entry_size: u64, count: u64| offset.saturating_add(entry_size.saturating_mul(count));
+    let expected = table_end(field(32, 8), field(54, 2), field(56, 2)).max(table_end(
+        field(40, 8),
+        field(58, 2),
+        field(60, 2),
+    ));
     if expected > size {
         return Err(reject(
             RejectCode::TruncatedElf,
@@ -140,17 +154,24 @@ fn check_header(path: &Path, head: &[u8], size: u64) -> Result<(), Rejection> {
     }
     match file_type {
         header::ET_DYN => Ok(()),
-        header::ET_EXEC => Err(reject(RejectCode::Executable, "an executable, not a shared library".to_owned())
-            .hint("build the plugin with `crate-type = [\"cdylib\"]`")),
-        header::ET_REL => Err(reject(RejectCode::NotSharedLibrary, "an object file (.o), not a shared library".to_owned())),
-        header::ET_CORE => Err(reject(RejectCode::NotSharedLibrary, "a core dump, not a shared library".to_owned())),
+        header::ET_EXEC => {
+            Err(reject(RejectCode::Executable, "an executable, not a shared library".to_owned())
+                .hint("build the plugin with `crate-type = [\"cdylib\"]`"))
+        }
+        header::ET_REL => {
+            Err(reject(RejectCode::NotSharedLibrary, "an object file (.o), not a shared library".to_owned()))
+        }
+        header::ET_CORE => {
+            Err(reject(RejectCode::NotSharedLibrary, "a core dump, not a shared library".to_owned()))
+        }
         other => Err(reject(RejectCode::NotSharedLibrary, format!("ELF type {other}, not a shared library"))),
     }
 }
 
 fn describe_non_elf(head: &[u8]) -> String {
     let looks_like_text = !head.is_empty()
-        && std::str::from_utf8(head).is_ok_and(|text| text.chars().all(|c| !c.is_control() || c.is_whitespace()));
+        && std::str::from_utf8(head)
+            .is_ok_and(|text| text.chars().all(|c| !c.is_control() || c.is_whitespace()));
     if looks_like_text {
         let text = String::from_utf8_lossy(head);
         let first_line = text.lines().next().unwrap_or_default();
@@ -183,7 +204,11 @@ mod tests {
     fn text_file_is_named_as_text() {
         let rejection = check_header(Path::new("x.so"), b"hello plugin\n", 13).unwrap_err();
         assert_eq!(rejection.code, RejectCode::NotElf);
-        assert!(rejection.reason.contains("text file (starts with \"hello plugin\")"), "{}", rejection.reason);
+        assert!(
+            rejection.reason.contains("text file (starts with \"hello plugin\")"),
+            "{}",
+            rejection.reason
+        );
     }
 
     #[test]

@@ -185,10 +185,9 @@ mod tests {
 
     #[test]
     fn minimal_json_gets_defaults_and_keeps_unknown_fields() {
-        let meta: ModelMeta = serde_json::from_str(
-            r#"{"name":"org/m","model_type":"embedding","future_field":{"x":1}}"#,
-        )
-        .unwrap();
+        let meta: ModelMeta =
+            serde_json::from_str(r#"{"name":"org/m","model_type":"embedding","future_field":{"x":1}}"#)
+                .unwrap();
         assert_eq!(meta.modalities, vec![Modality::Text]);
         assert_eq!(meta.languages, vec!["eng-Latn".to_owned()]);
         assert_eq!(meta.extra["future_field"]["x"], 1);

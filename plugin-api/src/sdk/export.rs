@@ -102,13 +102,17 @@ pub fn create_model(
 
 /// Merges the metadata defaults under the given configuration, splits off `model_path`, and
 /// deserializes the rest, rejecting keys the model does not read.
-fn parse_config<M: Model>(meta: &ModelMeta, config_json: &str) -> Result<(M::Config, Option<String>), PluginError> {
+fn parse_config<M: Model>(
+    meta: &ModelMeta,
+    config_json: &str,
+) -> Result<(M::Config, Option<String>), PluginError> {
     let invalid = |message: String| PluginError::new(ErrorCode::INVALID_INPUT, message);
     let given: serde_json::Map<String, serde_json::Value> = if config_json.trim().is_empty() {
         serde_json::Map::new()
     } else {
-        serde_json::from_str(config_json)
-            .map_err(|error| invalid(format!("configuration of `{}` is not a JSON object: {error}", meta.name)))?
+        serde_json::from_str(config_json).map_err(|error| {
+            invalid(format!("configuration of `{}` is not a JSON object: {error}", meta.name))
+        })?
     };
     let mut merged = meta.loader_kwargs.clone();
     merged.extend(given);
@@ -118,8 +122,9 @@ fn parse_config<M: Model>(meta: &ModelMeta, config_json: &str) -> Result<(M::Con
         Some(other) => return Err(invalid(format!("`model_path` must be a string, got {other}"))),
     };
     let mut unknown = Vec::new();
-    let config = serde_ignored::deserialize(serde_json::Value::Object(merged), |path| unknown.push(path.to_string()))
-        .map_err(|error| invalid(format!("invalid configuration for `{}`: {error}", meta.name)))?;
+    let config =
+        serde_ignored::deserialize(serde_json::Value::Object(merged), |path| unknown.push(path.to_string()))
+            .map_err(|error| invalid(format!("invalid configuration for `{}`: {error}", meta.name)))?;
     if !unknown.is_empty() {
         let mut known: Vec<&str> = meta.loader_kwargs.keys().map(String::as_str).collect();
         known.push("model_path");
@@ -140,7 +145,11 @@ struct Instance<M> {
     loaded: bool,
 }
 
-fn create_instance<M: Model>(_host: HostApi_Ref, meta: ModelMeta, config_json: &str) -> Result<ModelHandle, PluginError> {
+fn create_instance<M: Model>(
+    _host: HostApi_Ref,
+    meta: ModelMeta,
+    config_json: &str,
+) -> Result<ModelHandle, PluginError> {
     let (config, model_path) = parse_config::<M>(&meta, config_json)?;
     let context = ModelContext { model_name: meta.name.clone(), meta, model_path };
     let model = M::create(config, &context)?;
@@ -244,12 +253,14 @@ unsafe extern "C" fn get_extension<M: Model>(state: *mut ModelState, id: RStr<'_
 /// listing each model type with a function returning its [`ModelMeta`]. A type may appear
 /// several times with different metadata (one implementation serving several checkpoints).
 ///
-/// ```ignore
+/// ```text
 /// karma_plugin_api::export_plugin! {
 ///     EchoModel => echo_meta,
 ///     ConstantModel => constant_meta,
 /// }
 /// ```
+///
+/// The crate-level documentation has a complete, compiled example.
 ///
 /// Plugins must be built with `panic = "unwind"` (the default): with `panic = "abort"` a panic
 /// would kill the host, so the macro refuses to compile.

@@ -1,0 +1,123 @@
+//! Guards the frozen ABI: the full layout of the root module (and everything reachable from it)
+//! is compared with a committed snapshot. Any difference fails CI, so an ABI change is always a
+//! reviewed diff, and one that is not a major version bump is refused.
+//!
+//! After an intentional change (which requires bumping `ABI_MAJOR`), regenerate with
+//! `KARMA_UPDATE_ABI_SNAPSHOT=1 cargo test -p karma-plugin-api --test abi_layout`.
+
+use std::{collections::BTreeSet, fmt::Write};
+
+use abi_stable::{
+    type_layout::{TLData, TLField, TypeLayout},
+    StableAbi,
+};
+use karma_plugin_api::abi::{HostApi_Ref, PluginRoot_Ref, ABI_MAJOR};
+
+/// A deterministic description of every type reachable from `roots`: names, packages, sizes,
+/// alignments, fields and function signatures (abi_stable's own `Debug` output contains
+/// addresses, so it cannot be committed).
+fn describe(roots: &[&'static TypeLayout]) -> String {
+    let mut out = format!("karma plugin ABI {ABI_MAJOR}\n");
+    let mut seen = BTreeSet::new();
+    let mut pending: Vec<&'static TypeLayout> = roots.to_vec();
+    while let Some(layout) = pending.pop() {
+        // Identity, not name: `RResult<A, B>` instantiations share a printed name.
+        if !seen.insert(layout as *const TypeLayout as usize) {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "\n{} (package {}, size {}, align {})",
+            layout.full_type(),
+            layout.package(),
+            layout.size(),
+            layout.alignment()
+        );
+        let mut describe_field = |field: TLField, out: &mut String| {
+            if field.is_function() {
+                for function in field.function_range().iter() {
+                    let returns =
+                        function.return_type_layout().map(|returns| returns().full_type().to_string());
+                    let parameters: Vec<String> = function
+                        .param_type_layouts
+                        .iter()
+                        .map(|layout| layout().full_type().to_string())
+                        .collect();
+                    let _ = writeln!(
+                        out,
+                        "  {}: fn({}) -> {}",
+                        field.name(),
+                        parameters.join(", "),
+                        returns.unwrap_or_else(|| "()".to_owned())
+                    );
+                    pending.extend(function.param_type_layouts.iter().map(|layout| layout()));
+                    if let Some(returns) = function.return_type_layout() {
+                        pending.push(returns());
+                    }
+                }
+            } else {
+                let _ = writeln!(out, "  {}: {}", field.name(), field.full_type());
+                pending.push(field.layout());
+            }
+        };
+        match layout.data() {
+            TLData::Primitive(primitive) => {
+                let _ = writeln!(out, "  primitive {primitive:?}");
+            }
+            TLData::Opaque => out.push_str("  opaque\n"),
+            TLData::Struct { fields } | TLData::Union { fields } => {
+                for field in fields.iter() {
+                    describe_field(field, &mut out);
+                }
+            }
+            TLData::Enum(enumeration) => {
+                let variants: Vec<&str> = enumeration.variant_names_iter().collect();
+                let _ = writeln!(
+                    out,
+                    "  enum {variants:?}, field counts {:?}",
+                    enumeration.field_count.as_slice()
+                );
+                for field in enumeration.fields.iter() {
+                    describe_field(field, &mut out);
+                }
+            }
+            TLData::PrefixType(prefix) => {
+                let _ =
+                    writeln!(out, "  prefix type, fixed fields before index {}", prefix.first_suffix_field);
+                for field in prefix.fields.iter() {
+                    describe_field(field, &mut out);
+                }
+            }
+        }
+        for field in layout.phantom_fields().iter() {
+            let _ = writeln!(out, "  phantom {}: {}", field.name(), field.full_type());
+            pending.push(field.layout());
+        }
+    }
+    out
+}
+
+#[test]
+fn root_layout_matches_the_committed_snapshot() {
+    let snapshot_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/abi_layout.snapshot");
+    let actual = describe(&[PluginRoot_Ref::LAYOUT, HostApi_Ref::LAYOUT]);
+    if std::env::var_os("KARMA_UPDATE_ABI_SNAPSHOT").is_some() {
+        std::fs::write(snapshot_path, &actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(snapshot_path).expect("tests/abi_layout.snapshot is committed");
+    if actual != expected {
+        let first_difference = actual
+            .lines()
+            .zip(expected.lines())
+            .position(|(left, right)| left != right)
+            .unwrap_or_else(|| actual.lines().count().min(expected.lines().count()));
+        panic!(
+            "the frozen plugin ABI changed (first difference at line {}):\n  snapshot: {:?}\n  now:      {:?}\n\
+             Old plugins would stop loading. Undo the change, or bump ABI_MAJOR and regenerate the snapshot.",
+            first_difference + 1,
+            expected.lines().nth(first_difference).unwrap_or("<end>"),
+            actual.lines().nth(first_difference).unwrap_or("<end>"),
+        );
+    }
+}
