@@ -5,6 +5,8 @@ mod harness;
 
 /// Plugin files that must be rejected, each with its exact diagnostic.
 mod bad_files;
+/// The plugin author guide, followed literally.
+mod guide;
 /// The library API in one process: recovery after panics, extensions, zero-copy batches.
 mod in_process;
 /// `list`, `info`, `--version` and the plugin search path.
