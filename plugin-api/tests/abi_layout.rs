@@ -15,84 +15,86 @@ use karma_plugin_api::abi::{HostApi_Ref, PluginRoot_Ref, ABI_MAJOR};
 
 /// A deterministic description of every type reachable from `roots`: names, packages, sizes,
 /// alignments, fields and function signatures (abi_stable's own `Debug` output contains
-/// addresses, so it cannot be committed).
+/// addresses, so it cannot be committed). Types are keyed and sorted by their description, not
+/// by address: the same type may have several layout statics depending on codegen.
 fn describe(roots: &[&'static TypeLayout]) -> String {
-    let mut out = format!("karma plugin ABI {ABI_MAJOR}\n");
-    let mut seen = BTreeSet::new();
+    let mut blocks = BTreeSet::new();
     let mut pending: Vec<&'static TypeLayout> = roots.to_vec();
     while let Some(layout) = pending.pop() {
-        // Identity, not name: `RResult<A, B>` instantiations share a printed name.
-        if !seen.insert(layout as *const TypeLayout as usize) {
-            continue;
-        }
-        let _ = writeln!(
-            out,
-            "\n{} (package {}, size {}, align {})",
+        let mut block = format!(
+            "{} (package {}, size {}, align {})\n",
             layout.full_type(),
             layout.package(),
             layout.size(),
             layout.alignment()
         );
+        let mut children: Vec<&'static TypeLayout> = Vec::new();
         let mut describe_field = |field: TLField, out: &mut String| {
             if field.is_function() {
                 for function in field.function_range().iter() {
-                    let returns =
-                        function.return_type_layout().map(|returns| returns().full_type().to_string());
-                    let parameters: Vec<String> = function
-                        .param_type_layouts
-                        .iter()
-                        .map(|layout| layout().full_type().to_string())
-                        .collect();
+                    let returns = function.return_type_layout().map(|returns| returns());
+                    let parameters: Vec<&'static TypeLayout> =
+                        function.param_type_layouts.iter().map(|layout| layout()).collect();
+                    let names: Vec<String> =
+                        parameters.iter().map(|layout| layout.full_type().to_string()).collect();
                     let _ = writeln!(
                         out,
                         "  {}: fn({}) -> {}",
                         field.name(),
-                        parameters.join(", "),
-                        returns.unwrap_or_else(|| "()".to_owned())
+                        names.join(", "),
+                        returns
+                            .map(|layout| layout.full_type().to_string())
+                            .unwrap_or_else(|| "()".to_owned())
                     );
-                    pending.extend(function.param_type_layouts.iter().map(|layout| layout()));
-                    if let Some(returns) = function.return_type_layout() {
-                        pending.push(returns());
-                    }
+                    children.extend(parameters);
+                    children.extend(returns);
                 }
             } else {
                 let _ = writeln!(out, "  {}: {}", field.name(), field.full_type());
-                pending.push(field.layout());
+                children.push(field.layout());
             }
         };
         match layout.data() {
             TLData::Primitive(primitive) => {
-                let _ = writeln!(out, "  primitive {primitive:?}");
+                let _ = writeln!(block, "  primitive {primitive:?}");
             }
-            TLData::Opaque => out.push_str("  opaque\n"),
+            TLData::Opaque => block.push_str("  opaque\n"),
             TLData::Struct { fields } | TLData::Union { fields } => {
                 for field in fields.iter() {
-                    describe_field(field, &mut out);
+                    describe_field(field, &mut block);
                 }
             }
             TLData::Enum(enumeration) => {
                 let variants: Vec<&str> = enumeration.variant_names_iter().collect();
                 let _ = writeln!(
-                    out,
+                    block,
                     "  enum {variants:?}, field counts {:?}",
                     enumeration.field_count.as_slice()
                 );
                 for field in enumeration.fields.iter() {
-                    describe_field(field, &mut out);
+                    describe_field(field, &mut block);
                 }
             }
             TLData::PrefixType(prefix) => {
                 let _ =
-                    writeln!(out, "  prefix type, fixed fields before index {}", prefix.first_suffix_field);
+                    writeln!(block, "  prefix type, fixed fields before index {}", prefix.first_suffix_field);
                 for field in prefix.fields.iter() {
-                    describe_field(field, &mut out);
+                    describe_field(field, &mut block);
                 }
             }
         }
         for field in layout.phantom_fields().iter() {
-            let _ = writeln!(out, "  phantom {}: {}", field.name(), field.full_type());
-            pending.push(field.layout());
+            let _ = writeln!(block, "  phantom {}: {}", field.name(), field.full_type());
+            children.push(field.layout());
         }
+        if blocks.insert(block) {
+            pending.extend(children);
+        }
+    }
+    let mut out = format!("karma plugin ABI {ABI_MAJOR}\n");
+    for block in blocks {
+        out.push('\n');
+        out.push_str(&block);
     }
     out
 }
