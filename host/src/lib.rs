@@ -12,7 +12,9 @@
 //!
 //! `cli` sits on top and is the only module that prints.
 
+pub mod cache;
 pub mod cli;
 pub mod datasets;
 pub mod env_vars;
+pub mod metrics;
 pub mod plugins;

@@ -1,4 +1,11 @@
-//! Datasets and the items they produce. For now: the host's owned form of an item and its
-//! borrowed ABI view.
+//! Datasets: the registry of definitions, where rows come from (local files, the hub), how rows
+//! become items (schemas, prompts) and how answers are read back (extraction).
 
+pub mod args;
+pub mod catalog;
+pub mod extract;
+pub mod hub;
 pub mod item;
+pub mod prompt;
+pub mod record;
+pub mod source;

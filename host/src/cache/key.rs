@@ -1,0 +1,124 @@
+//! Cache keys: sha256 over everything that determines a model's output for an item, and
+//! nothing else (never batch size, `--max-samples`, output paths or progress flags).
+
+use sha2::{Digest, Sha256};
+
+use crate::datasets::item::OwnedItem;
+
+/// A 32-byte content hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CacheKey(pub [u8; 32]);
+
+/// The model side of the key, shared by every item of a run.
+pub struct KeyContext {
+    digest: Sha256,
+}
+
+fn field(hasher: &mut Sha256, tag: &str, bytes: &[u8]) {
+    // Length-prefixed, tagged fields: no two different inputs can produce the same byte stream.
+    hasher.update(tag.as_bytes());
+    hasher.update((bytes.len() as u64).to_le_bytes());
+    hasher.update(bytes);
+}
+
+impl KeyContext {
+    /// `config` must be the merged model configuration in canonical form (sorted keys).
+    pub fn new(model: &str, plugin_id: &str, plugin_version: &str, config: &serde_json::Value) -> Self {
+        let mut digest = Sha256::new();
+        field(&mut digest, "karma-cache-key/1", b"");
+        field(&mut digest, "model", model.as_bytes());
+        field(&mut digest, "plugin", plugin_id.as_bytes());
+        field(&mut digest, "plugin_version", plugin_version.as_bytes());
+        field(&mut digest, "config", canonical_json(config).as_bytes());
+        KeyContext { digest }
+    }
+}
+
+/// JSON with object keys sorted at every level.
+pub fn canonical_json(value: &serde_json::Value) -> String {
+    fn sort(value: &serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut entries: Vec<(&String, &serde_json::Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                serde_json::Value::Object(
+                    entries.into_iter().map(|(key, value)| (key.clone(), sort(value))).collect(),
+                )
+            }
+            serde_json::Value::Array(items) => serde_json::Value::Array(items.iter().map(sort).collect()),
+            other => other.clone(),
+        }
+    }
+    sort(value).to_string()
+}
+
+/// The key of `item` (whose `input` is the rendered prompt) under `context`.
+/// `expected_output` counts only when the model is shown it.
+pub fn item_key(context: &KeyContext, item: &OwnedItem, shows_expected_output: bool) -> CacheKey {
+    let mut hasher = context.digest.clone();
+    let optional = |hasher: &mut Sha256, tag: &str, text: &Option<String>| match text {
+        Some(text) => field(hasher, tag, text.as_bytes()),
+        None => field(hasher, &format!("{tag}:none"), b""),
+    };
+    optional(&mut hasher, "input", &item.input);
+    optional(&mut hasher, "system_prompt", &item.system_prompt);
+    for turn in &item.conversation {
+        field(&mut hasher, "turn.role", turn.role.as_bytes());
+        field(&mut hasher, "turn.content", turn.content.as_bytes());
+    }
+    for image in &item.images {
+        field(&mut hasher, "image", &image.data);
+        field(&mut hasher, "image.format", image.format.as_bytes());
+    }
+    for (tag, media) in [("audio", &item.audio), ("video", &item.video)] {
+        if let Some(media) = media {
+            field(&mut hasher, tag, &media.data);
+            field(&mut hasher, &format!("{tag}.format"), media.format.as_bytes());
+        }
+    }
+    for criterion in &item.rubric {
+        field(&mut hasher, "rubric", criterion.criterion.as_bytes());
+        field(&mut hasher, "rubric.points", &criterion.points.to_le_bytes());
+        for tag in &criterion.tags {
+            field(&mut hasher, "rubric.tag", tag.as_bytes());
+        }
+    }
+    let other_args: serde_json::Value =
+        serde_json::from_str(&item.other_args).unwrap_or(serde_json::Value::Null);
+    field(&mut hasher, "other_args", canonical_json(&other_args).as_bytes());
+    if shows_expected_output {
+        optional(&mut hasher, "expected_output", &item.expected_output);
+    }
+    CacheKey(hasher.finalize().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::datasets::item::MediaBlob;
+
+    #[test]
+    fn keys_depend_on_content_not_on_ids_or_key_order() {
+        let context = KeyContext::new("m", "p", "1", &json!({"b": 1, "a": 2}));
+        let same_context = KeyContext::new("m", "p", "1", &json!({"a": 2, "b": 1}));
+        let item = OwnedItem {
+            id: 1,
+            input: Some("q".into()),
+            other_args: r#"{"x":1,"y":2}"#.into(),
+            ..OwnedItem::default()
+        };
+        let moved = OwnedItem { id: 99, other_args: r#"{"y":2,"x":1}"#.into(), ..item.clone() };
+        assert_eq!(item_key(&context, &item, false), item_key(&same_context, &moved, false));
+
+        let other_config = KeyContext::new("m", "p", "1", &json!({"a": 3, "b": 1}));
+        assert_ne!(item_key(&context, &item, false), item_key(&other_config, &item, false));
+        let with_image =
+            OwnedItem { images: vec![MediaBlob { data: vec![1, 2], format: "png".into() }], ..item.clone() };
+        assert_ne!(item_key(&context, &item, false), item_key(&context, &with_image, false));
+        let with_answer = OwnedItem { expected_output: Some("B".into()), ..item.clone() };
+        assert_eq!(item_key(&context, &item, false), item_key(&context, &with_answer, false));
+        assert_ne!(item_key(&context, &item, true), item_key(&context, &with_answer, true));
+    }
+}

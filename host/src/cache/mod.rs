@@ -1,0 +1,365 @@
+//! The persistent per-item cache: model outputs and extractions in one SQLite file.
+//!
+//! Durability: WAL mode with `synchronous=NORMAL`. A committed batch survives the process being
+//! killed (SIGKILL, crash); on power loss the last transactions committed before the WAL was
+//! checkpointed or synced may be lost, never corrupted. A busy timeout lets two evaluations share
+//! one file. Each batch is one transaction, committed before the next batch starts.
+//!
+//! Only successful outputs are stored; failures are never cached as answers. Extractions are
+//! keyed by extractor id and version, so a changed rule re-scores without re-running the model.
+
+mod key;
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use rusqlite::{params_from_iter, Connection, OptionalExtension};
+
+pub use key::{item_key, CacheKey, KeyContext};
+
+/// A cache failure, naming the file.
+#[derive(Debug, thiserror::Error)]
+#[error("cache `{}`: {source}", path.display())]
+pub struct CacheError {
+    pub path: PathBuf,
+    #[source]
+    pub source: rusqlite::Error,
+}
+
+/// A cached model output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CachedOutput {
+    pub raw_output: String,
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    pub latency_us: u64,
+}
+
+/// A cached extraction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CachedExtraction {
+    pub prediction: Option<String>,
+}
+
+/// One output to store.
+pub struct NewOutput<'a> {
+    pub key: CacheKey,
+    pub model: &'a str,
+    pub output: CachedOutput,
+}
+
+/// Summary for `karma-host cache info`.
+#[derive(Debug, Clone)]
+pub struct CacheStats {
+    pub outputs: u64,
+    pub extractions: u64,
+    pub models: Vec<(String, u64)>,
+    pub bytes: u64,
+}
+
+const SCHEMA_VERSION: &str = "1";
+
+/// An open cache file.
+pub struct Cache {
+    connection: Connection,
+    path: PathBuf,
+}
+
+impl Cache {
+    /// Opens (creating if needed) the cache at `path`.
+    pub fn open(path: &Path) -> Result<Cache, CacheError> {
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|error| CacheError {
+                path: path.to_owned(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(error)),
+            })?;
+        }
+        let wrap = |source| CacheError { path: path.to_owned(), source };
+        let connection = Connection::open(path).map_err(wrap)?;
+        connection.busy_timeout(Duration::from_secs(60)).map_err(wrap)?;
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = NORMAL;
+                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS outputs (
+                     key BLOB PRIMARY KEY,
+                     model TEXT NOT NULL,
+                     raw_output TEXT NOT NULL,
+                     prompt_tokens INTEGER,
+                     completion_tokens INTEGER,
+                     latency_us INTEGER NOT NULL,
+                     created_at INTEGER NOT NULL
+                 );
+                 CREATE TABLE IF NOT EXISTS extractions (
+                     output_key BLOB NOT NULL,
+                     extractor TEXT NOT NULL,
+                     version INTEGER NOT NULL,
+                     prediction TEXT,
+                     PRIMARY KEY (output_key, extractor, version)
+                 );
+                 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');",
+            )
+            .map_err(wrap)?;
+        let version: Option<String> = connection
+            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| row.get(0))
+            .optional()
+            .map_err(wrap)?;
+        if version.as_deref() != Some(SCHEMA_VERSION) {
+            return Err(wrap(rusqlite::Error::InvalidParameterName(format!(
+                "unsupported cache schema version {version:?}; use another --cache-path or `karma-host cache clear`"
+            ))));
+        }
+        Ok(Cache { connection, path: path.to_owned() })
+    }
+
+    fn wrap(&self, source: rusqlite::Error) -> CacheError {
+        CacheError { path: self.path.clone(), source }
+    }
+
+    /// Looks up many keys at once.
+    pub fn get_outputs(&self, keys: &[CacheKey]) -> Result<HashMap<CacheKey, CachedOutput>, CacheError> {
+        let mut found = HashMap::new();
+        // SQLite's default limit on bound parameters is 32766; stay well below it.
+        for chunk in keys.chunks(500) {
+            let placeholders = vec!["?"; chunk.len()].join(",");
+            let mut statement = self
+                .connection
+                .prepare_cached(&format!(
+                    "SELECT key, raw_output, prompt_tokens, completion_tokens, latency_us FROM outputs WHERE key IN ({placeholders})"
+                ))
+                .map_err(|error| self.wrap(error))?;
+            let rows = statement
+                .query_map(params_from_iter(chunk.iter().map(|key| key.0.as_slice())), |row| {
+                    let key: Vec<u8> = row.get(0)?;
+                    Ok((
+                        key,
+                        CachedOutput {
+                            raw_output: row.get(1)?,
+                            prompt_tokens: row.get::<_, Option<i64>>(2)?.map(|value| value as u64),
+                            completion_tokens: row.get::<_, Option<i64>>(3)?.map(|value| value as u64),
+                            latency_us: row.get::<_, i64>(4)? as u64,
+                        },
+                    ))
+                })
+                .map_err(|error| self.wrap(error))?;
+            for row in rows {
+                let (key, output) = row.map_err(|error| self.wrap(error))?;
+                if let Ok(key) = <[u8; 32]>::try_from(key.as_slice()) {
+                    found.insert(CacheKey(key), output);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Looks up extractions for many output keys.
+    pub fn get_extractions(
+        &self,
+        keys: &[CacheKey],
+        extractor: &str,
+        version: u32,
+    ) -> Result<HashMap<CacheKey, CachedExtraction>, CacheError> {
+        let mut found = HashMap::new();
+        for chunk in keys.chunks(500) {
+            let placeholders = vec!["?"; chunk.len()].join(",");
+            let mut statement = self
+                .connection
+                .prepare_cached(&format!(
+                    "SELECT output_key, prediction FROM extractions WHERE extractor = ? AND version = ? AND output_key IN ({placeholders})"
+                ))
+                .map_err(|error| self.wrap(error))?;
+            let mut parameters: Vec<rusqlite::types::Value> =
+                vec![extractor.to_owned().into(), i64::from(version).into()];
+            parameters.extend(chunk.iter().map(|key| rusqlite::types::Value::Blob(key.0.to_vec())));
+            let rows = statement
+                .query_map(params_from_iter(parameters), |row| {
+                    Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Option<String>>(1)?))
+                })
+                .map_err(|error| self.wrap(error))?;
+            for row in rows {
+                let (key, prediction) = row.map_err(|error| self.wrap(error))?;
+                if let Ok(key) = <[u8; 32]>::try_from(key.as_slice()) {
+                    found.insert(CacheKey(key), CachedExtraction { prediction });
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Stores a batch's outputs and extractions in one transaction.
+    pub fn store_batch(
+        &mut self,
+        outputs: &[NewOutput<'_>],
+        extractions: &[(CacheKey, Option<String>)],
+        extractor: &str,
+        version: u32,
+    ) -> Result<(), CacheError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let path = self.path.clone();
+        let wrap = |source| CacheError { path: path.clone(), source };
+        let transaction = self.connection.transaction().map_err(wrap)?;
+        {
+            let mut insert_output = transaction
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO outputs (key, model, raw_output, prompt_tokens, completion_tokens, latency_us, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(wrap)?;
+            for new in outputs {
+                insert_output
+                    .execute(rusqlite::params![
+                        new.key.0.as_slice(),
+                        new.model,
+                        new.output.raw_output,
+                        new.output.prompt_tokens.map(|value| value as i64),
+                        new.output.completion_tokens.map(|value| value as i64),
+                        new.output.latency_us as i64,
+                        now
+                    ])
+                    .map_err(wrap)?;
+            }
+            let mut insert_extraction = transaction
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO extractions (output_key, extractor, version, prediction) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(wrap)?;
+            for (key, prediction) in extractions {
+                insert_extraction
+                    .execute(rusqlite::params![key.0.as_slice(), extractor, i64::from(version), prediction])
+                    .map_err(wrap)?;
+            }
+        }
+        transaction.commit().map_err(wrap)
+    }
+
+    /// Counts for `cache info`.
+    pub fn stats(&self) -> Result<CacheStats, CacheError> {
+        let count = |sql: &str| -> Result<u64, CacheError> {
+            self.connection
+                .query_row(sql, [], |row| row.get::<_, i64>(0))
+                .map(|value| value as u64)
+                .map_err(|error| self.wrap(error))
+        };
+        let mut statement = self
+            .connection
+            .prepare("SELECT model, COUNT(*) FROM outputs GROUP BY model ORDER BY model")
+            .map_err(|error| self.wrap(error))?;
+        let models = statement
+            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64)))
+            .map_err(|error| self.wrap(error))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| self.wrap(error))?;
+        let bytes = ["", "-wal", "-shm"]
+            .iter()
+            .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", self.path.display())).ok())
+            .map(|metadata| metadata.len())
+            .sum();
+        Ok(CacheStats {
+            outputs: count("SELECT COUNT(*) FROM outputs")?,
+            extractions: count("SELECT COUNT(*) FROM extractions")?,
+            models,
+            bytes,
+        })
+    }
+
+    /// Deletes everything (or one model's outputs and their extractions).
+    pub fn clear(&mut self, model: Option<&str>) -> Result<u64, CacheError> {
+        let path = self.path.clone();
+        let wrap = |source| CacheError { path: path.clone(), source };
+        let transaction = self.connection.transaction().map_err(wrap)?;
+        let removed = match model {
+            Some(model) => {
+                transaction
+                    .execute(
+                        "DELETE FROM extractions WHERE output_key IN (SELECT key FROM outputs WHERE model = ?1)",
+                        [model],
+                    )
+                    .map_err(wrap)?;
+                transaction.execute("DELETE FROM outputs WHERE model = ?1", [model]).map_err(wrap)?
+            }
+            None => {
+                transaction.execute("DELETE FROM extractions", []).map_err(wrap)?;
+                transaction.execute("DELETE FROM outputs", []).map_err(wrap)?
+            }
+        };
+        transaction.commit().map_err(wrap)?;
+        self.connection.execute_batch("VACUUM").map_err(wrap)?;
+        Ok(removed as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(text: &str) -> CachedOutput {
+        CachedOutput {
+            raw_output: text.into(),
+            prompt_tokens: Some(3),
+            completion_tokens: None,
+            latency_us: 9,
+        }
+    }
+
+    #[test]
+    fn outputs_and_versioned_extractions_round_trip() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("nested/cache.sqlite");
+        let mut cache = Cache::open(&path).unwrap();
+        let (first, second, absent) = (CacheKey([1; 32]), CacheKey([2; 32]), CacheKey([3; 32]));
+        cache
+            .store_batch(
+                &[
+                    NewOutput { key: first, model: "m", output: output("A") },
+                    NewOutput { key: second, model: "m", output: output("zz") },
+                ],
+                &[(first, Some("A".into())), (second, None)],
+                "mcq_letter",
+                1,
+            )
+            .unwrap();
+        drop(cache);
+        let cache = Cache::open(&path).unwrap();
+        let found = cache.get_outputs(&[first, absent, second]).unwrap();
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[&first], output("A"));
+        let extractions = cache.get_extractions(&[first, second], "mcq_letter", 1).unwrap();
+        assert_eq!(extractions[&second], CachedExtraction { prediction: None });
+        assert!(
+            cache.get_extractions(&[first], "mcq_letter", 2).unwrap().is_empty(),
+            "a new rule version misses"
+        );
+        let stats = cache.stats().unwrap();
+        assert_eq!(
+            (stats.outputs, stats.extractions, stats.models.clone()),
+            (2, 2, vec![("m".to_owned(), 2)])
+        );
+    }
+
+    #[test]
+    fn clear_by_model() {
+        let directory = tempfile::tempdir().unwrap();
+        let mut cache = Cache::open(&directory.path().join("c.sqlite")).unwrap();
+        cache
+            .store_batch(
+                &[
+                    NewOutput { key: CacheKey([1; 32]), model: "a", output: output("x") },
+                    NewOutput { key: CacheKey([2; 32]), model: "b", output: output("y") },
+                ],
+                &[(CacheKey([1; 32]), None)],
+                "e",
+                1,
+            )
+            .unwrap();
+        assert_eq!(cache.clear(Some("a")).unwrap(), 1);
+        let stats = cache.stats().unwrap();
+        assert_eq!((stats.outputs, stats.extractions), (1, 0));
+    }
+}

@@ -1,0 +1,273 @@
+//! The dataset registry: every dataset karma-host knows by name, with where it lives, how its
+//! rows map to items, how it is prompted, how answers are extracted and which metrics apply.
+//!
+//! A flat declarative table (style rule 14): one entry per dataset, names and revisions as in
+//! KARMA's registry so results are comparable.
+
+use super::{extract::Extraction, prompt::Template, record::Schema};
+
+/// What kind of task a dataset is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskType {
+    /// Multiple-choice question answering.
+    Mcqa,
+}
+
+impl TaskType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskType::Mcqa => "mcqa",
+        }
+    }
+}
+
+/// A dataset argument (`--dataset-args ds:key=value`).
+#[derive(Clone, Copy, Debug)]
+pub struct ArgSpec {
+    pub name: &'static str,
+    pub required: bool,
+    pub default: Option<&'static str>,
+    pub description: &'static str,
+}
+
+/// Arguments every dataset accepts.
+pub const COMMON_ARGS: &[ArgSpec] = &[
+    ArgSpec {
+        name: "data_files",
+        required: false,
+        default: None,
+        description: "local file or directory (.jsonl, .json, .csv, .parquet) in the dataset's schema; bypasses the hub",
+    },
+    ArgSpec {
+        name: "confinement_instructions",
+        required: false,
+        default: None,
+        description: "replaces the prompt template; `<QUESTION>` (and `<CONTEXT>`) are substituted",
+    },
+];
+
+/// One registered dataset.
+#[derive(Clone, Copy, Debug)]
+pub struct DatasetDefinition {
+    /// Registry name (KARMA's), used in results files.
+    pub name: &'static str,
+    /// Short names accepted on the command line.
+    pub aliases: &'static [&'static str],
+    pub description: &'static str,
+    /// Hugging Face dataset repository.
+    pub repo_id: &'static str,
+    /// Dataset config (subset), when the repository has several.
+    pub config: Option<&'static str>,
+    pub split: &'static str,
+    /// Pinned hub revision (commit prefix, as pinned by KARMA); `None` follows `main`.
+    pub revision: Option<&'static str>,
+    pub task_type: TaskType,
+    pub metrics: &'static [&'static str],
+    pub schema: Schema,
+    pub template: Template,
+    pub extraction: Extraction,
+    /// Arguments beyond [`COMMON_ARGS`].
+    pub args: &'static [ArgSpec],
+}
+
+impl DatasetDefinition {
+    /// Every argument the dataset accepts.
+    pub fn all_args(&self) -> impl Iterator<Item = &ArgSpec> {
+        COMMON_ARGS.iter().chain(self.args)
+    }
+}
+
+const MCQ: &[&str] = &["exact_match", "accuracy"];
+
+const fn mmlu(
+    name: &'static str,
+    alias: &'static [&'static str],
+    revision: &'static str,
+    subject: &'static str,
+) -> DatasetDefinition {
+    DatasetDefinition {
+        name,
+        aliases: alias,
+        description: subject,
+        repo_id: name,
+        config: None,
+        split: "test",
+        revision: Some(revision),
+        task_type: TaskType::Mcqa,
+        metrics: MCQ,
+        schema: Schema::OpenLifeScience,
+        template: Template::MedicalMcq,
+        extraction: Extraction::McqLetter,
+        args: &[],
+    }
+}
+
+/// The registry, in listing order.
+pub const DATASETS: &[DatasetDefinition] = &[
+    DatasetDefinition {
+        name: "openlifescienceai/pubmedqa",
+        aliases: &["pubmedqa"],
+        description: "PubMedQA: yes/no/maybe questions about biomedical research abstracts",
+        repo_id: "openlifescienceai/pubmedqa",
+        config: None,
+        split: "test",
+        revision: Some("50fc41dc"),
+        task_type: TaskType::Mcqa,
+        metrics: MCQ,
+        schema: Schema::OpenLifeScience,
+        template: Template::ContextualMcq,
+        extraction: Extraction::McqLetter,
+        args: &[],
+    },
+    DatasetDefinition {
+        name: "openlifescienceai/medqa",
+        aliases: &["medqa"],
+        description: "MedQA: USMLE-style clinical questions",
+        repo_id: "openlifescienceai/medqa",
+        config: None,
+        split: "test",
+        revision: Some("153e61cd"),
+        task_type: TaskType::Mcqa,
+        metrics: MCQ,
+        schema: Schema::OpenLifeScience,
+        template: Template::MedicalMcq,
+        extraction: Extraction::McqLetter,
+        args: &[],
+    },
+    DatasetDefinition {
+        name: "openlifescienceai/medmcqa",
+        aliases: &["medmcqa"],
+        description: "MedMCQA: Indian medical entrance exam questions (validation split), by subject",
+        repo_id: "openlifescienceai/medmcqa",
+        config: None,
+        split: "validation",
+        revision: Some("91c6572c"),
+        task_type: TaskType::Mcqa,
+        metrics: MCQ,
+        schema: Schema::MedMcqa,
+        template: Template::MedicalMcq,
+        extraction: Extraction::McqLetter,
+        args: &[],
+    },
+    mmlu(
+        "openlifescienceai/mmlu_professional_medicine",
+        &["mmlu_professional_medicine"],
+        "0f2cda02",
+        "MMLU professional medicine",
+    ),
+    mmlu("openlifescienceai/mmlu_anatomy", &["mmlu_anatomy"], "a7a792bd", "MMLU anatomy"),
+    mmlu(
+        "openlifescienceai/mmlu_college_biology",
+        &["mmlu_college_biology"],
+        "94b1278b",
+        "MMLU college biology",
+    ),
+    mmlu(
+        "openlifescienceai/mmlu_clinical_knowledge",
+        &["mmlu_clinical_knowledge"],
+        "e1511676",
+        "MMLU clinical knowledge",
+    ),
+    mmlu(
+        "openlifescienceai/mmlu_college_medicine",
+        &["mmlu_college_medicine"],
+        "62ba72a3",
+        "MMLU college medicine",
+    ),
+    DatasetDefinition {
+        name: "GBaker/MedQA-USMLE-4-options",
+        aliases: &["medqa-usmle", "medqa_usmle"],
+        description: "MedQA USMLE questions with four options",
+        repo_id: "GBaker/MedQA-USMLE-4-options",
+        config: None,
+        split: "test",
+        revision: None,
+        task_type: TaskType::Mcqa,
+        metrics: MCQ,
+        schema: Schema::UsmleOptions,
+        template: Template::MedicalMcq,
+        extraction: Extraction::McqLetter,
+        args: &[],
+    },
+    DatasetDefinition {
+        name: "TsinghuaC3I/MedXpertQA",
+        aliases: &["medxpertqa"],
+        description: "MedXpertQA (Text): expert-level questions with ten options",
+        repo_id: "TsinghuaC3I/MedXpertQA",
+        config: Some("Text"),
+        split: "test",
+        revision: Some("7e7c465a"),
+        task_type: TaskType::Mcqa,
+        metrics: MCQ,
+        schema: Schema::MedXpert,
+        template: Template::MedicalMcq,
+        extraction: Extraction::McqLetter,
+        args: &[],
+    },
+];
+
+/// The ad-hoc definition used for `--datasets ./file.jsonl`.
+pub const LOCAL_MCQ: DatasetDefinition = DatasetDefinition {
+    name: "local",
+    aliases: &[],
+    description: "a local MCQ file: question, options, answer, optional id, context, system_prompt",
+    repo_id: "",
+    config: None,
+    split: "",
+    revision: None,
+    task_type: TaskType::Mcqa,
+    metrics: MCQ,
+    schema: Schema::LocalMcq,
+    template: Template::MedicalMcq,
+    extraction: Extraction::McqLetter,
+    args: &[],
+};
+
+/// Finds a dataset by registry name or alias (case-insensitive).
+pub fn find(name: &str) -> Option<&'static DatasetDefinition> {
+    let wanted = name.to_lowercase();
+    DATASETS.iter().find(|definition| {
+        definition.name.to_lowercase() == wanted || definition.aliases.iter().any(|alias| *alias == wanted)
+    })
+}
+
+/// Up to five names close to `name`.
+pub fn suggestions(name: &str) -> Vec<&'static str> {
+    let wanted = name.to_lowercase();
+    let mut scored: Vec<(f64, &'static str)> = DATASETS
+        .iter()
+        .flat_map(|definition| std::iter::once(definition.name).chain(definition.aliases.iter().copied()))
+        .map(|candidate| {
+            let lower = candidate.to_lowercase();
+            let score = if lower.contains(&wanted) { 1.0 } else { strsim::jaro_winkler(&wanted, &lower) };
+            (score, candidate)
+        })
+        .filter(|(score, _)| *score >= 0.85)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored.into_iter().take(5).map(|(_, name)| name).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_aliases_resolve() {
+        assert_eq!(find("pubmedqa").unwrap().name, "openlifescienceai/pubmedqa");
+        assert_eq!(find("OpenLifeScienceAI/MedQA").unwrap().name, "openlifescienceai/medqa");
+        assert!(find("nope").is_none());
+        assert!(suggestions("medmcq").contains(&"medmcqa"));
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<&str> =
+            DATASETS.iter().flat_map(|d| std::iter::once(d.name).chain(d.aliases.iter().copied())).collect();
+        let count = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), count);
+    }
+}

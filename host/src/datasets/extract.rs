@@ -1,0 +1,114 @@
+//! Answer extraction: from a model's free text to a prediction the metrics compare.
+
+/// Extraction rules. Each has an id and a version recorded with cached extractions, so changing
+/// a rule re-scores cached outputs instead of serving stale predictions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extraction {
+    /// The option letter after `Final Answer:` (see [`mcq_letter`]).
+    McqLetter,
+}
+
+impl Extraction {
+    pub fn id(self) -> &'static str {
+        match self {
+            Extraction::McqLetter => "mcq_letter",
+        }
+    }
+
+    /// Bump when the rule's behaviour changes.
+    pub fn version(self) -> u32 {
+        match self {
+            Extraction::McqLetter => 1,
+        }
+    }
+
+    /// The prediction, or `None` when the response cannot be parsed (a wrong answer, counted
+    /// as unparsed).
+    pub fn apply(self, response: &str, valid_letters: &[String]) -> Option<String> {
+        match self {
+            Extraction::McqLetter => mcq_letter(response, valid_letters),
+        }
+    }
+}
+
+/// KARMA's wrapped-letter rule: the text after the first `Final Answer:` (or the whole
+/// response), its first non-empty line without markdown emphasis, one `(..)`/`[..]` unwrapped;
+/// accepted if it is a valid letter or starts with one followed by `.`, `)`, `:` or a space.
+pub fn mcq_letter(response: &str, valid_letters: &[String]) -> Option<String> {
+    const MARKER: &str = "final answer:";
+    // Searched case-insensitively on the original text: lowercasing can change byte offsets.
+    let after = find_case_insensitive(response, MARKER).map_or(response, |end| &response[end..]);
+    let line = after.lines().map(str::trim).find(|line| !line.is_empty())?;
+    let mut candidate = line.trim_matches(|c: char| c.is_whitespace() || matches!(c, '*' | '_' | '`' | '~'));
+    while let Some(end) =
+        find_case_insensitive(candidate, MARKER).filter(|_| candidate.to_lowercase().starts_with(MARKER))
+    {
+        candidate =
+            candidate[end..].trim_matches(|c: char| c.is_whitespace() || matches!(c, '*' | '_' | '`' | '~'));
+    }
+    if let Some(inner) =
+        candidate.strip_prefix('(').and_then(|rest| rest.split_once(')')).map(|(inner, _)| inner)
+    {
+        candidate = inner.trim();
+    } else if let Some(inner) =
+        candidate.strip_prefix('[').and_then(|rest| rest.split_once(']')).map(|(inner, _)| inner)
+    {
+        candidate = inner.trim();
+    }
+    let upper = candidate.to_uppercase();
+    if valid_letters.iter().any(|letter| *letter == upper) {
+        return Some(upper);
+    }
+    let mut chars = upper.chars();
+    let first = chars.next()?;
+    let separator = chars.next()?;
+    let letter = first.to_string();
+    (matches!(separator, '.' | ')' | ':') || separator.is_whitespace())
+        .then_some(letter)
+        .filter(|letter| valid_letters.contains(letter))
+}
+
+/// The byte offset just past the first case-insensitive (ASCII) occurrence of `needle`.
+fn find_case_insensitive(haystack: &str, needle: &str) -> Option<usize> {
+    let needle = needle.as_bytes();
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .position(|window| window.eq_ignore_ascii_case(needle))
+        .map(|start| start + needle.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letters() -> Vec<String> {
+        ["A", "B", "C", "D"].iter().map(|letter| (*letter).to_owned()).collect()
+    }
+
+    #[test]
+    fn common_answer_shapes() {
+        let cases = [
+            ("Reasoning...\nFinal Answer: (B)", Some("B")),
+            ("final answer: c", Some("C")),
+            ("**Final Answer:** **(D)**", Some("D")),
+            ("Final Answer: [A] because", Some("A")),
+            ("Final Answer:\n\nB. Pancreas", Some("B")),
+            ("Final Answer: Final Answer: (A)", Some("A")),
+            ("B) pancreas", Some("B")),
+            ("Final Answer: (E)", None),
+            ("The answer is B", None),
+            ("", None),
+            ("Final Answer: ", None),
+            ("Final Answer: Ω (A)", None),
+        ];
+        for (response, expected) in cases {
+            assert_eq!(mcq_letter(response, &letters()).as_deref(), expected, "{response:?}");
+        }
+    }
+
+    #[test]
+    fn first_final_answer_wins() {
+        assert_eq!(mcq_letter("Final Answer: (A)\nFinal Answer: (B)", &letters()).as_deref(), Some("A"));
+    }
+}

@@ -1,0 +1,153 @@
+//! Metrics: each turns per-sample statistics into a corpus score, and every score carries its
+//! sample count, standard error and 95% confidence interval (Wilson for proportions, a seeded
+//! bootstrap otherwise).
+//!
+//! Formulas follow KARMA (karma-features.md §6) so numbers are comparable; where KARMA crashes
+//! (empty inputs, zero references) the score is `null` instead.
+
+mod bleu;
+mod edit_distance;
+mod exact_match;
+pub mod interval;
+mod numeric;
+mod tokenised_f1;
+
+use serde::Serialize;
+
+/// What a metric sees of one sample.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample<'a> {
+    /// The extracted prediction; `None` when extraction failed (scored as an empty answer).
+    pub prediction: Option<&'a str>,
+    pub reference: &'a str,
+    /// The item's `other_args` (e.g. `tolerance` for `numeric_tolerance`).
+    pub other_args: &'a serde_json::Value,
+}
+
+impl Sample<'_> {
+    fn prediction_text(&self) -> &str {
+        self.prediction.unwrap_or_default()
+    }
+}
+
+/// A metric: per-sample sufficient statistics and how they aggregate.
+pub trait Metric: Sync {
+    fn name(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    /// Whether the score is a proportion of per-sample 0/1 outcomes (Wilson interval).
+    fn is_proportion(&self) -> bool;
+    /// The statistics of one sample (e.g. `[correct]`, or BLEU's n-gram counts).
+    fn sample_stats(&self, sample: &Sample<'_>) -> Vec<f64>;
+    /// The corpus score from the statistics of some samples; `None` when undefined.
+    fn aggregate(&self, stats: &[&[f64]]) -> Option<f64>;
+}
+
+/// The registry, in listing order.
+pub fn all() -> &'static [&'static dyn Metric] {
+    &[
+        &exact_match::ExactMatch,
+        &exact_match::Accuracy,
+        &tokenised_f1::TokenisedF1,
+        &bleu::Bleu,
+        &edit_distance::Wer,
+        &edit_distance::Cer,
+        &numeric::NumericTolerance,
+    ]
+}
+
+/// Looks a metric up by name.
+pub fn find(name: &str) -> Option<&'static dyn Metric> {
+    all().iter().copied().find(|metric| metric.name() == name)
+}
+
+/// A reported score.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Score {
+    pub score: Option<f64>,
+    pub stderr: Option<f64>,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+    pub num_samples: usize,
+    /// `wilson` or `bootstrap`.
+    pub interval: &'static str,
+}
+
+/// Scores `samples` with `metric`. `seed` drives the bootstrap (recorded in the manifest).
+pub fn score(metric: &dyn Metric, samples: &[Sample<'_>], seed: u64) -> Score {
+    let stats: Vec<Vec<f64>> = samples.iter().map(|sample| metric.sample_stats(sample)).collect();
+    let views: Vec<&[f64]> = stats.iter().map(Vec::as_slice).collect();
+    let value = if views.is_empty() { None } else { metric.aggregate(&views) };
+    if metric.is_proportion() {
+        let successes = views.iter().map(|stat| stat[0]).sum::<f64>();
+        let (stderr, low, high) = match (value, views.len()) {
+            (Some(proportion), n) if n > 0 => {
+                let (low, high) = interval::wilson(successes, n as f64);
+                (Some((proportion * (1.0 - proportion) / n as f64).sqrt()), Some(low), Some(high))
+            }
+            _ => (None, None, None),
+        };
+        return Score {
+            score: value,
+            stderr,
+            ci_low: low,
+            ci_high: high,
+            num_samples: views.len(),
+            interval: "wilson",
+        };
+    }
+    let bootstrap =
+        value.and_then(|_| interval::bootstrap(&views, |resample| metric.aggregate(resample), seed));
+    Score {
+        score: value,
+        stderr: bootstrap.map(|b| b.stderr),
+        ci_low: bootstrap.map(|b| b.low),
+        ci_high: bootstrap.map(|b| b.high),
+        num_samples: views.len(),
+        interval: "bootstrap",
+    }
+}
+
+/// Mean of the first statistic (for per-sample-score metrics).
+fn mean_of_first(stats: &[&[f64]]) -> Option<f64> {
+    (!stats.is_empty()).then(|| stats.iter().map(|stat| stat[0]).sum::<f64>() / stats.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proportion_scores_carry_wilson_intervals() {
+        let empty = serde_json::Value::Null;
+        let samples: Vec<Sample<'_>> = ["A", "B", "A", "A"]
+            .iter()
+            .map(|prediction| Sample { prediction: Some(prediction), reference: "A", other_args: &empty })
+            .collect();
+        let result = score(find("exact_match").unwrap(), &samples, 0);
+        assert_eq!(result.score, Some(0.75));
+        assert_eq!(result.num_samples, 4);
+        assert!((result.stderr.unwrap() - (0.75f64 * 0.25 / 4.0).sqrt()).abs() < 1e-12);
+        let (low, high) = (result.ci_low.unwrap(), result.ci_high.unwrap());
+        assert!((low - 0.300_641).abs() < 1e-5 && (high - 0.954_414).abs() < 1e-5, "{low} {high}");
+    }
+
+    #[test]
+    fn no_samples_means_no_score() {
+        for metric in all() {
+            let result = score(*metric, &[], 0);
+            assert_eq!((result.score, result.num_samples), (None, 0), "{}", metric.name());
+        }
+    }
+
+    #[test]
+    fn bootstrap_is_seeded() {
+        let empty = serde_json::Value::Null;
+        let samples: Vec<Sample<'_>> = ["a b c", "a b", "x", "a"]
+            .iter()
+            .map(|prediction| Sample { prediction: Some(prediction), reference: "a b c", other_args: &empty })
+            .collect();
+        let metric = find("tokenised_f1").unwrap();
+        assert_eq!(score(metric, &samples, 7), score(metric, &samples, 7));
+        assert_ne!(score(metric, &samples, 7).stderr, score(metric, &samples, 8).stderr);
+    }
+}
