@@ -26,3 +26,7 @@ pub const HF_ENDPOINT: &str = "HF_ENDPOINT";
 
 /// Token for gated or private datasets.
 pub const HF_TOKEN: &str = "HF_TOKEN";
+
+/// Seconds before a hub request that gets no answer is abandoned (default 30; body reads get ten
+/// times as long).
+pub const KARMA_HUB_TIMEOUT_SECS: &str = "KARMA_HUB_TIMEOUT_SECS";

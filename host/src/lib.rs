@@ -15,6 +15,8 @@
 pub mod cache;
 pub mod cli;
 pub mod datasets;
+pub mod engine;
 pub mod env_vars;
 pub mod metrics;
 pub mod plugins;
+pub mod report;

@@ -156,14 +156,30 @@ impl Run {
 
 /// Runs `karma-host` with `args`, a clean environment for karma's own variables, and `env`.
 pub fn karma(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let output: Output = Command::new(host_binary())
+    karma_command(args, env, None)
+}
+
+/// The command `karma` runs, optionally in `directory`; for tests that need the process itself.
+pub fn karma_process(args: &[&str], env: &[(&str, &str)], directory: Option<&Path>) -> Command {
+    let mut command = Command::new(host_binary());
+    command
         .args(args)
         .env_remove("KARMA_PLUGINS_DIR")
+        .env_remove("KARMA_CACHE_PATH")
         .env_remove("RUST_LOG")
+        .env_remove("HF_HUB_OFFLINE")
+        .env_remove("HF_ENDPOINT")
         .env("NO_COLOR", "1")
-        .envs(env.iter().copied())
-        .output()
-        .expect("run karma-host");
+        .envs(env.iter().copied());
+    if let Some(directory) = directory {
+        command.current_dir(directory);
+    }
+    command
+}
+
+/// Runs `karma-host` in `directory` (where relative output files land).
+pub fn karma_command(args: &[&str], env: &[(&str, &str)], directory: Option<&Path>) -> Run {
+    let output: Output = karma_process(args, env, directory).output().expect("run karma-host");
     Run {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

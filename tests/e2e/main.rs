@@ -5,6 +5,10 @@ mod harness;
 
 /// Plugin files that must be rejected, each with its exact diagnostic.
 mod bad_files;
+/// Generated datasets in the hub schemas.
+mod datagen;
+/// `karma-host eval` end to end.
+mod eval;
 /// The plugin author guide, followed literally.
 mod guide;
 /// The library API in one process: recovery after panics, extensions, zero-copy batches.

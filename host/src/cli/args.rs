@@ -30,8 +30,104 @@ pub enum Command {
     /// Show everything known about one model.
     #[command(subcommand)]
     Info(InfoCommand),
+    /// Evaluate a model on datasets: prompts, answer extraction, metrics, cache, results files.
+    Eval(Box<EvalArgs>),
     /// Run one batch of items through a model and print its outputs (JSON lines).
     Run(RunArgs),
+    /// Inspect or clear the output cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Registry name of the model (`karma-host list models`).
+    #[arg(long)]
+    pub model: String,
+    /// Comma-separated dataset names or aliases (`karma-host list datasets`), or paths of local
+    /// MCQ files (columns question, options, answer).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub datasets: Vec<String>,
+    /// Local path or hub id overriding the model's default weights (passed as `model_path`).
+    #[arg(long, value_name = "PATH")]
+    pub model_path: Option<String>,
+    /// Model configuration as a JSON object; overrides --model-config and the model's defaults.
+    #[arg(long, value_name = "JSON")]
+    pub model_args: Option<String>,
+    /// Model configuration file (TOML or JSON); overrides the model's defaults.
+    #[arg(long, value_name = "FILE")]
+    pub model_config: Option<PathBuf>,
+    /// Dataset arguments: `ds:key=value,key2=value;ds2:key=value` (values cannot contain `,`/`;`).
+    #[arg(long, value_name = "SPEC")]
+    pub dataset_args: Option<String>,
+    /// One dataset argument, `ds.key=value` (repeatable); the value may contain anything.
+    #[arg(long = "dataset-arg", value_name = "DS.KEY=VALUE")]
+    pub dataset_arg: Vec<String>,
+    /// Metric arguments: `metric:key=value;metric2:key=value`.
+    #[arg(long, value_name = "SPEC")]
+    pub metric_args: Option<String>,
+    /// Items per plugin call.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub batch_size: u32,
+    /// Evaluate only the first N rows of each dataset, in file order.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub max_samples: Option<u64>,
+    /// Neither read nor write the cache.
+    #[arg(long, conflicts_with = "refresh_cache")]
+    pub no_cache: bool,
+    /// Ignore cached outputs and overwrite them with fresh ones.
+    #[arg(long)]
+    pub refresh_cache: bool,
+    /// The cache file (default: $KARMA_CACHE_PATH, else ~/.cache/karma/cache.sqlite).
+    #[arg(long, value_name = "FILE")]
+    pub cache_path: Option<PathBuf>,
+    /// Results file.
+    #[arg(long, value_name = "FILE", default_value = "results.json")]
+    pub output: PathBuf,
+    /// Per-sample JSONL file (prompt, raw output, prediction, expected, ...).
+    #[arg(long, value_name = "FILE")]
+    pub samples_output: Option<PathBuf>,
+    /// Summary printed on stdout.
+    #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
+    pub format: TableOrJson,
+    /// Format of the results file.
+    #[arg(long, value_enum, default_value_t = SaveFormat::Json)]
+    pub save_format: SaveFormat,
+    /// Validate everything and print the plan; load no model and call nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// No progress bars.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Use only the local Hugging Face cache (also HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
+    /// Seed for bootstrap intervals (recorded in the manifest).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaveFormat {
+    Json,
+    Csv,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CacheCommand {
+    /// Size and contents of the cache.
+    Info {
+        #[arg(long, value_name = "FILE")]
+        cache_path: Option<PathBuf>,
+    },
+    /// Delete cached outputs (all, or one model's).
+    Clear {
+        #[arg(long, value_name = "FILE")]
+        cache_path: Option<PathBuf>,
+        /// Only this model's outputs.
+        #[arg(long)]
+        model: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -46,6 +142,16 @@ pub enum ListCommand {
         #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
         format: TableOrJson,
     },
+    /// Registered datasets.
+    Datasets {
+        #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
+        format: TableOrJson,
+    },
+    /// Available metrics.
+    Metrics {
+        #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
+        format: TableOrJson,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -53,6 +159,19 @@ pub enum InfoCommand {
     /// All metadata of a model, its default configuration and the plugin it comes from.
     Model {
         /// Registry name, e.g. `karma/constant`.
+        name: String,
+        #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
+        format: TableOrJson,
+    },
+    /// A dataset's definition: source, revision, schema, metrics, arguments, prompt example.
+    Dataset {
+        /// Registry name or alias, e.g. `medqa`.
+        name: String,
+        #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
+        format: TableOrJson,
+    },
+    /// A metric's definition.
+    Metric {
         name: String,
         #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
         format: TableOrJson,

@@ -2,10 +2,15 @@
 //! subcommand. The only module that prints.
 
 mod args;
+mod cache_command;
+mod catalog_info;
 mod diagnostics;
+mod eval;
 mod info;
 mod list;
+mod model_config;
 mod output;
+mod progress;
 mod run;
 
 use std::{io::Write, process::ExitCode};
@@ -42,6 +47,19 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    // Commands that need no plugins do not scan for them.
+    match &cli.command {
+        Command::List(ListCommand::Datasets { format }) => return catalog_info::list_datasets(*format),
+        Command::List(ListCommand::Metrics { format }) => return catalog_info::list_metrics(*format),
+        Command::Info(InfoCommand::Dataset { name, format }) => {
+            return catalog_info::info_dataset(name, *format)
+        }
+        Command::Info(InfoCommand::Metric { name, format }) => {
+            return catalog_info::info_metric(name, *format)
+        }
+        Command::Cache(command) => return cache_command::cache(command),
+        _ => {}
+    }
     let directories = plugins::search_path::from_environment(&cli.plugins_dirs);
     let registry = plugins::scan(&directories);
     for problem in &registry.directory_problems {
@@ -73,7 +91,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::List(ListCommand::Models { format }) => list::models(&registry, format),
         Command::List(ListCommand::Plugins { format }) => list::plugins(&registry, format, cli.verbose > 0),
         Command::Info(InfoCommand::Model { name, format }) => info::model(&registry, &name, format),
+        Command::Eval(arguments) => eval::eval(&registry, &arguments),
         Command::Run(arguments) => run::run(&registry, &arguments),
+        Command::List(ListCommand::Datasets { .. } | ListCommand::Metrics { .. })
+        | Command::Info(InfoCommand::Dataset { .. } | InfoCommand::Metric { .. })
+        | Command::Cache(_) => unreachable!("handled before the plugin scan"),
     }
 }
 

@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{args::RunArgs, diagnostics::Hinted, find_model, ExitStatus};
+use super::{args::RunArgs, find_model, ExitStatus};
 use crate::{
     datasets::item::{with_batch_view, ConversationTurn, Criterion, MediaBlob, OwnedItem},
     plugins::{ModelInstance, Registry},
@@ -21,7 +21,12 @@ use crate::{
 
 pub(super) fn run(registry: &Registry, arguments: &RunArgs) -> anyhow::Result<ExitStatus> {
     let model = find_model(registry, &arguments.model)?;
-    let config = merged_config(&model.meta.loader_kwargs, arguments)?;
+    let config = super::model_config::merge(
+        &model.meta.loader_kwargs,
+        None,
+        arguments.model_args.as_deref(),
+        arguments.model_path.as_deref(),
+    )?;
     let items = match &arguments.items {
         Some(path) => read_items(path)?,
         None => arguments
@@ -58,31 +63,6 @@ pub(super) fn run(registry: &Registry, arguments: &RunArgs) -> anyhow::Result<Ex
         return Ok(ExitStatus::Failure);
     }
     Ok(ExitStatus::Success)
-}
-
-/// Model defaults < `--model-args` < `--model-path`.
-fn merged_config(
-    defaults: &serde_json::Map<String, serde_json::Value>,
-    arguments: &RunArgs,
-) -> anyhow::Result<serde_json::Value> {
-    let mut config = defaults.clone();
-    if let Some(text) = &arguments.model_args {
-        let overrides: serde_json::Value = serde_json::from_str(text).map_err(|error| Hinted {
-            message: format!("--model-args is not valid JSON: {error}"),
-            hint: "pass a JSON object, e.g. --model-args '{\"value\": \"B\"}'".to_owned(),
-        })?;
-        let serde_json::Value::Object(overrides) = overrides else {
-            bail!(Hinted {
-                message: "--model-args must be a JSON object".to_owned(),
-                hint: "pass a JSON object, e.g. --model-args '{\"value\": \"B\"}'".to_owned(),
-            });
-        };
-        config.extend(overrides);
-    }
-    if let Some(path) = &arguments.model_path {
-        config.insert("model_path".to_owned(), path.clone().into());
-    }
-    Ok(serde_json::Value::Object(config))
 }
 
 /// One line of an items file.

@@ -56,7 +56,7 @@ pub fn mcq_letter(response: &str, valid_letters: &[String]) -> Option<String> {
         candidate = inner.trim();
     }
     let upper = candidate.to_uppercase();
-    if valid_letters.iter().any(|letter| *letter == upper) {
+    if valid_letters.contains(&upper) {
         return Some(upper);
     }
     let mut chars = upper.chars();

@@ -158,10 +158,15 @@ fn endpoint() -> String {
 }
 
 fn agent() -> ureq::Agent {
+    // A stalled server must not hang an evaluation: every phase has a deadline.
+    let seconds = std::env::var(env_vars::KARMA_HUB_TIMEOUT_SECS)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(30u64);
     ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_secs(10)))
-        .timeout_recv_response(Some(Duration::from_secs(30)))
-        .timeout_recv_body(Some(Duration::from_secs(300)))
+        .timeout_connect(Some(Duration::from_secs(seconds.min(10))))
+        .timeout_recv_response(Some(Duration::from_secs(seconds)))
+        .timeout_recv_body(Some(Duration::from_secs(seconds * 10)))
         .build()
         .into()
 }

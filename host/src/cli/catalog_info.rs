@@ -1,0 +1,163 @@
+//! `list datasets`, `list metrics`, `info dataset`, `info metric`.
+
+use std::io::Write;
+
+use anyhow::bail;
+use serde_json::json;
+
+use super::{args::TableOrJson, diagnostics::Hinted, output, ExitStatus};
+use crate::{datasets::catalog, metrics};
+
+fn dataset_json(definition: &catalog::DatasetDefinition) -> serde_json::Value {
+    json!({
+        "name": definition.name,
+        "aliases": definition.aliases,
+        "description": definition.description,
+        "repo_id": definition.repo_id,
+        "config": definition.config,
+        "split": definition.split,
+        "revision": definition.revision,
+        "task_type": definition.task_type.as_str(),
+        "metrics": definition.metrics,
+        "args": definition.all_args().map(|spec| json!({
+            "name": spec.name, "required": spec.required, "default": spec.default, "description": spec.description,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub(super) fn list_datasets(format: TableOrJson) -> anyhow::Result<ExitStatus> {
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        TableOrJson::Json => {
+            let datasets: Vec<_> = catalog::DATASETS.iter().map(dataset_json).collect();
+            output::json(&mut stdout, &json!({ "datasets": datasets }))?;
+        }
+        TableOrJson::Table => {
+            let rows: Vec<Vec<String>> = catalog::DATASETS
+                .iter()
+                .map(|definition| {
+                    vec![
+                        definition.name.to_owned(),
+                        definition.aliases.join(","),
+                        definition.task_type.as_str().to_owned(),
+                        definition.metrics.join(","),
+                        definition.split.to_owned(),
+                        definition.revision.unwrap_or("main").to_owned(),
+                    ]
+                })
+                .collect();
+            output::table(
+                &mut stdout,
+                &["DATASET", "ALIASES", "TASK", "METRICS", "SPLIT", "REVISION"],
+                &rows,
+            )?;
+        }
+    }
+    Ok(ExitStatus::Success)
+}
+
+pub(super) fn info_dataset(name: &str, format: TableOrJson) -> anyhow::Result<ExitStatus> {
+    let Some(definition) = catalog::find(name) else {
+        let suggestions = catalog::suggestions(name);
+        bail!(Hinted {
+            message: format!("unknown dataset `{name}`"),
+            hint: if suggestions.is_empty() {
+                "`karma-host list datasets` shows the registered datasets".to_owned()
+            } else {
+                format!("did you mean: {}?", suggestions.join(", "))
+            },
+        });
+    };
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        TableOrJson::Json => output::json(&mut stdout, &dataset_json(definition))?,
+        TableOrJson::Table => {
+            writeln!(stdout, "name         {}", definition.name)?;
+            writeln!(stdout, "aliases      {}", definition.aliases.join(", "))?;
+            writeln!(stdout, "description  {}", definition.description)?;
+            writeln!(
+                stdout,
+                "hub          {}{} split {} at {}",
+                definition.repo_id,
+                definition.config.map(|c| format!(" ({c})")).unwrap_or_default(),
+                definition.split,
+                definition.revision.unwrap_or("main")
+            )?;
+            writeln!(stdout, "task         {}", definition.task_type.as_str())?;
+            writeln!(stdout, "metrics      {}", definition.metrics.join(", "))?;
+            writeln!(
+                stdout,
+                "extraction   {} v{}",
+                definition.extraction.id(),
+                definition.extraction.version()
+            )?;
+            writeln!(stdout, "arguments")?;
+            for spec in definition.all_args() {
+                let requirement = if spec.required { "required" } else { "optional" };
+                writeln!(
+                    stdout,
+                    "  {:<26} {requirement}{}: {}",
+                    spec.name,
+                    spec.default.map(|d| format!(", default {d}")).unwrap_or_default(),
+                    spec.description
+                )?;
+            }
+        }
+    }
+    Ok(ExitStatus::Success)
+}
+
+pub(super) fn list_metrics(format: TableOrJson) -> anyhow::Result<ExitStatus> {
+    let mut stdout = std::io::stdout().lock();
+    let interval = |metric: &dyn metrics::Metric| if metric.is_proportion() { "wilson" } else { "bootstrap" };
+    match format {
+        TableOrJson::Json => {
+            let list: Vec<_> = metrics::all()
+                .iter()
+                .map(|metric| json!({"name": metric.name(), "description": metric.description(), "interval": interval(*metric)}))
+                .collect();
+            output::json(&mut stdout, &json!({ "metrics": list }))?;
+        }
+        TableOrJson::Table => {
+            let rows: Vec<Vec<String>> = metrics::all()
+                .iter()
+                .map(|metric| {
+                    vec![
+                        metric.name().to_owned(),
+                        interval(*metric).to_owned(),
+                        metric.description().to_owned(),
+                    ]
+                })
+                .collect();
+            output::table(&mut stdout, &["METRIC", "INTERVAL", "DESCRIPTION"], &rows)?;
+        }
+    }
+    Ok(ExitStatus::Success)
+}
+
+pub(super) fn info_metric(name: &str, format: TableOrJson) -> anyhow::Result<ExitStatus> {
+    let Some(metric) = metrics::find(name) else {
+        let names: Vec<&str> = metrics::all().iter().map(|metric| metric.name()).collect();
+        bail!(Hinted {
+            message: format!("unknown metric `{name}`"),
+            hint: format!("available metrics: {}", names.join(", "))
+        });
+    };
+    let interval = if metric.is_proportion() { "wilson" } else { "bootstrap" };
+    let users: Vec<&str> =
+        catalog::DATASETS.iter().filter(|d| d.metrics.contains(&metric.name())).map(|d| d.name).collect();
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        TableOrJson::Json => output::json(
+            &mut stdout,
+            &json!({"name": metric.name(), "description": metric.description(), "interval": interval, "datasets": users}),
+        )?,
+        TableOrJson::Table => {
+            writeln!(stdout, "name         {}", metric.name())?;
+            writeln!(stdout, "description  {}", metric.description())?;
+            writeln!(stdout, "interval     95% {interval}")?;
+            writeln!(stdout, "datasets     {}", users.join(", "))?;
+        }
+    }
+    Ok(ExitStatus::Success)
+}

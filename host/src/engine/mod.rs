@@ -1,0 +1,69 @@
+//! The evaluation loop: for each dataset, rows → items → batches → cache lookup → plugin →
+//! pairing by id → extraction → cache commit → samples; then metrics per dataset.
+//!
+//! Invariants:
+//! * outputs are matched to items by id, never by position (a batch mixes cache hits and
+//!   misses);
+//! * a batch is committed to the cache before the next one starts, so a killed run loses at most
+//!   the batch in flight;
+//! * failed items (plugin errors, panics, broken output contracts) are recorded, never cached,
+//!   never scored; an unparsable answer is a wrong answer, counted as unparsed;
+//! * one failing dataset does not stop the others.
+
+pub mod plan;
+mod reporter;
+mod run_dataset;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use plan::{CacheMode, DatasetPlan, DatasetSource, EvalPlan};
+pub use reporter::{NoReport, Reporter};
+pub use run_dataset::{build_item, DatasetOutcome, DatasetStatus, SampleRecord};
+
+use crate::{
+    cache::Cache,
+    plugins::{CallError, ModelInstance},
+};
+
+/// Set by the Ctrl-C handler; checked between batches.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Why the run could not start at all.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+    #[error(transparent)]
+    Model(#[from] CallError),
+}
+
+/// Runs every dataset of `plan`; `on_dataset_done` is called after each (to write results as
+/// they complete) and `on_samples` with each batch's samples.
+pub fn run(
+    plan: &EvalPlan,
+    reporter: &dyn Reporter,
+    on_samples: &mut dyn FnMut(&[SampleRecord]) -> std::io::Result<()>,
+    on_dataset_done: &mut dyn FnMut(&DatasetOutcome),
+) -> Result<Vec<DatasetOutcome>, EngineError> {
+    let mut cache = match plan.cache {
+        CacheMode::Off => None,
+        CacheMode::Normal | CacheMode::Refresh => Some(Cache::open(&plan.cache_path)?),
+    };
+    let mut instance = ModelInstance::create(plan.model, &plan.config.to_string())?;
+    let mut loaded = false;
+    let mut outcomes = Vec::new();
+    for dataset in &plan.datasets {
+        let outcome = if interrupted() {
+            DatasetOutcome::not_started(dataset, DatasetStatus::Interrupted)
+        } else {
+            run_dataset::run(plan, dataset, &mut instance, &mut loaded, cache.as_mut(), reporter, on_samples)
+        };
+        on_dataset_done(&outcome);
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}

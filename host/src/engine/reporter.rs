@@ -1,0 +1,20 @@
+//! Progress callbacks; the CLI implements them with progress bars.
+
+/// Receives progress events. Implementations must be cheap: they are called per batch.
+pub trait Reporter {
+    /// A dataset starts; `total` items when known.
+    fn dataset_started(&self, name: &str, total: Option<u64>);
+    /// A batch finished: items done, of which served from the cache.
+    fn batch_done(&self, items: u64, cache_hits: u64);
+    /// The dataset finished.
+    fn dataset_finished(&self, name: &str);
+}
+
+/// Reports nothing.
+pub struct NoReport;
+
+impl Reporter for NoReport {
+    fn dataset_started(&self, _name: &str, _total: Option<u64>) {}
+    fn batch_done(&self, _items: u64, _cache_hits: u64) {}
+    fn dataset_finished(&self, _name: &str) {}
+}

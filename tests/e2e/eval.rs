@@ -1,0 +1,504 @@
+//! `karma-host eval` as a process: real plugins, generated datasets in the hub schemas (JSONL
+//! and parquet), scores checked against values computed here, cache behaviour, resume after
+//! SIGKILL, and the errors for bad input.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::{
+    datagen::{self, Question},
+    harness::{baseline_plugin, fixture, karma_command, karma_process, Run, Workdir},
+};
+
+/// A work dir with plugins and a private cache and HF home.
+struct EvalEnv {
+    work: Workdir,
+    plugins: PathBuf,
+}
+
+impl EvalEnv {
+    fn new(plugins: &[PathBuf]) -> Self {
+        let work = Workdir::new();
+        let plugins = work.plugins_dir("plugins", plugins);
+        EvalEnv { work, plugins }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    fn args<'a>(&'a self, extra: &[&'a str]) -> Vec<String> {
+        let mut args =
+            vec!["--plugins-dir".to_owned(), self.plugins.display().to_string(), "eval".to_owned()];
+        args.extend([
+            "--cache-path".to_owned(),
+            self.path("cache.sqlite").display().to_string(),
+            "--no-progress".to_owned(),
+        ]);
+        args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+        args
+    }
+
+    fn eval(&self, extra: &[&str]) -> Run {
+        let args = self.args(extra);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let hf_home = self.path("hf");
+        karma_command(&refs, &[("HF_HOME", hf_home.to_str().unwrap())], Some(self.work.path()))
+    }
+
+    fn results(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.path("results.json")).unwrap()).unwrap()
+    }
+
+    fn samples(&self, name: &str) -> Vec<Value> {
+        std::fs::read_to_string(self.path(name))
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    fn cached_outputs(&self) -> i64 {
+        let connection = rusqlite::Connection::open(self.path("cache.sqlite")).unwrap();
+        connection.query_row("SELECT COUNT(*) FROM outputs", [], |row| row.get(0)).unwrap()
+    }
+}
+
+fn first_option_accuracy(questions: &[Question]) -> f64 {
+    questions.iter().filter(|q| q.answer == q.options[0].0).count() as f64 / questions.len() as f64
+}
+
+fn assert_close(actual: &Value, expected: f64, what: &str) {
+    let actual = actual.as_f64().unwrap_or_else(|| panic!("{what} is not a number: {actual}"));
+    assert!((actual - expected).abs() < 1e-9, "{what}: {actual} != {expected}");
+}
+
+#[test]
+fn scores_match_independent_computation_on_jsonl_and_parquet() {
+    let env = EvalEnv::new(&[baseline_plugin()]);
+    let pubmed = datagen::questions(40, 1);
+    let medqa = datagen::questions(60, 2);
+    let medmcqa = datagen::questions(90, 3);
+    datagen::write_jsonl(&env.path("pubmedqa.jsonl"), &datagen::openlifescience_rows(&pubmed, true));
+    datagen::write_openlifescience_parquet(&env.path("medqa.parquet"), &medqa);
+    std::fs::create_dir(env.path("medmcqa")).unwrap();
+    datagen::write_medmcqa_parquet(&env.path("medmcqa/validation-00000.parquet"), &medmcqa[..50]);
+    datagen::write_jsonl(&env.path("medmcqa/validation-00001.jsonl"), &datagen::medmcqa_rows(&medmcqa[50..]));
+
+    let run = env.eval(&[
+        "--model",
+        "karma/first-option",
+        "--datasets",
+        "pubmedqa,medqa,medmcqa",
+        "--dataset-args",
+        "pubmedqa:data_files=pubmedqa.jsonl;medqa:data_files=medqa.parquet;medmcqa:data_files=medmcqa",
+        "--samples-output",
+        "samples.jsonl",
+        "--format",
+        "json",
+    ]);
+    run.assert_code(0);
+    let results = env.results();
+    assert_eq!(run.json(), results, "stdout --format json is the results document");
+    for (name, questions) in [
+        ("openlifescienceai/pubmedqa", &pubmed),
+        ("openlifescienceai/medqa", &medqa),
+        ("openlifescienceai/medmcqa", &medmcqa),
+    ] {
+        let entry = &results["datasets"][name];
+        assert_eq!(entry["status"], "completed", "{name}: {entry}");
+        let expected = first_option_accuracy(questions);
+        let n = questions.len() as f64;
+        let metric = &entry["metrics"]["exact_match"];
+        assert_close(&metric["score"], expected, name);
+        assert_eq!(metric["num_samples"], questions.len());
+        assert_eq!((metric["num_failed"].as_u64(), metric["num_unparsed"].as_u64()), (Some(0), Some(0)));
+        assert_close(&metric["stderr"], (expected * (1.0 - expected) / n).sqrt(), name);
+        let (low, high) = datagen::wilson(expected * n, n);
+        assert_close(&metric["ci_low"], low, name);
+        assert_close(&metric["ci_high"], high, name);
+        assert_close(&entry["metrics"]["accuracy"]["score"], expected, name);
+        assert!(entry["revision"].as_str().unwrap().starts_with("local:"), "{name}");
+        assert_eq!(entry["task_type"], "mcqa");
+        assert_eq!(entry["cache_misses"], questions.len());
+        for key in ["dataset_args", "timings", "cache_hits"] {
+            assert!(entry.get(key).is_some(), "{name} lacks {key}");
+        }
+    }
+    // medmcqa breaks down by subject.
+    let subgroups = &results["datasets"]["openlifescienceai/medmcqa"]["subgroups"];
+    for subject in ["Anatomy", "Physiology", "Pharmacology"] {
+        let subset: Vec<Question> = medmcqa.iter().filter(|q| q.subject == subject).cloned().collect();
+        assert_close(&subgroups[subject]["exact_match"]["score"], first_option_accuracy(&subset), subject);
+    }
+    let manifest = &results["manifest"];
+    assert_eq!(manifest["model"]["name"], "karma/first-option");
+    assert_eq!(manifest["status"], "completed");
+    assert_eq!(manifest["plugin"]["sha256"].as_str().unwrap().len(), 64);
+    for key in ["host_version", "seed", "started_at", "finished_at", "dataset_sources"] {
+        assert!(!manifest[key].is_null(), "manifest lacks {key}");
+    }
+
+    let samples = env.samples("samples.jsonl");
+    assert_eq!(samples.len(), 190);
+    let first = &samples[0];
+    for key in [
+        "dataset",
+        "id",
+        "prompt",
+        "raw_output",
+        "prediction",
+        "expected",
+        "correct",
+        "from_cache",
+        "error",
+        "input_tokens",
+        "output_tokens",
+        "latency_ms",
+    ] {
+        assert!(first.get(key).is_some(), "sample lacks {key}: {first}");
+    }
+    assert_eq!(first["id"], pubmed[0].id);
+    assert!(
+        first["prompt"].as_str().unwrap().contains(&pubmed[0].question),
+        "the question is in the prompt verbatim"
+    );
+    assert_eq!(first["prompt"].as_str().unwrap().matches("Background for").count(), 1, "context shown once");
+}
+
+#[test]
+fn a_batch_mixing_cache_hits_and_misses_pairs_every_output_with_its_item() {
+    // karma/echo answers with its prompt, so a mispaired output is visible as another item's
+    // question. The first run caches items 0-2; the second sends 3-7 in a batch with 0-2 hits.
+    let env = EvalEnv::new(&[baseline_plugin()]);
+    let questions = datagen::questions(8, 4);
+    datagen::write_jsonl(&env.path("medqa.jsonl"), &datagen::openlifescience_rows(&questions, false));
+    let base = [
+        "--model",
+        "karma/echo",
+        "--datasets",
+        "medqa",
+        "--dataset-arg",
+        "medqa.data_files=medqa.jsonl",
+        "--batch-size",
+        "8",
+    ];
+    let mut first = base.to_vec();
+    first.extend(["--max-samples", "3"]);
+    env.eval(&first).assert_code(0);
+    let mut second = base.to_vec();
+    second.extend(["--samples-output", "mixed.jsonl"]);
+    env.eval(&second).assert_code(0);
+    let samples = env.samples("mixed.jsonl");
+    assert_eq!(samples.iter().filter(|s| s["from_cache"] == true).count(), 3);
+    for (sample, question) in samples.iter().zip(&questions) {
+        assert_eq!(sample["id"], question.id);
+        assert_eq!(sample["raw_output"], sample["prompt"], "output paired with the wrong item");
+        assert!(sample["raw_output"].as_str().unwrap().contains(&question.question));
+        // An echo has no `Final Answer:` line: unparsed, counted as wrong.
+        assert_eq!(sample["prediction"], Value::Null);
+        assert_eq!(sample["correct"], false);
+    }
+    let metric = &env.results()["datasets"]["openlifescienceai/medqa"]["metrics"]["exact_match"];
+    assert_eq!(
+        (metric["score"].as_f64(), metric["num_unparsed"].as_u64(), metric["num_samples"].as_u64()),
+        (Some(0.0), Some(8), Some(8))
+    );
+}
+
+#[test]
+fn cache_is_reused_refreshed_or_bypassed() {
+    let env = EvalEnv::new(&[baseline_plugin()]);
+    datagen::write_jsonl(
+        &env.path("q.jsonl"),
+        &datagen::openlifescience_rows(&datagen::questions(10, 5), false),
+    );
+    let base =
+        ["--model", "karma/constant", "--datasets", "medqa", "--dataset-arg", "medqa.data_files=q.jsonl"];
+    let hits = |run: &Run| {
+        run.assert_code(0);
+        let entry =
+            &serde_json::from_str::<Value>(&std::fs::read_to_string(env.path("results.json")).unwrap())
+                .unwrap()["datasets"]["openlifescienceai/medqa"];
+        (entry["cache_hits"].as_u64().unwrap(), entry["cache_misses"].as_u64().unwrap())
+    };
+    assert_eq!(hits(&env.eval(&base)), (0, 10));
+    assert_eq!(hits(&env.eval(&base)), (10, 0));
+    // Batch size and max-samples are not part of the key.
+    let mut other_batch = base.to_vec();
+    other_batch.extend(["--batch-size", "3", "--max-samples", "4"]);
+    assert_eq!(hits(&env.eval(&other_batch)), (4, 0));
+    let mut refresh = base.to_vec();
+    refresh.push("--refresh-cache");
+    assert_eq!(hits(&env.eval(&refresh)), (0, 10));
+    let mut off = base.to_vec();
+    off.push("--no-cache");
+    assert_eq!(hits(&env.eval(&off)), (0, 10));
+    // The model configuration is part of the key.
+    let mut other_config = base.to_vec();
+    other_config.extend(["--model-args", r#"{"value": "C"}"#]);
+    assert_eq!(hits(&env.eval(&other_config)), (0, 10));
+    assert_eq!(env.cached_outputs(), 20);
+
+    let info = karma_command(
+        &["cache", "info", "--cache-path", env.path("cache.sqlite").to_str().unwrap()],
+        &[],
+        None,
+    );
+    info.assert_code(0);
+    assert!(info.stdout.contains("outputs      20"), "{}", info.stdout);
+    let clear = karma_command(
+        &["cache", "clear", "--cache-path", env.path("cache.sqlite").to_str().unwrap()],
+        &[],
+        None,
+    );
+    clear.assert_code(0);
+    assert_eq!(env.cached_outputs(), 0);
+}
+
+#[test]
+fn failed_items_are_recorded_not_cached_not_scored() {
+    // The fixture panics on its first call in each process: the first batch fails.
+    let env = EvalEnv::new(&[fixture("panic-run")]);
+    datagen::write_jsonl(
+        &env.path("q.jsonl"),
+        &datagen::openlifescience_rows(&datagen::questions(4, 6), false),
+    );
+    let run = env.eval(&[
+        "--model",
+        "fixture/panic-in-run",
+        "--datasets",
+        "medqa",
+        "--dataset-arg",
+        "medqa.data_files=q.jsonl",
+        "--batch-size",
+        "2",
+        "--samples-output",
+        "s.jsonl",
+    ]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("finished with failures: openlifescienceai/medqa (2 items failed)"),
+        "{}",
+        run.stderr
+    );
+    let entry = &env.results()["datasets"]["openlifescienceai/medqa"];
+    assert_eq!(entry["num_failed"], 2);
+    assert_eq!(entry["metrics"]["exact_match"]["num_samples"], 2, "failures are not scored");
+    assert_eq!(entry["metrics"]["exact_match"]["num_failed"], 2);
+    assert_eq!(env.cached_outputs(), 2, "failures are not cached");
+    let samples = env.samples("s.jsonl");
+    assert!(samples[0]["error"].as_str().unwrap().contains("panicked in `run`"), "{}", samples[0]);
+    assert_eq!(samples[0]["raw_output"], Value::Null);
+    assert_eq!(samples[2]["error"], Value::Null);
+}
+
+#[test]
+fn one_failing_dataset_does_not_lose_the_others() {
+    let env = EvalEnv::new(&[baseline_plugin()]);
+    datagen::write_jsonl(
+        &env.path("good.jsonl"),
+        &datagen::openlifescience_rows(&datagen::questions(5, 7), false),
+    );
+    std::fs::write(env.path("bad.jsonl"), "{\"id\": \"1\", \"question\": \"Q\", \"opa\": \"a\", \"opb\": \"b\", \"opc\": \"c\", \"opd\": \"d\", \"cop\": 1}\n{\"id\": \"2\", \"question\": \"Q\", \"opa\": \"a\", \"opb\": \"b\", \"opc\": \"c\", \"opd\": \"d\", \"cop\": 9}\n").unwrap();
+    let run = env.eval(&[
+        "--model",
+        "karma/constant",
+        "--datasets",
+        "medmcqa,medqa",
+        "--dataset-args",
+        "medqa:data_files=good.jsonl;medmcqa:data_files=bad.jsonl",
+    ]);
+    run.assert_code(1);
+    let results = env.results();
+    assert_eq!(results["datasets"]["openlifescienceai/medqa"]["status"], "completed");
+    let failed = &results["datasets"]["openlifescienceai/medmcqa"];
+    assert_eq!(failed["status"], "failed");
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("bad.jsonl` row 2: field `cop`: 9 is not in 0-3"), "{error}");
+    assert!(run.stderr.contains("dataset `openlifescienceai/medmcqa` failed"), "{}", run.stderr);
+}
+
+#[test]
+fn bad_input_is_refused_before_anything_loads() {
+    let env = EvalEnv::new(&[baseline_plugin()]);
+    datagen::write_jsonl(
+        &env.path("q.jsonl"),
+        &datagen::openlifescience_rows(&datagen::questions(3, 8), false),
+    );
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--model", "karma/constant", "--datasets", "medqq"], "error: unknown dataset `medqq`"),
+        (vec!["--model", "karma/constant", "--datasets", "medqq"], "hint: did you mean: medqa"),
+        (vec!["--model", "karma/konstant", "--datasets", "medqa"], "error: unknown model `karma/konstant`"),
+        (
+            vec!["--model", "karma/constant", "--datasets", "medqa", "--model-args", "{oops"],
+            "error: --model-args is not valid JSON",
+        ),
+        (
+            vec!["--model", "karma/constant", "--datasets", "medqa", "--model-args", r#"{"vlaue": "B"}"#],
+            "unknown configuration key `vlaue` for `karma/constant`",
+        ),
+        (
+            vec!["--model", "karma/constant", "--datasets", "medqa", "--max-samples", "-1"],
+            "invalid value '-1' for '--max-samples <N>'",
+        ),
+        (
+            vec!["--model", "karma/constant", "--datasets", "medqa", "--batch-size", "0"],
+            "invalid value '0' for '--batch-size",
+        ),
+        (
+            vec!["--model", "karma/constant", "--datasets", "medqa", "--dataset-args", "medqa:colour=red"],
+            "error: unknown argument `colour` for dataset `openlifescienceai/medqa`",
+        ),
+        (
+            vec![
+                "--model",
+                "karma/constant",
+                "--datasets",
+                "medqa",
+                "--dataset-args",
+                "pubmedqa:data_files=q.jsonl",
+            ],
+            "dataset arguments given for `pubmedqa`, which is not in --datasets",
+        ),
+        (
+            vec!["--model", "karma/constant", "--datasets", "medqa", "--dataset-args", "medqa"],
+            "invalid dataset argument `medqa`",
+        ),
+        (
+            vec![
+                "--model",
+                "karma/constant",
+                "--datasets",
+                "medqa",
+                "--dataset-arg",
+                "medqa.data_files=missing.jsonl",
+            ],
+            "dataset file `missing.jsonl` does not exist",
+        ),
+        (
+            vec!["--model", "karma/constant", "--datasets", "medqa", "--metric-args", "rouge:x=1"],
+            "unknown metric `rouge` in --metric-args",
+        ),
+        (
+            vec!["--model", "karma/constant", "--datasets", "medqa", "--model-config", "nope.toml"],
+            "cannot read --model-config `nope.toml`",
+        ),
+    ];
+    for (args, expected) in cases {
+        let run = env.eval(&args);
+        assert_eq!(run.code, Some(2), "{args:?}\n{}", run.stderr);
+        assert!(run.stderr.contains(expected), "{args:?}: expected {expected:?} in\n{}", run.stderr);
+        assert!(!env.path("results.json").exists(), "{args:?} wrote results");
+    }
+}
+
+#[test]
+fn dry_run_prints_the_plan_without_loading_the_model() {
+    let env = EvalEnv::new(&[fixture("chatty"), baseline_plugin()]);
+    let questions = datagen::questions(6, 9);
+    datagen::write_jsonl(&env.path("q.jsonl"), &datagen::openlifescience_rows(&questions, false));
+    let base = [
+        "--model",
+        "fixture/chatty",
+        "--datasets",
+        "medqa",
+        "--dataset-arg",
+        "medqa.data_files=q.jsonl",
+        "-v",
+    ];
+    let mut first = base.to_vec();
+    first.extend(["--max-samples", "2"]);
+    env.eval(&first).assert_code(0);
+    std::fs::remove_file(env.path("results.json")).unwrap();
+    let mut dry = base.to_vec();
+    dry.push("--dry-run");
+    let run = env.eval(&dry);
+    run.assert_code(0);
+    assert!(!run.stderr.contains("loading chatty"), "the model was loaded:\n{}", run.stderr);
+    assert!(run.stdout.contains("samples:   6"), "{}", run.stdout);
+    assert!(run.stdout.contains("cached:    2 of 6"), "{}", run.stdout);
+    assert!(run.stdout.contains(&questions[0].question), "{}", run.stdout);
+    assert!(!env.path("results.json").exists());
+}
+
+#[test]
+fn local_mcq_files_are_evaluated_ad_hoc_in_csv_too() {
+    let env = EvalEnv::new(&[baseline_plugin()]);
+    std::fs::write(
+        env.path("mine.csv"),
+        "id,question,options,answer\nx1,Pick B,\"{\"\"A\"\": \"\"no\"\", \"\"B\"\": \"\"yes\"\"}\",B\nx2,Pick A,\"[\"\"yes\"\", \"\"no\"\"]\",A\n",
+    )
+    .unwrap();
+    let run = env.eval(&[
+        "--model",
+        "karma/first-option",
+        "--datasets",
+        "mine.csv",
+        "--save-format",
+        "csv",
+        "--output",
+        "results.csv",
+    ]);
+    run.assert_code(0);
+    let csv = std::fs::read_to_string(env.path("results.csv")).unwrap();
+    assert!(csv.starts_with("dataset,task_type,metric,score,"), "{csv}");
+    assert!(csv.contains("mine.csv,mcqa,exact_match,0.5,"), "{csv}");
+}
+
+#[test]
+fn sigkill_mid_run_loses_at_most_the_batch_in_flight_and_the_rerun_resumes() {
+    let env = EvalEnv::new(&[fixture("slow-echo")]);
+    let questions = datagen::questions(40, 10);
+    datagen::write_jsonl(&env.path("q.jsonl"), &datagen::openlifescience_rows(&questions, false));
+    let args = env.args(&[
+        "--model",
+        "fixture/slow-echo",
+        "--model-args",
+        r#"{"delay_ms": 150}"#,
+        "--datasets",
+        "medqa",
+        "--dataset-arg",
+        "medqa.data_files=q.jsonl",
+        "--batch-size",
+        "2",
+    ]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = karma_process(&refs, &[], Some(env.work.path()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until a few batches are committed, then kill without warning.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while (!env.path("cache.sqlite").exists() || env.cached_outputs() < 6)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    let committed = env.cached_outputs();
+    assert!((6..40).contains(&committed), "committed {committed}");
+    assert_eq!(committed % 2, 0, "whole batches are committed");
+
+    // Same configuration (part of the cache key), another batch size (not part of it).
+    let resumed = env.eval(&[
+        "--model",
+        "fixture/slow-echo",
+        "--model-args",
+        r#"{"delay_ms": 150}"#,
+        "--datasets",
+        "medqa",
+        "--dataset-arg",
+        "medqa.data_files=q.jsonl",
+        "--batch-size",
+        "8",
+    ]);
+    resumed.assert_code(0);
+    let entry = &env.results()["datasets"]["openlifescienceai/medqa"];
+    assert_eq!(entry["cache_hits"].as_i64().unwrap(), committed, "committed items are not redone");
+    assert_eq!(entry["cache_misses"].as_i64().unwrap(), 40 - committed);
+    assert_eq!(entry["metrics"]["exact_match"]["num_samples"], 40);
+}
