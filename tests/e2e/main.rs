@@ -3,6 +3,8 @@
 
 mod harness;
 
+/// Hub datasets through a fake hub on loopback.
+mod fake_hub;
 /// Plugin files that must be rejected, each with its exact diagnostic.
 mod bad_files;
 /// Generated datasets in the hub schemas.
