@@ -8,12 +8,15 @@
 //! Run with `cargo bench -p karma-host --bench plugin_overhead`. It builds the release binary and
 //! plugins first. Figures are printed, never asserted: machines here are shared and noisy.
 
+mod common;
+
 use std::{
     hint::black_box,
-    path::{Path, PathBuf},
-    process::Command,
+    path::Path,
     time::{Duration, Instant},
 };
+
+use common::{release_dir, spawn_measured};
 
 use karma_host::{
     datasets::item::{with_batch_view, OwnedItem},
@@ -23,20 +26,6 @@ use karma_plugin_api::sdk::{Item, Model, ModelContext};
 use karma_plugin_baseline::{Baseline, Echo, NoConfig};
 
 const BATCH: usize = 64;
-
-fn release_dir() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned();
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .current_dir(&root)
-        .args(["build", "--release", "--quiet", "-p", "karma-host", "-p", "karma-plugin-baseline"])
-        .status()
-        .expect("run cargo build --release");
-    assert!(status.success(), "release build failed");
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-        .join("release")
-}
 
 /// Median time per call of `body` over `rounds` rounds of `calls` calls.
 fn time_per_call(rounds: usize, calls: usize, mut body: impl FnMut()) -> Duration {
@@ -99,25 +88,6 @@ fn ffi_against_direct(release: &Path) {
     println!("  FFI overhead per item:               {overhead_per_item:>9.1} ns (target < 100 ns)");
 }
 
-/// Runs `program args` to completion and returns (wall time, peak RSS in KiB) via wait4.
-fn spawn_measured(program: &Path, args: &[&str]) -> (Duration, i64) {
-    let started = Instant::now();
-    let child = Command::new(program)
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child, which `Child` will not wait for again (it is forgotten).
-    let waited = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    let elapsed = started.elapsed();
-    std::mem::forget(child);
-    assert!(waited > 0 && status == 0, "{} failed", program.display());
-    (elapsed, usage.ru_maxrss)
-}
-
 fn list_models_against_true(release: &Path) {
     let host = release.join("karma-host");
     let runs = 40;
@@ -153,7 +123,7 @@ fn list_models_against_true(release: &Path) {
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run quickly then.
-    if !std::env::args().any(|argument| argument == "--bench") {
+    if !common::benchmarking() {
         return;
     }
     let release = release_dir();

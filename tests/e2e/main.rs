@@ -3,14 +3,14 @@
 
 mod harness;
 
-/// Hub datasets through a fake hub on loopback.
-mod fake_hub;
 /// Plugin files that must be rejected, each with its exact diagnostic.
 mod bad_files;
 /// Generated datasets in the hub schemas.
 mod datagen;
 /// `karma-host eval` end to end.
 mod eval;
+/// Hub datasets through a fake hub on loopback.
+mod fake_hub;
 /// The plugin author guide, followed literally.
 mod guide;
 /// The library API in one process: recovery after panics, extensions, zero-copy batches.

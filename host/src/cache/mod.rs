@@ -156,20 +156,23 @@ impl Cache {
         Ok(found)
     }
 
-    /// Looks up extractions for many output keys.
-    pub fn get_extractions(
+    /// Looks up many keys at once, with each output's extraction under `extractor`/`version`
+    /// when one was stored (a changed rule version finds none, so the output is re-scored).
+    pub fn get_outputs_with_extractions(
         &self,
         keys: &[CacheKey],
         extractor: &str,
         version: u32,
-    ) -> Result<HashMap<CacheKey, CachedExtraction>, CacheError> {
+    ) -> Result<HashMap<CacheKey, (CachedOutput, Option<CachedExtraction>)>, CacheError> {
         let mut found = HashMap::new();
         for chunk in keys.chunks(500) {
             let placeholders = vec!["?"; chunk.len()].join(",");
             let mut statement = self
                 .connection
                 .prepare_cached(&format!(
-                    "SELECT output_key, prediction FROM extractions WHERE extractor = ? AND version = ? AND output_key IN ({placeholders})"
+                    "SELECT o.key, o.raw_output, o.prompt_tokens, o.completion_tokens, o.latency_us, e.output_key IS NOT NULL, e.prediction
+                     FROM outputs o LEFT JOIN extractions e ON e.output_key = o.key AND e.extractor = ? AND e.version = ?
+                     WHERE o.key IN ({placeholders})"
                 ))
                 .map_err(|error| self.wrap(error))?;
             let mut parameters: Vec<rusqlite::types::Value> =
@@ -177,13 +180,25 @@ impl Cache {
             parameters.extend(chunk.iter().map(|key| rusqlite::types::Value::Blob(key.0.to_vec())));
             let rows = statement
                 .query_map(params_from_iter(parameters), |row| {
-                    Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Option<String>>(1)?))
+                    let output = CachedOutput {
+                        raw_output: row.get(1)?,
+                        prompt_tokens: row.get::<_, Option<i64>>(2)?.map(|value| value as u64),
+                        completion_tokens: row.get::<_, Option<i64>>(3)?.map(|value| value as u64),
+                        latency_us: row.get::<_, i64>(4)? as u64,
+                    };
+                    let extraction = row
+                        .get::<_, bool>(5)?
+                        .then(|| {
+                            row.get::<_, Option<String>>(6).map(|prediction| CachedExtraction { prediction })
+                        })
+                        .transpose()?;
+                    Ok((row.get::<_, Vec<u8>>(0)?, output, extraction))
                 })
                 .map_err(|error| self.wrap(error))?;
             for row in rows {
-                let (key, prediction) = row.map_err(|error| self.wrap(error))?;
+                let (key, output, extraction) = row.map_err(|error| self.wrap(error))?;
                 if let Ok(key) = <[u8; 32]>::try_from(key.as_slice()) {
-                    found.insert(CacheKey(key), CachedExtraction { prediction });
+                    found.insert(CacheKey(key), (output, extraction));
                 }
             }
         }
@@ -330,12 +345,16 @@ mod tests {
         let found = cache.get_outputs(&[first, absent, second]).unwrap();
         assert_eq!(found.len(), 2);
         assert_eq!(found[&first], output("A"));
-        let extractions = cache.get_extractions(&[first, second], "mcq_letter", 1).unwrap();
-        assert_eq!(extractions[&second], CachedExtraction { prediction: None });
-        assert!(
-            cache.get_extractions(&[first], "mcq_letter", 2).unwrap().is_empty(),
-            "a new rule version misses"
+        let joined = cache.get_outputs_with_extractions(&[first, second, absent], "mcq_letter", 1).unwrap();
+        assert_eq!(joined.len(), 2);
+        assert_eq!(joined[&first], (output("A"), Some(CachedExtraction { prediction: Some("A".into()) })));
+        assert_eq!(
+            joined[&second].1,
+            Some(CachedExtraction { prediction: None }),
+            "an unparsed answer is remembered"
         );
+        let new_rule = cache.get_outputs_with_extractions(&[first], "mcq_letter", 2).unwrap();
+        assert_eq!(new_rule[&first].1, None, "a new rule version has no extraction yet");
         let stats = cache.stats().unwrap();
         assert_eq!(
             (stats.outputs, stats.extractions, stats.models.clone()),

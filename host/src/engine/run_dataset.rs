@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::{interrupted, plan::DatasetSource, CacheMode, DatasetPlan, EvalPlan, Reporter};
 use crate::{
-    cache::{item_key, Cache, CacheKey, CachedOutput, KeyContext, NewOutput},
+    cache::{item_key, Cache, CacheKey, CachedExtraction, CachedOutput, KeyContext, NewOutput},
     datasets::{
         hub,
         item::{with_batch_view, OwnedItem},
@@ -112,12 +112,89 @@ impl DatasetOutcome {
     }
 }
 
-/// What scoring needs of one sample.
-struct Scored {
-    prediction: Option<String>,
-    expected: String,
-    group: Option<String>,
-    other_args: serde_json::Value,
+/// What scoring keeps per metric. Proportions keep counts (per subgroup too), so their memory
+/// does not grow with the dataset; other metrics keep flat per-sample statistics for the
+/// bootstrap, a few bytes per sample.
+enum Accumulator {
+    Proportion {
+        name: &'static str,
+        successes: f64,
+        count: usize,
+        /// `(successes, count)` per subgroup index.
+        groups: Vec<(f64, usize)>,
+    },
+    Samples {
+        name: &'static str,
+        metric: &'static dyn metrics::Metric,
+        stride: usize,
+        stats: Vec<f64>,
+        /// Subgroup index of each sample.
+        groups: Vec<Option<u32>>,
+    },
+}
+
+impl Accumulator {
+    fn new(name: &'static str, metric: &'static dyn metrics::Metric) -> Self {
+        if metric.is_proportion() {
+            Accumulator::Proportion { name, successes: 0.0, count: 0, groups: Vec::new() }
+        } else {
+            Accumulator::Samples { name, metric, stride: 0, stats: Vec::new(), groups: Vec::new() }
+        }
+    }
+
+    fn add(&mut self, metric: &dyn metrics::Metric, sample: &Sample<'_>, group: Option<u32>) {
+        let stats = metric.sample_stats(sample);
+        match self {
+            Accumulator::Proportion { successes, count, groups, .. } => {
+                *successes += stats[0];
+                *count += 1;
+                if let Some(group) = group {
+                    let group = group as usize;
+                    if groups.len() <= group {
+                        groups.resize(group + 1, (0.0, 0));
+                    }
+                    groups[group].0 += stats[0];
+                    groups[group].1 += 1;
+                }
+            }
+            Accumulator::Samples { stride, stats: all, groups, .. } => {
+                *stride = stats.len();
+                all.extend(stats);
+                groups.push(group);
+            }
+        }
+    }
+
+    /// The overall score and the score of each subgroup index.
+    fn scores(&self, group_count: usize, seed: u64) -> (&'static str, Score, Vec<Score>) {
+        match self {
+            Accumulator::Proportion { name, successes, count, groups } => {
+                let per_group = (0..group_count)
+                    .map(|index| {
+                        let (successes, count) = groups.get(index).copied().unwrap_or((0.0, 0));
+                        metrics::score_proportion(successes, count)
+                    })
+                    .collect();
+                (name, metrics::score_proportion(*successes, *count), per_group)
+            }
+            Accumulator::Samples { name, metric, stride, stats, groups } => {
+                let views: Vec<&[f64]> =
+                    if *stride == 0 { Vec::new() } else { stats.chunks(*stride).collect() };
+                let per_group = (0..group_count)
+                    .map(|index| {
+                        let members: Vec<&[f64]> = views
+                            .iter()
+                            .zip(groups)
+                            .filter(|(_, group)| **group == Some(index as u32))
+                            .map(|(view, _)| *view)
+                            .collect();
+                        metrics::score_stats(*metric, &members, seed)
+                    })
+                    .collect();
+                (name, metrics::score_stats(*metric, &views, seed), per_group)
+            }
+        }
+    }
 }
 
 /// A record and the item built from it.
@@ -131,7 +208,9 @@ struct Progress<'a> {
     plan: &'a EvalPlan<'a>,
     dataset: &'a DatasetPlan,
     key_context: KeyContext,
-    scored: Vec<Scored>,
+    accumulators: Vec<(&'static dyn metrics::Metric, Accumulator)>,
+    /// Subgroup names; accumulators refer to them by index.
+    group_names: Vec<String>,
     outcome: DatasetOutcome,
     model_time: Duration,
 }
@@ -155,7 +234,13 @@ pub(super) fn run(
             &plan.plugin_version,
             &plan.config,
         ),
-        scored: Vec::new(),
+        accumulators: dataset
+            .definition
+            .metrics
+            .iter()
+            .filter_map(|name| metrics::find(name).map(|metric| (metric, Accumulator::new(name, metric))))
+            .collect(),
+        group_names: Vec::new(),
         outcome: DatasetOutcome::not_started(dataset, DatasetStatus::Completed),
         model_time: Duration::ZERO,
     };
@@ -194,6 +279,10 @@ pub(super) fn run(
     progress.outcome
 }
 
+/// Rows are read and looked up in the cache a window at a time (one query for many keys);
+/// misses go to the plugin in batches of `batch_size`, each committed before the next.
+const LOOKUP_WINDOW: usize = 512;
+
 fn evaluate_rows(
     progress: &mut Progress<'_>,
     mut rows: impl Iterator<Item = Result<SourceRow, source::SourceError>>,
@@ -205,10 +294,11 @@ fn evaluate_rows(
 ) -> Result<(), String> {
     let limit = progress.plan.max_samples.unwrap_or(u64::MAX);
     let definition = progress.dataset.definition;
+    let window_size = LOOKUP_WINDOW.max(progress.plan.batch_size);
     let mut next_index = 0u64;
     loop {
-        let mut batch: Vec<Pending> = Vec::with_capacity(progress.plan.batch_size);
-        while batch.len() < progress.plan.batch_size && next_index < limit {
+        let mut window: Vec<Pending> = Vec::with_capacity(window_size);
+        while window.len() < window_size && next_index < limit {
             let Some(row) = rows.next() else { break };
             let row = row.map_err(|error| error.to_string())?;
             let record = definition.schema.record(&row.value, next_index).map_err(|problem| {
@@ -221,16 +311,14 @@ fn evaluate_rows(
                 )
             })?;
             let item = build_item(next_index, &record, progress.dataset);
-            batch.push(Pending { record, item });
+            window.push(Pending { record, item });
             next_index += 1;
         }
-        if batch.is_empty() {
+        if window.is_empty() {
             return Ok(());
         }
-        let samples = run_batch(progress, &batch, instance, loaded, cache)?;
+        let samples = run_window(progress, &window, instance, loaded, cache, reporter)?;
         on_samples(&samples).map_err(|error| format!("cannot write samples: {error}"))?;
-        let hits = samples.iter().filter(|sample| sample.from_cache).count() as u64;
-        reporter.batch_done(samples.len() as u64, hits);
         if interrupted() {
             progress.outcome.status = super::DatasetStatus::Interrupted;
             return Ok(());
@@ -259,196 +347,257 @@ pub fn build_item(id: u64, record: &McqRecord, dataset: &DatasetPlan) -> OwnedIt
 
 /// The outcome of one item before extraction.
 enum ItemResult {
-    Output { output: CachedOutput, from_cache: bool },
+    Output { output: CachedOutput, from_cache: bool, extraction: Option<CachedExtraction> },
     Failed(String),
 }
 
-fn run_batch(
+/// One window: a cache lookup for all its keys, the misses through the plugin in batches (each
+/// committed before the next), then extraction and scoring in row order. After Ctrl-C the
+/// window is cut after the last committed batch.
+fn run_window(
     progress: &mut Progress<'_>,
-    batch: &[Pending],
+    window: &[Pending],
     instance: &mut ModelInstance,
     loaded: &mut bool,
     cache: &mut Option<&mut Cache>,
+    reporter: &dyn Reporter,
 ) -> Result<Vec<SampleRecord>, String> {
     let plan = progress.plan;
     let shows_expected = plan.model.meta.wants_expected_output;
+    let extraction = progress.dataset.definition.extraction;
     let keys: Vec<CacheKey> =
-        batch.iter().map(|pending| item_key(&progress.key_context, &pending.item, shows_expected)).collect();
+        window.iter().map(|pending| item_key(&progress.key_context, &pending.item, shows_expected)).collect();
     let mut hits = match (cache.as_deref(), plan.cache) {
-        (Some(cache), CacheMode::Normal) => cache.get_outputs(&keys).map_err(|error| error.to_string())?,
+        (Some(cache), CacheMode::Normal) => cache
+            .get_outputs_with_extractions(&keys, extraction.id(), extraction.version())
+            .map_err(|error| error.to_string())?,
         _ => Default::default(),
     };
     let mut results: Vec<Option<ItemResult>> = keys
         .iter()
-        .map(|key| hits.remove(key).map(|output| ItemResult::Output { output, from_cache: true }))
+        .map(|key| {
+            hits.remove(key).map(|(output, extraction)| ItemResult::Output {
+                output,
+                from_cache: true,
+                extraction,
+            })
+        })
         .collect();
-    let misses: Vec<usize> = (0..batch.len()).filter(|index| results[*index].is_none()).collect();
-    if !misses.is_empty() {
-        let model_started = Instant::now();
-        if !*loaded {
-            instance.load().map_err(|error| format!("the model failed to load: {error}"))?;
-            *loaded = true;
+    let misses: Vec<usize> = (0..window.len()).filter(|index| results[*index].is_none()).collect();
+    let mut cut = window.len();
+    let mut reported = 0usize;
+    for batch in misses.chunks(plan.batch_size) {
+        run_plugin_batch(progress, window, batch, &keys, &mut results, instance, loaded, cache)?;
+        let done = batch[batch.len() - 1] + 1;
+        let hits_so_far = results[reported..done]
+            .iter()
+            .filter(|result| matches!(result, Some(ItemResult::Output { from_cache: true, .. })))
+            .count();
+        reporter.batch_done((done - reported) as u64, hits_so_far as u64);
+        reported = done;
+        if interrupted() {
+            cut = done;
+            break;
         }
-        let items: Vec<OwnedItem> = misses.iter().map(|index| batch[*index].item.clone()).collect();
-        let outcome = with_batch_view(&items, shows_expected, |view| instance.run(view));
-        progress.model_time += model_started.elapsed();
-        match outcome {
-            Ok(outputs) => {
-                // `run` returns outputs in item order, paired by id.
-                for (index, output) in misses.iter().zip(outputs) {
-                    results[*index] = Some(match output.result {
-                        RResult::ROk(text) => ItemResult::Output {
-                            output: CachedOutput {
-                                raw_output: text.into_string(),
-                                prompt_tokens: output.prompt_tokens.into_option(),
-                                completion_tokens: output.completion_tokens.into_option(),
-                                latency_us: output.latency_us,
-                            },
-                            from_cache: false,
-                        },
-                        RResult::RErr(error) => {
-                            ItemResult::Failed(format!("{} ({})", error.message, error.code.name()))
-                        }
-                    });
-                }
-            }
-            Err(error) => {
-                let message = error.to_string();
-                for index in &misses {
-                    results[*index] = Some(ItemResult::Failed(message.clone()));
-                }
-            }
-        }
+    }
+    if reported < cut {
+        reporter.batch_done((cut - reported) as u64, (cut - reported) as u64);
     }
 
-    let extraction = progress.dataset.definition.extraction;
-    let cached_extractions = match (cache.as_deref(), plan.cache) {
-        (Some(cache), CacheMode::Normal) => {
-            let hit_keys: Vec<CacheKey> = keys
-                .iter()
-                .zip(&results)
-                .filter(|(_, result)| matches!(result, Some(ItemResult::Output { from_cache: true, .. })))
-                .map(|(key, _)| *key)
-                .collect();
-            cache
-                .get_extractions(&hit_keys, extraction.id(), extraction.version())
-                .map_err(|error| error.to_string())?
-        }
-        _ => Default::default(),
-    };
-    let mut new_outputs = Vec::new();
-    let mut new_extractions = Vec::new();
-    let mut samples = Vec::with_capacity(batch.len());
-    for ((pending, key), result) in batch.iter().zip(&keys).zip(results) {
-        let record = &pending.record;
-        let mut sample = SampleRecord {
-            dataset: progress.dataset.name.clone(),
-            id: record.source_id.clone(),
-            prompt: pending.item.input.clone().unwrap_or_default(),
-            raw_output: None,
-            prediction: None,
-            expected: record.answer.clone(),
-            correct: None,
-            from_cache: false,
-            error: None,
-            input_tokens: None,
-            output_tokens: None,
-            latency_ms: None,
-            group: record.group.clone(),
-        };
-        progress.outcome.num_items += 1;
-        match result {
-            Some(ItemResult::Output { output, from_cache }) => {
-                let letters: Vec<String> = record.options.iter().map(|(letter, _)| letter.clone()).collect();
-                let prediction = match cached_extractions.get(key) {
-                    Some(cached) => cached.prediction.clone(),
-                    None => {
-                        let prediction = extraction.apply(&output.raw_output, &letters);
-                        new_extractions.push((*key, prediction.clone()));
-                        prediction
-                    }
-                };
-                if from_cache {
-                    progress.outcome.cache_hits += 1;
-                } else {
-                    progress.outcome.cache_misses += 1;
-                }
-                if prediction.is_none() {
-                    progress.outcome.num_unparsed += 1;
-                }
-                sample.correct = Some(
-                    prediction.as_deref().is_some_and(|letter| letter.eq_ignore_ascii_case(&record.answer)),
-                );
-                sample.prediction = prediction.clone();
-                sample.raw_output = Some(output.raw_output.clone());
-                sample.from_cache = from_cache;
-                sample.input_tokens = output.prompt_tokens;
-                sample.output_tokens = output.completion_tokens;
-                sample.latency_ms = Some(output.latency_us as f64 / 1000.0);
-                progress.scored.push(Scored {
-                    prediction,
-                    expected: record.answer.clone(),
-                    group: record.group.clone(),
-                    other_args: serde_json::from_str(&pending.item.other_args).unwrap_or_default(),
-                });
-                if !from_cache {
-                    new_outputs.push(NewOutput { key: *key, model: &plan.model.meta.name, output });
-                }
-            }
-            Some(ItemResult::Failed(message)) => {
-                progress.outcome.cache_misses += 1;
-                progress.outcome.num_failed += 1;
-                sample.error = Some(message);
-            }
-            None => unreachable!("every item has a cache hit or was sent to the model"),
-        }
+    let mut late_extractions = Vec::new();
+    let mut samples = Vec::with_capacity(cut);
+    for ((pending, key), result) in window.iter().zip(&keys).zip(results).take(cut) {
+        let Some(result) = result else { continue };
+        let (sample, late) = finish_item(progress, pending, *key, result);
+        late_extractions.extend(late);
         samples.push(sample);
     }
-    if let Some(cache) = cache.as_deref_mut() {
-        if !new_outputs.is_empty() || !new_extractions.is_empty() {
-            cache
-                .store_batch(&new_outputs, &new_extractions, extraction.id(), extraction.version())
-                .map_err(|error| error.to_string())?;
-        }
+    // Outputs served from the cache whose extraction rule changed: store the new extraction.
+    if let (Some(cache), false) = (cache.as_deref_mut(), late_extractions.is_empty()) {
+        cache
+            .store_batch(&[], &late_extractions, extraction.id(), extraction.version())
+            .map_err(|error| error.to_string())?;
     }
     Ok(samples)
+}
+
+/// Sends the items at `batch` (indices into `window`) to the plugin, stores what came back in
+/// `results`, and commits the successful outputs with their extractions.
+#[allow(clippy::too_many_arguments)]
+fn run_plugin_batch(
+    progress: &mut Progress<'_>,
+    window: &[Pending],
+    batch: &[usize],
+    keys: &[CacheKey],
+    results: &mut [Option<ItemResult>],
+    instance: &mut ModelInstance,
+    loaded: &mut bool,
+    cache: &mut Option<&mut Cache>,
+) -> Result<(), String> {
+    let plan = progress.plan;
+    let extraction = progress.dataset.definition.extraction;
+    let model_started = Instant::now();
+    if !*loaded {
+        instance.load().map_err(|error| format!("the model failed to load: {error}"))?;
+        *loaded = true;
+    }
+    let items: Vec<OwnedItem> = batch.iter().map(|index| window[*index].item.clone()).collect();
+    let outcome = with_batch_view(&items, plan.model.meta.wants_expected_output, |view| instance.run(view));
+    progress.model_time += model_started.elapsed();
+    let mut new_outputs = Vec::new();
+    let mut new_extractions = Vec::new();
+    match outcome {
+        Ok(outputs) => {
+            // `run` returns outputs in item order, paired by id.
+            for (index, output) in batch.iter().zip(outputs) {
+                results[*index] = Some(match output.result {
+                    RResult::ROk(text) => {
+                        let output = CachedOutput {
+                            raw_output: text.into_string(),
+                            prompt_tokens: output.prompt_tokens.into_option(),
+                            completion_tokens: output.completion_tokens.into_option(),
+                            latency_us: output.latency_us,
+                        };
+                        let prediction =
+                            extraction.apply(&output.raw_output, &letters(&window[*index].record));
+                        new_extractions.push((keys[*index], prediction.clone()));
+                        new_outputs.push(NewOutput {
+                            key: keys[*index],
+                            model: &plan.model.meta.name,
+                            output: output.clone(),
+                        });
+                        ItemResult::Output {
+                            output,
+                            from_cache: false,
+                            extraction: Some(CachedExtraction { prediction }),
+                        }
+                    }
+                    RResult::RErr(error) => {
+                        ItemResult::Failed(format!("{} ({})", error.message, error.code.name()))
+                    }
+                });
+            }
+        }
+        Err(error) => {
+            let message = error.to_string();
+            for index in batch {
+                results[*index] = Some(ItemResult::Failed(message.clone()));
+            }
+        }
+    }
+    if let (Some(cache), false) = (cache.as_deref_mut(), new_outputs.is_empty()) {
+        cache
+            .store_batch(&new_outputs, &new_extractions, extraction.id(), extraction.version())
+            .map_err(|error| error.to_string())?;
+    }
+    Ok(())
+}
+
+fn letters(record: &McqRecord) -> Vec<String> {
+    record.options.iter().map(|(letter, _)| letter.clone()).collect()
+}
+
+/// Extraction (if not cached), counters, scoring and the sample record of one item. Returns
+/// the extraction to store when a cached output had none under the current rule.
+fn finish_item(
+    progress: &mut Progress<'_>,
+    pending: &Pending,
+    key: CacheKey,
+    result: ItemResult,
+) -> (SampleRecord, Option<(CacheKey, Option<String>)>) {
+    let record = &pending.record;
+    let mut sample = SampleRecord {
+        dataset: progress.dataset.name.clone(),
+        id: record.source_id.clone(),
+        prompt: pending.item.input.clone().unwrap_or_default(),
+        raw_output: None,
+        prediction: None,
+        expected: record.answer.clone(),
+        correct: None,
+        from_cache: false,
+        error: None,
+        input_tokens: None,
+        output_tokens: None,
+        latency_ms: None,
+        group: record.group.clone(),
+    };
+    progress.outcome.num_items += 1;
+    let mut late = None;
+    match result {
+        ItemResult::Output { output, from_cache, extraction } => {
+            let prediction = match extraction {
+                Some(cached) => cached.prediction,
+                None => {
+                    let prediction =
+                        progress.dataset.definition.extraction.apply(&output.raw_output, &letters(record));
+                    late = Some((key, prediction.clone()));
+                    prediction
+                }
+            };
+            if from_cache {
+                progress.outcome.cache_hits += 1;
+            } else {
+                progress.outcome.cache_misses += 1;
+            }
+            if prediction.is_none() {
+                progress.outcome.num_unparsed += 1;
+            }
+            let other_args: serde_json::Value =
+                if progress.accumulators.iter().any(|(metric, _)| metric.needs_other_args()) {
+                    serde_json::from_str(&pending.item.other_args).unwrap_or_default()
+                } else {
+                    serde_json::Value::Null
+                };
+            let scored = Sample {
+                prediction: prediction.as_deref(),
+                reference: &record.answer,
+                other_args: &other_args,
+            };
+            let group = record.group.as_ref().map(|group| {
+                match progress.group_names.iter().position(|name| name == group) {
+                    Some(index) => index as u32,
+                    None => {
+                        progress.group_names.push(group.clone());
+                        (progress.group_names.len() - 1) as u32
+                    }
+                }
+            });
+            for (metric, accumulator) in &mut progress.accumulators {
+                accumulator.add(*metric, &scored, group);
+            }
+            sample.correct =
+                Some(prediction.as_deref().is_some_and(|letter| letter.eq_ignore_ascii_case(&record.answer)));
+            sample.prediction = prediction;
+            sample.from_cache = from_cache;
+            sample.input_tokens = output.prompt_tokens;
+            sample.output_tokens = output.completion_tokens;
+            sample.latency_ms = Some(output.latency_us as f64 / 1000.0);
+            sample.raw_output = Some(output.raw_output);
+        }
+        ItemResult::Failed(message) => {
+            progress.outcome.cache_misses += 1;
+            progress.outcome.num_failed += 1;
+            sample.error = Some(message);
+        }
+    }
+    (sample, late)
 }
 
 /// Metrics over everything scored (failures excluded), overall and per subgroup.
 fn score(progress: &mut Progress<'_>) {
     let seed = progress.plan.seed;
-    let all: Vec<Sample<'_>> = progress
-        .scored
-        .iter()
-        .map(|scored| Sample {
-            prediction: scored.prediction.as_deref(),
-            reference: &scored.expected,
-            other_args: &scored.other_args,
-        })
-        .collect();
-    let mut groups: BTreeMap<&str, Vec<Sample<'_>>> = BTreeMap::new();
-    for (scored, sample) in progress.scored.iter().zip(&all) {
-        if let Some(group) = &scored.group {
-            groups.entry(group.as_str()).or_default().push(*sample);
-        }
-    }
-    for name in progress.dataset.definition.metrics {
-        let Some(metric) = metrics::find(name) else { continue };
+    for (_, accumulator) in &progress.accumulators {
+        let (name, overall, per_group) = accumulator.scores(progress.group_names.len(), seed);
         progress.outcome.metrics.insert(
-            (*name).to_owned(),
+            name.to_owned(),
             MetricResult {
-                score: metrics::score(metric, &all, seed),
+                score: overall,
                 num_failed: progress.outcome.num_failed,
                 num_unparsed: progress.outcome.num_unparsed,
             },
         );
-        for (group, samples) in &groups {
-            progress
-                .outcome
-                .subgroups
-                .entry((*group).to_owned())
-                .or_default()
-                .insert((*name).to_owned(), metrics::score(metric, samples, seed));
+        for (group, score) in progress.group_names.iter().zip(per_group) {
+            progress.outcome.subgroups.entry(group.clone()).or_default().insert(name.to_owned(), score);
         }
     }
 }

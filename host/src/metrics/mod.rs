@@ -40,6 +40,10 @@ pub trait Metric: Sync {
     fn sample_stats(&self, sample: &Sample<'_>) -> Vec<f64>;
     /// The corpus score from the statistics of some samples; `None` when undefined.
     fn aggregate(&self, stats: &[&[f64]]) -> Option<f64>;
+    /// Whether `sample_stats` reads `other_args` (parsing it costs; most metrics do not).
+    fn needs_other_args(&self) -> bool {
+        false
+    }
 }
 
 /// The registry, in listing order.
@@ -76,7 +80,13 @@ pub struct Score {
 pub fn score(metric: &dyn Metric, samples: &[Sample<'_>], seed: u64) -> Score {
     let stats: Vec<Vec<f64>> = samples.iter().map(|sample| metric.sample_stats(sample)).collect();
     let views: Vec<&[f64]> = stats.iter().map(Vec::as_slice).collect();
-    let value = if views.is_empty() { None } else { metric.aggregate(&views) };
+    score_stats(metric, &views, seed)
+}
+
+/// Scores already computed per-sample statistics (what the engine keeps instead of texts, so
+/// memory stays small on large datasets).
+pub fn score_stats(metric: &dyn Metric, views: &[&[f64]], seed: u64) -> Score {
+    let value = if views.is_empty() { None } else { metric.aggregate(views) };
     if metric.is_proportion() {
         let successes = views.iter().map(|stat| stat[0]).sum::<f64>();
         let (stderr, low, high) = match (value, views.len()) {
@@ -96,7 +106,7 @@ pub fn score(metric: &dyn Metric, samples: &[Sample<'_>], seed: u64) -> Score {
         };
     }
     let bootstrap =
-        value.and_then(|_| interval::bootstrap(&views, |resample| metric.aggregate(resample), seed));
+        value.and_then(|_| interval::bootstrap(views, |resample| metric.aggregate(resample), seed));
     Score {
         score: value,
         stderr: bootstrap.map(|b| b.stderr),
@@ -104,6 +114,31 @@ pub fn score(metric: &dyn Metric, samples: &[Sample<'_>], seed: u64) -> Score {
         ci_high: bootstrap.map(|b| b.high),
         num_samples: views.len(),
         interval: "bootstrap",
+    }
+}
+
+/// A proportion score from counts alone (Wilson interval): what the engine keeps for
+/// proportion metrics, so their memory does not grow with the dataset.
+pub fn score_proportion(successes: f64, n: usize) -> Score {
+    if n == 0 {
+        return Score {
+            score: None,
+            stderr: None,
+            ci_low: None,
+            ci_high: None,
+            num_samples: 0,
+            interval: "wilson",
+        };
+    }
+    let proportion = successes / n as f64;
+    let (low, high) = interval::wilson(successes, n as f64);
+    Score {
+        score: Some(proportion),
+        stderr: Some((proportion * (1.0 - proportion) / n as f64).sqrt()),
+        ci_low: Some(low),
+        ci_high: Some(high),
+        num_samples: n,
+        interval: "wilson",
     }
 }
 

@@ -39,6 +39,9 @@ impl Metric for NumericTolerance {
     fn aggregate(&self, stats: &[&[f64]]) -> Option<f64> {
         mean_of_first(stats)
     }
+    fn needs_other_args(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
