@@ -502,3 +502,45 @@ fn sigkill_mid_run_loses_at_most_the_batch_in_flight_and_the_rerun_resumes() {
     assert_eq!(entry["cache_misses"].as_i64().unwrap(), 40 - committed);
     assert_eq!(entry["metrics"]["exact_match"]["num_samples"], 40);
 }
+
+#[test]
+fn ctrl_c_commits_the_batch_in_flight_and_writes_partial_results() {
+    let env = EvalEnv::new(&[fixture("slow-echo")]);
+    datagen::write_jsonl(
+        &env.path("q.jsonl"),
+        &datagen::openlifescience_rows(&datagen::questions(40, 11), false),
+    );
+    let args = env.args(&[
+        "--model",
+        "fixture/slow-echo",
+        "--datasets",
+        "medqa",
+        "--dataset-arg",
+        "medqa.data_files=q.jsonl",
+        "--batch-size",
+        "2",
+    ]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = karma_process(&refs, &[], Some(env.work.path()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while (!env.path("cache.sqlite").exists() || env.cached_outputs() < 4)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let results = env.results();
+    assert_eq!(results["manifest"]["status"], "interrupted");
+    let entry = &results["datasets"]["openlifescienceai/medqa"];
+    assert_eq!(entry["status"], "interrupted");
+    let evaluated = entry["num_items"].as_i64().unwrap();
+    assert!((4..40).contains(&evaluated), "{entry}");
+    assert_eq!(env.cached_outputs(), evaluated, "every evaluated item was committed");
+    assert_eq!(entry["metrics"]["exact_match"]["num_samples"].as_i64().unwrap(), evaluated);
+}

@@ -80,6 +80,8 @@ pub struct DatasetOutcome {
     /// The revision evaluated (`local:<sha256>` or a hub commit).
     pub revision: Option<String>,
     pub files: Vec<PathBuf>,
+    /// sha256 over the data files' bytes, in order.
+    pub content_sha256: Option<String>,
     pub metrics: BTreeMap<String, MetricResult>,
     /// Per-subgroup scores, when the dataset has groups (e.g. medmcqa subjects).
     pub subgroups: BTreeMap<String, BTreeMap<String, Score>>,
@@ -100,6 +102,7 @@ impl DatasetOutcome {
             error: None,
             revision: None,
             files: Vec::new(),
+            content_sha256: None,
             metrics: BTreeMap::new(),
             subgroups: BTreeMap::new(),
             cache_hits: 0,
@@ -259,6 +262,8 @@ pub(super) fn run(
         }
     };
     let result = files.map_err(|error| error.to_string()).and_then(|files| {
+        progress.outcome.content_sha256 =
+            Some(source::content_hash(&files).map_err(|error| error.to_string())?);
         progress.outcome.files = files.clone();
         evaluate_rows(&mut progress, source::rows(files), instance, loaded, &mut cache, reporter, on_samples)
     });

@@ -71,6 +71,7 @@ pub fn results_document(manifest: &Value, outcomes: &[DatasetOutcome], status: &
                     "config": outcome.plan.definition.config,
                     "split": (!outcome.plan.definition.split.is_empty()).then_some(outcome.plan.definition.split),
                     "revision": outcome.revision,
+                    "content_sha256": outcome.content_sha256,
                     "files": outcome.files.iter().map(|path| path.display().to_string()).collect::<Vec<_>>(),
                 }),
             )
