@@ -544,3 +544,84 @@ fn ctrl_c_commits_the_batch_in_flight_and_writes_partial_results() {
     assert_eq!(env.cached_outputs(), evaluated, "every evaluated item was committed");
     assert_eq!(entry["metrics"]["exact_match"]["num_samples"].as_i64().unwrap(), evaluated);
 }
+
+#[test]
+fn two_concurrent_evaluations_share_one_cache() {
+    let env = EvalEnv::new(&[fixture("slow-echo")]);
+    datagen::write_jsonl(
+        &env.path("a.jsonl"),
+        &datagen::openlifescience_rows(&datagen::questions(12, 12), false),
+    );
+    datagen::write_jsonl(
+        &env.path("b.jsonl"),
+        &datagen::openlifescience_rows(&datagen::questions(12, 13), false),
+    );
+    let spawn = |file: &str, output: &str| {
+        let data = format!("medqa.data_files={file}");
+        let args = env.args(&[
+            "--model",
+            "fixture/slow-echo",
+            "--model-args",
+            r#"{"delay_ms": 20}"#,
+            "--datasets",
+            "medqa",
+            "--dataset-arg",
+            &data,
+            "--batch-size",
+            "1",
+            "--output",
+            output,
+        ]);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        karma_process(&refs, &[], Some(env.work.path()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = spawn("a.jsonl", "a.json");
+    let second = spawn("b.jsonl", "b.json");
+    for child in [first, second] {
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+    assert_eq!(env.cached_outputs(), 24);
+}
+
+#[test]
+fn secrets_in_the_model_configuration_never_reach_output_files() {
+    let env = EvalEnv::new(&[fixture("chatty")]);
+    datagen::write_jsonl(
+        &env.path("q.jsonl"),
+        &datagen::openlifescience_rows(&datagen::questions(2, 14), false),
+    );
+    let base = [
+        "--model",
+        "fixture/chatty",
+        "--datasets",
+        "medqa",
+        "--dataset-arg",
+        "medqa.data_files=q.jsonl",
+        "--model-args",
+        r#"{"api_key": "sk-live-123", "hf_token": "hf_secret", "max_tokens": 5}"#,
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--samples-output", "s.jsonl", "--format", "json"]);
+    let run = env.eval(&args);
+    run.assert_code(0);
+    let mut dry = base.to_vec();
+    dry.push("--dry-run");
+    let dry_run = env.eval(&dry);
+    dry_run.assert_code(0);
+    let files = [
+        std::fs::read_to_string(env.path("results.json")).unwrap(),
+        std::fs::read_to_string(env.path("s.jsonl")).unwrap(),
+    ];
+    for text in files.iter().chain([&run.stdout, &run.stderr, &dry_run.stdout, &dry_run.stderr]) {
+        assert!(!text.contains("sk-live-123") && !text.contains("hf_secret"), "a secret leaked:\n{text}");
+    }
+    assert_eq!(
+        env.results()["manifest"]["model"]["config"],
+        serde_json::json!({"api_key": "***", "hf_token": "***", "max_tokens": 5})
+    );
+}
