@@ -63,6 +63,7 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
         cache_path: cache_path(arguments.cache_path.as_deref()),
         offline,
         seed: arguments.seed,
+        collect_samples: arguments.samples_output.is_some(),
         plugin_id: plugin_file,
         plugin_version: model.meta.version.clone().unwrap_or_default(),
     };

@@ -1,6 +1,8 @@
 //! The host's owned form of an item (KARMA's `DataLoaderIterable`) and the zero-copy view of a
 //! batch of them that crosses the ABI.
 
+use std::borrow::Borrow;
+
 use abi_stable::std_types::{ROption, RSlice, RStr};
 use karma_plugin_api::abi::{BatchItem, Media, RubricCriterion, Turn};
 
@@ -54,11 +56,12 @@ fn text_view(text: &Option<String>) -> ROption<RStr<'_>> {
 ///
 /// Only small pointer arrays are allocated; text and media bytes are borrowed, never copied.
 /// `expected_output` is withheld unless `show_expected_output` (the model asked for it).
-pub fn with_batch_view<R>(
-    items: &[OwnedItem],
+pub fn with_batch_view<T: Borrow<OwnedItem>, R>(
+    items: &[T],
     show_expected_output: bool,
     use_batch: impl FnOnce(&[BatchItem<'_>]) -> R,
 ) -> R {
+    let items: Vec<&OwnedItem> = items.iter().map(Borrow::borrow).collect();
     let tags: Vec<Vec<Vec<RStr<'_>>>> = items
         .iter()
         .map(|item| {

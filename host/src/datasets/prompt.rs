@@ -12,48 +12,67 @@ pub enum Template {
     ContextualMcq,
 }
 
-fn option_lines(record: &McqRecord) -> String {
-    record.options.iter().map(|(letter, text)| format!("{letter}. {text}")).collect::<Vec<_>>().join("\n")
-}
-
-fn letters(record: &McqRecord) -> String {
-    let letters: Vec<&str> = record.options.iter().map(|(letter, _)| letter.as_str()).collect();
-    match letters.as_slice() {
-        [] => String::new(),
-        [only] => (*only).to_owned(),
-        [head @ .., last] => format!("{} or {last}", head.join(", ")),
+/// Appends the question and its `X. option` lines.
+fn push_question_block(prompt: &mut String, record: &McqRecord) {
+    prompt.push_str(&record.question);
+    for (letter, text) in &record.options {
+        prompt.push('\n');
+        prompt.push_str(letter);
+        prompt.push_str(". ");
+        prompt.push_str(text);
     }
 }
+
+/// Appends `A, B, C or D`.
+fn push_letters(prompt: &mut String, record: &McqRecord) {
+    let count = record.options.len();
+    for (index, (letter, _)) in record.options.iter().enumerate() {
+        if index > 0 {
+            prompt.push_str(if index + 1 == count { " or " } else { ", " });
+        }
+        prompt.push_str(letter);
+    }
+}
+
+const MCQ_INTRODUCTION: &str =
+    "The following is a multiple-choice question about medical knowledge. Summarise the \
+                                relevant facts first, then choose a single option.\n\n";
+const CONTEXTUAL_INTRODUCTION: &str =
+    "Answer the question using the research context below. Reply with one of the options.\n\n";
 
 impl Template {
     /// Renders the prompt for `record`. `override_text`, from the `confinement_instructions`
     /// dataset argument, replaces the template: `<QUESTION>` becomes the question with its
     /// options and `<CONTEXT>` the context.
     pub fn render(self, record: &McqRecord, override_text: Option<&str>) -> String {
-        let question_block = format!("{}\n{}", record.question, option_lines(record));
         if let Some(text) = override_text {
+            let mut question_block = String::new();
+            push_question_block(&mut question_block, record);
             return text
                 .replace("<QUESTION>", &question_block)
                 .replace("<CONTEXT>", record.context.as_deref().unwrap_or_default());
         }
-        let ending = format!(
-            "Think step by step, then end your response with \"Final Answer: (X)\", where X is exactly one of {}.",
-            letters(record)
+        // Built in one buffer: this runs for every item of every dataset.
+        let mut prompt = String::with_capacity(
+            256 + record.question.len()
+                + record.options.iter().map(|(_, text)| text.len() + 4).sum::<usize>()
+                + record.context.as_ref().map_or(0, String::len),
         );
-        match (self, &record.context) {
-            (Template::ContextualMcq, Some(context)) => format!(
-                "Answer the question using the research context below. Reply with one of the options.\n\n\
-                 Context: {context}\n\nQuestion: {question_block}\n\n{ending}"
-            ),
-            (_, Some(context)) => format!(
-                "The following is a multiple-choice question about medical knowledge. Summarise the relevant facts \
-                 first, then choose a single option.\n\nContext: {context}\n\nQuestion: {question_block}\n\n{ending}"
-            ),
-            (_, None) => format!(
-                "The following is a multiple-choice question about medical knowledge. Summarise the relevant facts \
-                 first, then choose a single option.\n\nQuestion: {question_block}\n\n{ending}"
-            ),
+        prompt.push_str(match self {
+            Template::ContextualMcq if record.context.is_some() => CONTEXTUAL_INTRODUCTION,
+            _ => MCQ_INTRODUCTION,
+        });
+        if let Some(context) = &record.context {
+            prompt.push_str("Context: ");
+            prompt.push_str(context);
+            prompt.push_str("\n\n");
         }
+        prompt.push_str("Question: ");
+        push_question_block(&mut prompt, record);
+        prompt.push_str("\n\nThink step by step, then end your response with \"Final Answer: (X)\", where X is exactly one of ");
+        push_letters(&mut prompt, record);
+        prompt.push('.');
+        prompt
     }
 }
 

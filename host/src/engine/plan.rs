@@ -69,6 +69,8 @@ pub struct EvalPlan<'a> {
     pub cache_path: PathBuf,
     pub offline: bool,
     pub seed: u64,
+    /// Whether per-sample records are wanted (`--samples-output`); building them costs.
+    pub collect_samples: bool,
     /// Identifies the plugin in cache keys: file name and model version.
     pub plugin_id: String,
     pub plugin_version: String,

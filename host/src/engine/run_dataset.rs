@@ -333,19 +333,30 @@ fn evaluate_rows(
 
 /// The item sent to the model for `record`: the rendered prompt, options in `other_args`.
 pub fn build_item(id: u64, record: &McqRecord, dataset: &DatasetPlan) -> OwnedItem {
-    let options: serde_json::Map<String, serde_json::Value> =
-        record.options.iter().map(|(letter, text)| (letter.clone(), text.clone().into())).collect();
-    let mut other_args = serde_json::Map::new();
-    other_args.insert("options".to_owned(), options.into());
-    if let Some(group) = &record.group {
-        other_args.insert("group".to_owned(), group.clone().into());
+    /// `other_args` serialized straight from the record, without building a JSON value first.
+    #[derive(Serialize)]
+    struct OtherArgs<'a> {
+        options: Options<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        group: Option<&'a str>,
     }
+    struct Options<'a>(&'a [(String, String)]);
+    impl Serialize for Options<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_map(self.0.iter().map(|(letter, text)| (letter, text)))
+        }
+    }
+    let other_args = serde_json::to_string(&OtherArgs {
+        options: Options(&record.options),
+        group: record.group.as_deref(),
+    })
+    .unwrap_or_else(|_| "{}".to_owned());
     OwnedItem {
         id,
         input: Some(dataset.definition.template.render(record, dataset.template_override())),
         system_prompt: record.system_prompt.clone(),
         expected_output: Some(record.answer.clone()),
-        other_args: serde_json::Value::Object(other_args).to_string(),
+        other_args,
         ..OwnedItem::default()
     }
 }
@@ -370,8 +381,12 @@ fn run_window(
     let plan = progress.plan;
     let shows_expected = plan.model.meta.wants_expected_output;
     let extraction = progress.dataset.definition.extraction;
-    let keys: Vec<CacheKey> =
-        window.iter().map(|pending| item_key(&progress.key_context, &pending.item, shows_expected)).collect();
+    // Without a cache the keys are never used: hashing every prompt would be wasted work.
+    let keys: Vec<CacheKey> = if plan.cache == CacheMode::Off {
+        vec![CacheKey([0; 32]); window.len()]
+    } else {
+        window.iter().map(|pending| item_key(&progress.key_context, &pending.item, shows_expected)).collect()
+    };
     let mut hits = match (cache.as_deref(), plan.cache) {
         (Some(cache), CacheMode::Normal) => cache
             .get_outputs_with_extractions(&keys, extraction.id(), extraction.version())
@@ -415,7 +430,9 @@ fn run_window(
         let Some(result) = result else { continue };
         let (sample, late) = finish_item(progress, pending, *key, result);
         late_extractions.extend(late);
-        samples.push(sample);
+        if plan.collect_samples {
+            samples.push(sample);
+        }
     }
     // Outputs served from the cache whose extraction rule changed: store the new extraction.
     if let (Some(cache), false) = (cache.as_deref_mut(), late_extractions.is_empty()) {
@@ -446,7 +463,7 @@ fn run_plugin_batch(
         instance.load().map_err(|error| format!("the model failed to load: {error}"))?;
         *loaded = true;
     }
-    let items: Vec<OwnedItem> = batch.iter().map(|index| window[*index].item.clone()).collect();
+    let items: Vec<&OwnedItem> = batch.iter().map(|index| &window[*index].item).collect();
     let outcome = with_batch_view(&items, plan.model.meta.wants_expected_output, |view| instance.run(view));
     progress.model_time += model_started.elapsed();
     let mut new_outputs = Vec::new();
@@ -511,20 +528,23 @@ fn finish_item(
     result: ItemResult,
 ) -> (SampleRecord, Option<(CacheKey, Option<String>)>) {
     let record = &pending.record;
+    let collect = progress.plan.collect_samples;
+    // Texts are copied into the record only when samples are written.
+    let copy = |text: &str| if collect { text.to_owned() } else { String::new() };
     let mut sample = SampleRecord {
-        dataset: progress.dataset.name.clone(),
-        id: record.source_id.clone(),
-        prompt: pending.item.input.clone().unwrap_or_default(),
+        dataset: copy(&progress.dataset.name),
+        id: copy(&record.source_id),
+        prompt: copy(pending.item.input.as_deref().unwrap_or_default()),
         raw_output: None,
         prediction: None,
-        expected: record.answer.clone(),
+        expected: copy(&record.answer),
         correct: None,
         from_cache: false,
         error: None,
         input_tokens: None,
         output_tokens: None,
         latency_ms: None,
-        group: record.group.clone(),
+        group: if collect { record.group.clone() } else { None },
     };
     progress.outcome.num_items += 1;
     let mut late = None;
@@ -572,12 +592,14 @@ fn finish_item(
             }
             sample.correct =
                 Some(prediction.as_deref().is_some_and(|letter| letter.eq_ignore_ascii_case(&record.answer)));
-            sample.prediction = prediction;
+            sample.prediction = if collect { prediction } else { None };
             sample.from_cache = from_cache;
             sample.input_tokens = output.prompt_tokens;
             sample.output_tokens = output.completion_tokens;
             sample.latency_ms = Some(output.latency_us as f64 / 1000.0);
-            sample.raw_output = Some(output.raw_output);
+            if collect {
+                sample.raw_output = Some(output.raw_output);
+            }
         }
         ItemResult::Failed(message) => {
             progress.outcome.cache_misses += 1;
