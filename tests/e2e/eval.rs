@@ -65,6 +65,30 @@ impl EvalEnv {
     }
 }
 
+/// Starts `karma-host args`, waits until `commits` outputs are in the cache, sends `signal`,
+/// and returns how the process ended.
+fn signal_after_commits(
+    env: &EvalEnv,
+    args: &[String],
+    commits: i64,
+    signal: i32,
+) -> std::process::ExitStatus {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = karma_process(&refs, &[], Some(env.work.path()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while (!env.path("cache.sqlite").exists() || env.cached_outputs() < commits)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    unsafe { libc::kill(child.id() as i32, signal) };
+    child.wait().unwrap()
+}
+
 fn first_option_accuracy(questions: &[Question]) -> f64 {
     questions.iter().filter(|q| q.answer == q.options[0].0).count() as f64 / questions.len() as f64
 }
@@ -464,21 +488,8 @@ fn sigkill_mid_run_loses_at_most_the_batch_in_flight_and_the_rerun_resumes() {
         "--batch-size",
         "2",
     ]);
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = karma_process(&refs, &[], Some(env.work.path()))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until a few batches are committed, then kill without warning.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while (!env.path("cache.sqlite").exists() || env.cached_outputs() < 6)
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    child.wait().unwrap();
+    // Kill without warning once a few batches are committed.
+    signal_after_commits(&env, &args, 6, libc::SIGKILL);
     let committed = env.cached_outputs();
     assert!((6..40).contains(&committed), "committed {committed}");
     assert_eq!(committed % 2, 0, "whole batches are committed");
@@ -520,20 +531,7 @@ fn ctrl_c_commits_the_batch_in_flight_and_writes_partial_results() {
         "--batch-size",
         "2",
     ]);
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = karma_process(&refs, &[], Some(env.work.path()))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while (!env.path("cache.sqlite").exists() || env.cached_outputs() < 4)
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = child.wait().unwrap();
+    let status = signal_after_commits(&env, &args, 4, libc::SIGINT);
     assert_eq!(status.code(), Some(130));
     let results = env.results();
     assert_eq!(results["manifest"]["status"], "interrupted");

@@ -115,6 +115,27 @@ fn check_answer(answer: String, options: &[(String, String)], field: &str) -> Re
     }
 }
 
+/// A row with `id`, `question` and an `options` object, whose answer letter is in
+/// `answer_field` and subgroup, if any, in `group_field`.
+fn flat_options_record(
+    row: &Value,
+    row_number: u64,
+    answer_field: &str,
+    group_field: Option<&str>,
+) -> Result<McqRecord, RowError> {
+    let options = options(row.get("options"), "options")?;
+    let answer = check_answer(required_text(row, answer_field)?, &options, answer_field)?;
+    Ok(McqRecord {
+        source_id: id_of(row, "id", row_number),
+        question: required_text(row, "question")?,
+        context: None,
+        options,
+        answer,
+        group: group_field.and_then(|field| optional_text(row, field)),
+        system_prompt: None,
+    })
+}
+
 impl Schema {
     /// Maps one row; `row_number` is its 0-based position in the source.
     pub fn record(self, row: &Value, row_number: u64) -> Result<McqRecord, RowError> {
@@ -178,32 +199,8 @@ impl Schema {
                     system_prompt: None,
                 })
             }
-            Schema::UsmleOptions => {
-                let options = options(row.get("options"), "options")?;
-                let answer = check_answer(required_text(row, "answer_idx")?, &options, "answer_idx")?;
-                Ok(McqRecord {
-                    source_id: id_of(row, "id", row_number),
-                    question: required_text(row, "question")?,
-                    context: None,
-                    options,
-                    answer,
-                    group: None,
-                    system_prompt: None,
-                })
-            }
-            Schema::MedXpert => {
-                let options = options(row.get("options"), "options")?;
-                let answer = check_answer(required_text(row, "label")?, &options, "label")?;
-                Ok(McqRecord {
-                    source_id: id_of(row, "id", row_number),
-                    question: required_text(row, "question")?,
-                    context: None,
-                    options,
-                    answer,
-                    group: optional_text(row, "body_system"),
-                    system_prompt: None,
-                })
-            }
+            Schema::UsmleOptions => flat_options_record(row, row_number, "answer_idx", None),
+            Schema::MedXpert => flat_options_record(row, row_number, "label", Some("body_system")),
             Schema::LocalMcq => {
                 let options = options(row.get("options"), "options")?;
                 let answer = check_answer(required_text(row, "answer")?, &options, "answer")?;
