@@ -429,8 +429,8 @@ fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
                 writeln!(stdout, "source:    {} file(s), revision {revision}", files.len())?;
                 Some(files.clone())
             }
-            DatasetSource::Hub { repo, revision, split, .. } => {
-                let request = dataset.source.hub_request().expect("hub source");
+            DatasetSource::Hub { repo, config, split, revision } => {
+                let request = engine::plan::hub_request(repo, *config, split, revision);
                 match hub::find_cached(&hub::cache_dir(), &request) {
                     Some(snapshot) => {
                         writeln!(

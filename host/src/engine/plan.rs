@@ -27,15 +27,14 @@ pub enum DatasetSource {
     Hub { repo: &'static str, config: Option<&'static str>, split: &'static str, revision: String },
 }
 
-impl DatasetSource {
-    pub fn hub_request(&self) -> Option<DatasetRequest<'_>> {
-        match self {
-            DatasetSource::Hub { repo, config, split, revision } => {
-                Some(DatasetRequest { repo, config: *config, split, revision })
-            }
-            DatasetSource::Local { .. } => None,
-        }
-    }
+/// What to ask the hub for.
+pub fn hub_request<'a>(
+    repo: &'a str,
+    config: Option<&'a str>,
+    split: &'a str,
+    revision: &'a str,
+) -> DatasetRequest<'a> {
+    DatasetRequest { repo, config, split, revision }
 }
 
 /// One dataset to evaluate.

@@ -253,12 +253,13 @@ pub(super) fn run(
             progress.outcome.revision = Some(revision.clone());
             Ok(files.clone())
         }
-        DatasetSource::Hub { .. } => {
-            let request = dataset.source.hub_request().expect("hub source has a request");
-            hub::fetch(&request, plan.offline).map(|snapshot| {
-                progress.outcome.revision = Some(snapshot.commit);
-                snapshot.files
-            })
+        DatasetSource::Hub { repo, config, split, revision } => {
+            hub::fetch(&super::plan::hub_request(repo, *config, split, revision), plan.offline).map(
+                |snapshot| {
+                    progress.outcome.revision = Some(snapshot.commit);
+                    snapshot.files
+                },
+            )
         }
     };
     let result = files.map_err(|error| error.to_string()).and_then(|files| {
