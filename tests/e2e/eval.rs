@@ -469,6 +469,21 @@ fn local_mcq_files_are_evaluated_ad_hoc_in_csv_too() {
     let csv = std::fs::read_to_string(env.path("results.csv")).unwrap();
     assert!(csv.starts_with("dataset,task_type,metric,score,"), "{csv}");
     assert!(csv.contains("mine.csv,mcqa,exact_match,0.5,"), "{csv}");
+
+    let yaml_run = env.eval(&[
+        "--model",
+        "karma/first-option",
+        "--datasets",
+        "mine.csv",
+        "--save-format",
+        "yaml",
+        "--output",
+        "results.yaml",
+    ]);
+    yaml_run.assert_code(0);
+    let yaml = std::fs::read_to_string(env.path("results.yaml")).unwrap();
+    assert!(yaml.contains("\"datasets\":\n  \"mine.csv\":\n    \"metrics\":\n"), "{yaml}");
+    assert!(yaml.contains("\"score\": 0.5\n"), "{yaml}");
 }
 
 #[test]

@@ -111,6 +111,7 @@ pub struct EvalArgs {
 pub enum SaveFormat {
     Json,
     Csv,
+    Yaml,
 }
 
 #[derive(Subcommand, Debug)]

@@ -331,6 +331,9 @@ fn save(
             text.into_bytes()
         }
         SaveFormat::Csv => report::results_csv(outcomes).into_bytes(),
+        SaveFormat::Yaml => {
+            report::to_yaml(&report::results_document(manifest, outcomes, status)).into_bytes()
+        }
     };
     report::write_atomic(&arguments.output, &bytes)
         .with_context(|| format!("cannot write results to `{}`", arguments.output.display()))

@@ -3,6 +3,7 @@
 
 mod redact;
 mod time;
+mod yaml;
 
 use std::{
     io::Write,
@@ -13,6 +14,7 @@ use serde_json::{json, Value};
 
 pub use redact::redact;
 pub use time::utc_timestamp;
+pub use yaml::to_yaml;
 
 use crate::engine::{DatasetOutcome, DatasetStatus};
 
