@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use rusqlite::{params_from_iter, Connection, OptionalExtension};
+use rusqlite::{params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
 pub use key::{item_key, CacheKey, KeyContext};
 
@@ -62,6 +62,35 @@ pub struct CacheStats {
 
 const SCHEMA_VERSION: &str = "1";
 
+/// How long to wait for another process holding the file.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Connection settings and tables. Keys are random hashes, so every insert lands on another
+/// page: the tables are clustered on the key (WITHOUT ROWID: one B-tree instead of table plus
+/// index), the page cache holds the working set, and the WAL is checkpointed less often.
+const SCHEMA: &str = "PRAGMA journal_mode = WAL;
+     PRAGMA synchronous = NORMAL;
+     PRAGMA cache_size = -65536;
+     PRAGMA wal_autocheckpoint = 10000;
+     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE IF NOT EXISTS outputs (
+         key BLOB PRIMARY KEY,
+         model TEXT NOT NULL,
+         raw_output TEXT NOT NULL,
+         prompt_tokens INTEGER,
+         completion_tokens INTEGER,
+         latency_us INTEGER NOT NULL,
+         created_at INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE IF NOT EXISTS extractions (
+         output_key BLOB NOT NULL,
+         extractor TEXT NOT NULL,
+         version INTEGER NOT NULL,
+         prediction TEXT,
+         PRIMARY KEY (output_key, extractor, version)
+     ) WITHOUT ROWID;
+     INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');";
+
 /// An open cache file.
 pub struct Cache {
     connection: Connection,
@@ -83,32 +112,20 @@ impl Cache {
         // on the key (WITHOUT ROWID, one B-tree instead of table + index), the page cache holds
         // the working set, and the WAL is checkpointed less often.
         connection.busy_timeout(Duration::from_secs(60)).map_err(wrap)?;
-        connection
-            .execute_batch(
-                "PRAGMA journal_mode = WAL;
-                 PRAGMA synchronous = NORMAL;
-                 PRAGMA cache_size = -65536;
-                 PRAGMA wal_autocheckpoint = 10000;
-                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-                 CREATE TABLE IF NOT EXISTS outputs (
-                     key BLOB PRIMARY KEY,
-                     model TEXT NOT NULL,
-                     raw_output TEXT NOT NULL,
-                     prompt_tokens INTEGER,
-                     completion_tokens INTEGER,
-                     latency_us INTEGER NOT NULL,
-                     created_at INTEGER NOT NULL
-                 ) WITHOUT ROWID;
-                 CREATE TABLE IF NOT EXISTS extractions (
-                     output_key BLOB NOT NULL,
-                     extractor TEXT NOT NULL,
-                     version INTEGER NOT NULL,
-                     prediction TEXT,
-                     PRIMARY KEY (output_key, extractor, version)
-                 ) WITHOUT ROWID;
-                 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');",
-            )
-            .map_err(wrap)?;
+        // Two processes creating the same file at once can find it locked while the other
+        // switches it to WAL or creates the tables, in ways SQLite reports as BUSY without
+        // waiting on the busy handler: retry within the busy timeout.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        while let Err(error) = connection.execute_batch(SCHEMA) {
+            let busy = matches!(
+                error.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            );
+            if !busy || std::time::Instant::now() > deadline {
+                return Err(wrap(error));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let version: Option<String> = connection
             .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| row.get(0))
             .optional()
@@ -224,7 +241,10 @@ impl Cache {
             .unwrap_or(0);
         let path = self.path.clone();
         let wrap = |source| CacheError { path: path.clone(), source };
-        let transaction = self.connection.transaction().map_err(wrap)?;
+        // IMMEDIATE: take the write lock up front, so a concurrent writer makes us wait (busy
+        // handler) instead of failing on a read-to-write upgrade.
+        let transaction =
+            self.connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(wrap)?;
         {
             let mut insert_output = transaction
                 .prepare_cached(
@@ -293,7 +313,10 @@ impl Cache {
     pub fn clear(&mut self, model: Option<&str>) -> Result<u64, CacheError> {
         let path = self.path.clone();
         let wrap = |source| CacheError { path: path.clone(), source };
-        let transaction = self.connection.transaction().map_err(wrap)?;
+        // IMMEDIATE: take the write lock up front, so a concurrent writer makes us wait (busy
+        // handler) instead of failing on a read-to-write upgrade.
+        let transaction =
+            self.connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(wrap)?;
         let removed = match model {
             Some(model) => {
                 transaction

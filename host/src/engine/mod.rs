@@ -13,6 +13,7 @@
 pub mod plan;
 mod reporter;
 mod run_dataset;
+mod scoring;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
