@@ -60,12 +60,14 @@ pub struct CacheStats {
     pub bytes: u64,
 }
 
-const SCHEMA_VERSION: &str = "1";
+const SCHEMA_VERSION: &str = "2";
 
 /// How long to wait for another process holding the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Connection settings and tables. Keys are random hashes, so every insert lands on another
+/// Connection settings and tables. The extraction made when an output is stored lives in the
+/// output's row (one page written per item instead of two); extractions made later, under
+/// another rule version, go to `extractions`. Keys are random hashes, so every insert lands on another
 /// page: the tables are clustered on the key (WITHOUT ROWID: one B-tree instead of table plus
 /// index), the page cache holds the working set, and the WAL is checkpointed less often.
 const SCHEMA: &str = "PRAGMA journal_mode = WAL;
@@ -80,7 +82,10 @@ const SCHEMA: &str = "PRAGMA journal_mode = WAL;
          prompt_tokens INTEGER,
          completion_tokens INTEGER,
          latency_us INTEGER NOT NULL,
-         created_at INTEGER NOT NULL
+         created_at INTEGER NOT NULL,
+         extractor TEXT,
+         extractor_version INTEGER,
+         prediction TEXT
      ) WITHOUT ROWID;
      CREATE TABLE IF NOT EXISTS extractions (
          output_key BLOB NOT NULL,
@@ -89,7 +94,7 @@ const SCHEMA: &str = "PRAGMA journal_mode = WAL;
          prediction TEXT,
          PRIMARY KEY (output_key, extractor, version)
      ) WITHOUT ROWID;
-     INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');";
+     INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '2');";
 
 /// An open cache file.
 pub struct Cache {
@@ -192,8 +197,10 @@ impl Cache {
             let mut statement = self
                 .connection
                 .prepare_cached(&format!(
-                    "SELECT o.key, o.raw_output, o.prompt_tokens, o.completion_tokens, o.latency_us, e.output_key IS NOT NULL, e.prediction
-                     FROM outputs o LEFT JOIN extractions e ON e.output_key = o.key AND e.extractor = ? AND e.version = ?
+                    "SELECT o.key, o.raw_output, o.prompt_tokens, o.completion_tokens, o.latency_us,
+                            o.extractor = ?1 AND o.extractor_version = ?2, o.prediction,
+                            e.output_key IS NOT NULL, e.prediction
+                     FROM outputs o LEFT JOIN extractions e ON e.output_key = o.key AND e.extractor = ?1 AND e.version = ?2
                      WHERE o.key IN ({placeholders})"
                 ))
                 .map_err(|error| self.wrap(error))?;
@@ -246,13 +253,18 @@ impl Cache {
         let transaction =
             self.connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(wrap)?;
         {
+            // An extraction of an output stored in the same batch is written into its row.
+            let mut inline: HashMap<CacheKey, &Option<String>> =
+                extractions.iter().map(|(key, prediction)| (*key, prediction)).collect();
             let mut insert_output = transaction
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO outputs (key, model, raw_output, prompt_tokens, completion_tokens, latency_us, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT OR REPLACE INTO outputs (key, model, raw_output, prompt_tokens, completion_tokens, latency_us, created_at,
+                                                     extractor, extractor_version, prediction)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )
                 .map_err(wrap)?;
             for new in outputs {
+                let prediction = inline.remove(&new.key);
                 insert_output
                     .execute(rusqlite::params![
                         new.key.0.as_slice(),
@@ -261,7 +273,10 @@ impl Cache {
                         new.output.prompt_tokens.map(|value| value as i64),
                         new.output.completion_tokens.map(|value| value as i64),
                         new.output.latency_us as i64,
-                        now
+                        now,
+                        prediction.map(|_| extractor),
+                        prediction.map(|_| i64::from(version)),
+                        prediction.and_then(|prediction| prediction.as_deref()),
                     ])
                     .map_err(wrap)?;
             }
@@ -270,7 +285,7 @@ impl Cache {
                     "INSERT OR REPLACE INTO extractions (output_key, extractor, version, prediction) VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(wrap)?;
-            for (key, prediction) in extractions {
+            for (key, prediction) in extractions.iter().filter(|(key, _)| inline.contains_key(key)) {
                 insert_extraction
                     .execute(rusqlite::params![key.0.as_slice(), extractor, i64::from(version), prediction])
                     .map_err(wrap)?;
@@ -303,7 +318,8 @@ impl Cache {
             .sum();
         Ok(CacheStats {
             outputs: count("SELECT COUNT(*) FROM outputs")?,
-            extractions: count("SELECT COUNT(*) FROM extractions")?,
+            extractions: count("SELECT COUNT(*) FROM extractions")?
+                + count("SELECT COUNT(*) FROM outputs WHERE extractor IS NOT NULL")?,
             models,
             bytes,
         })
