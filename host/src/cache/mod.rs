@@ -147,42 +147,6 @@ impl Cache {
         CacheError { path: self.path.clone(), source }
     }
 
-    /// Looks up many keys at once.
-    pub fn get_outputs(&self, keys: &[CacheKey]) -> Result<HashMap<CacheKey, CachedOutput>, CacheError> {
-        let mut found = HashMap::new();
-        // SQLite's default limit on bound parameters is 32766; stay well below it.
-        for chunk in keys.chunks(500) {
-            let placeholders = vec!["?"; chunk.len()].join(",");
-            let mut statement = self
-                .connection
-                .prepare_cached(&format!(
-                    "SELECT key, raw_output, prompt_tokens, completion_tokens, latency_us FROM outputs WHERE key IN ({placeholders})"
-                ))
-                .map_err(|error| self.wrap(error))?;
-            let rows = statement
-                .query_map(params_from_iter(chunk.iter().map(|key| key.0.as_slice())), |row| {
-                    let key: Vec<u8> = row.get(0)?;
-                    Ok((
-                        key,
-                        CachedOutput {
-                            raw_output: row.get(1)?,
-                            prompt_tokens: row.get::<_, Option<i64>>(2)?.map(|value| value as u64),
-                            completion_tokens: row.get::<_, Option<i64>>(3)?.map(|value| value as u64),
-                            latency_us: row.get::<_, i64>(4)? as u64,
-                        },
-                    ))
-                })
-                .map_err(|error| self.wrap(error))?;
-            for row in rows {
-                let (key, output) = row.map_err(|error| self.wrap(error))?;
-                if let Ok(key) = <[u8; 32]>::try_from(key.as_slice()) {
-                    found.insert(CacheKey(key), output);
-                }
-            }
-        }
-        Ok(found)
-    }
-
     /// Looks up many keys at once, with each output's extraction under `extractor`/`version`
     /// when one was stored (a changed rule version finds none, so the output is re-scored).
     pub fn get_outputs_with_extractions(
@@ -386,9 +350,9 @@ mod tests {
             .unwrap();
         drop(cache);
         let cache = Cache::open(&path).unwrap();
-        let found = cache.get_outputs(&[first, absent, second]).unwrap();
+        let found = cache.get_outputs_with_extractions(&[first, absent, second], "mcq_letter", 1).unwrap();
         assert_eq!(found.len(), 2);
-        assert_eq!(found[&first], output("A"));
+        assert_eq!(found[&first].0, output("A"));
         let joined = cache.get_outputs_with_extractions(&[first, second, absent], "mcq_letter", 1).unwrap();
         assert_eq!(joined.len(), 2);
         assert_eq!(joined[&first], (output("A"), Some(CachedExtraction { prediction: Some("A".into()) })));

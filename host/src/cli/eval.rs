@@ -494,7 +494,10 @@ fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
         }
         if let Some(cache) = &cache {
             for chunk in keys.chunks(10_000) {
-                hits += cache.get_outputs(chunk)?.len() as u64;
+                let extraction = dataset.definition.extraction;
+                hits += cache
+                    .get_outputs_with_extractions(chunk, extraction.id(), extraction.version())?
+                    .len() as u64;
             }
         }
         writeln!(stdout, "samples:   {count}")?;
