@@ -448,7 +448,7 @@ fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
                             stdout,
                             "source:    {repo} split {split} at {revision}: not cached, {}",
                             if plan.offline {
-                                "and --offline forbids downloading"
+                                "and offline mode forbids downloading"
                             } else {
                                 "would be downloaded"
                             }

@@ -28,6 +28,7 @@ mod batch;
 mod error;
 mod extension;
 mod host_api;
+mod loglikelihood;
 mod meta;
 mod output;
 mod root;
@@ -37,6 +38,9 @@ pub use batch::{BatchItem, Media, RubricCriterion, Turn};
 pub use error::{ErrorCode, PluginError};
 pub use extension::ExtensionRef;
 pub use host_api::{HostApi, HostApi_Ref, HostContext, HostContextPtr, LogLevel};
+pub use loglikelihood::{
+    ContinuationOutput, ContinuationRequest, ContinuationScore, LoglikelihoodTable, LOGLIKELIHOOD_EXTENSION,
+};
 pub use meta::{Modality, ModelDescriptor, ModelMeta, ModelType};
 pub use output::ItemOutput;
 pub use root::{AbiInfo, ModelHandle, ModelState, ModelVTable, ModelVTable_Ref, PluginRoot, PluginRoot_Ref};

@@ -9,10 +9,12 @@ use abi_stable::{
     std_types::{ROption, RResult, RSlice, RStr, RString, RVec},
 };
 
-use super::{firewall::guard, logging, Item, Model, ModelContext};
+use super::{firewall::guard, logging, ContinuationRequest, Item, Model, ModelContext};
 use crate::abi::{
-    AbiInfo, BatchItem, ErrorCode, ExtensionRef, HostApi_Ref, ItemOutput, ModelDescriptor, ModelHandle,
-    ModelMeta, ModelState, ModelVTable, ModelVTable_Ref, PluginError, PluginRoot, PluginRoot_Ref,
+    AbiInfo, BatchItem, ContinuationOutput, ContinuationRequest as RawContinuationRequest, ErrorCode,
+    ExtensionRef, HostApi_Ref, ItemOutput, LoglikelihoodTable, ModelDescriptor, ModelHandle, ModelMeta,
+    ModelState, ModelVTable, ModelVTable_Ref, PluginError, PluginRoot, PluginRoot_Ref,
+    LOGLIKELIHOOD_EXTENSION,
 };
 
 /// One model a plugin provides: its metadata and how to create it. Built by
@@ -244,7 +246,69 @@ unsafe extern "C" fn destroy<M: Model>(state: *mut ModelState) {
 
 unsafe extern "C" fn get_extension<M: Model>(state: *mut ModelState, id: RStr<'_>) -> ROption<ExtensionRef> {
     let instance = unsafe { instance::<M>(state) };
-    guard("get_extension", || Ok(instance.model.extension(id.as_str()))).ok().flatten().into()
+    guard("get_extension", || {
+        if id.as_str() == LOGLIKELIHOOD_EXTENSION && instance.model.scores_continuations() {
+            return Ok(Some(ExtensionRef::new(VTable::<M>::LOGLIKELIHOOD)));
+        }
+        Ok(instance.model.extension(id.as_str()))
+    })
+    .ok()
+    .flatten()
+    .into()
+}
+
+impl<M: Model> VTable<M> {
+    const LOGLIKELIHOOD: &'static LoglikelihoodTable =
+        &LoglikelihoodTable { score: score_continuations::<M> };
+}
+
+unsafe extern "C" fn score_continuations<M: Model>(
+    state: *mut ModelState,
+    requests: RSlice<'_, RawContinuationRequest<'_>>,
+) -> RResult<RVec<ContinuationOutput>, PluginError> {
+    let instance = unsafe { instance::<M>(state) };
+    guard("score_continuations", || {
+        if !instance.loaded {
+            return Err(PluginError::new(
+                ErrorCode::NOT_LOADED,
+                "`score_continuations` called before a successful `load`",
+            ));
+        }
+        let requests: Vec<ContinuationRequest<'_>> = requests
+            .iter()
+            .map(|request| ContinuationRequest {
+                id: request.id,
+                context: request.context.as_str(),
+                continuations: request.continuations.iter().map(|text| text.as_str()).collect(),
+            })
+            .collect();
+        let results = instance.model.score_continuations(&requests)?;
+        if results.len() != requests.len() {
+            return Err(PluginError::new(
+                ErrorCode::INTERNAL,
+                format!(
+                    "score_continuations returned {} results for {} requests",
+                    results.len(),
+                    requests.len()
+                ),
+            ));
+        }
+        Ok(requests
+            .iter()
+            .zip(results)
+            .map(|(request, result)| match result {
+                Ok(scored) => ContinuationOutput {
+                    id: request.id,
+                    result: RResult::ROk(scored.scores.into()),
+                    context_tokens: scored.context_tokens,
+                },
+                Err(error) => {
+                    ContinuationOutput { id: request.id, result: RResult::RErr(error), context_tokens: 0 }
+                }
+            })
+            .collect())
+    })
+    .into()
 }
 
 /// Registers a plugin's models and exports the root module the host loads.

@@ -11,7 +11,7 @@ mod model;
 
 pub use export::ModelEntry;
 pub use item::Item;
-pub use model::{Generation, Model, ModelContext};
+pub use model::{ContinuationRequest, Generation, Model, ModelContext, ScoredContinuations};
 
 /// Everything a plugin author needs, in one import.
 pub mod prelude {

@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 
 use super::Item;
-use crate::abi::{ExtensionRef, ModelMeta, PluginError};
+use crate::abi::{ContinuationScore, ErrorCode, ExtensionRef, ModelMeta, PluginError};
 
 /// Where and as what a model instance was created.
 #[derive(Clone, Debug)]
@@ -76,4 +76,40 @@ pub trait Model: Send + Sized + 'static {
     fn extension(&self, _id: &str) -> Option<ExtensionRef> {
         None
     }
+
+    /// Whether this instance scores continuations by log-likelihood; `true` makes the SDK offer
+    /// the `karma.model.loglikelihood/1` extension backed by [`Model::score_continuations`].
+    fn scores_continuations(&self) -> bool {
+        false
+    }
+
+    /// Scores each request's continuations after its context (one result per request, in
+    /// order; a per-request `Err` fails only that request). Called only on a loaded instance.
+    fn score_continuations(
+        &mut self,
+        requests: &[ContinuationRequest<'_>],
+    ) -> Result<Vec<Result<ScoredContinuations, PluginError>>, PluginError> {
+        let _ = requests;
+        Err(PluginError::new(ErrorCode::UNSUPPORTED, "this model does not score continuations"))
+    }
+}
+
+/// A request to score continuations, borrowed from the host.
+#[derive(Clone, Debug)]
+pub struct ContinuationRequest<'a> {
+    /// Host-assigned id.
+    pub id: u64,
+    /// Text to condition on, verbatim (no chat template).
+    pub context: &'a str,
+    /// Candidates scored independently after the context.
+    pub continuations: Vec<&'a str>,
+}
+
+/// The scores of one request's continuations, in order, plus the context's token count.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScoredContinuations {
+    /// One score per continuation.
+    pub scores: Vec<ContinuationScore>,
+    /// Tokens in the context.
+    pub context_tokens: u64,
 }

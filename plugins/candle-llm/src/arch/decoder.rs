@@ -1,0 +1,306 @@
+//! One batched decoder for the llama, qwen2 and qwen3 families.
+//!
+//! candle-transformers' models take a single position offset and a causal-only mask, so a batch
+//! of prompts of different lengths cannot share a forward pass there. This decoder takes
+//! per-sequence positions and an explicit mask: prompts are left-padded to a common length, the
+//! mask hides the padding, and each sequence's positions start at 0 at its first real token.
+//! The families differ only in switches: q/k/v biases (qwen2), per-head q/k RMS norms (qwen3),
+//! tied embeddings, and the rotary layout (llama.cpp stores llama's q/k rows interleaved).
+
+use candle_core::quantized::QMatMul;
+use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_nn::RmsNorm;
+
+/// How q/k halves are paired by the rotary embedding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeLayout {
+    /// Hugging Face: dimension `i` pairs with `i + d/2`.
+    Halves,
+    /// llama.cpp's llama GGUF files: dimension `2i` pairs with `2i + 1`.
+    Interleaved,
+}
+
+/// Llama 3's frequency-dependent rotary scaling (`rope_scaling.rope_type == "llama3"`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Llama3Scaling {
+    pub factor: f64,
+    pub low_freq_factor: f64,
+    pub high_freq_factor: f64,
+    pub original_max_positions: f64,
+}
+
+/// Shapes and switches of a decoder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecoderConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub max_positions: usize,
+    pub rope_layout: RopeLayout,
+    pub llama3_scaling: Option<Llama3Scaling>,
+    /// Per-frequency divisors stored in some llama GGUF files (`rope_freqs.weight`).
+    pub rope_freq_divisors: Option<Vec<f32>>,
+    pub qkv_bias: bool,
+    pub qk_norm: bool,
+}
+
+/// A projection, quantized or dense, with an optional bias.
+pub struct Linear {
+    pub weight: QMatMul,
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let ys = self.weight.forward(xs)?;
+        match &self.bias {
+            Some(bias) => ys.broadcast_add(bias),
+            None => Ok(ys),
+        }
+    }
+}
+
+pub struct Attention {
+    pub q: Linear,
+    pub k: Linear,
+    pub v: Linear,
+    pub o: Linear,
+    pub q_norm: Option<RmsNorm>,
+    pub k_norm: Option<RmsNorm>,
+}
+
+pub struct Mlp {
+    pub gate: Linear,
+    pub up: Linear,
+    pub down: Linear,
+}
+
+pub struct Block {
+    pub input_norm: RmsNorm,
+    pub attention: Attention,
+    pub post_attention_norm: RmsNorm,
+    pub mlp: Mlp,
+}
+
+/// The weights, in the layout every source is converted to.
+pub struct DecoderWeights {
+    /// `[vocab, hidden]`, dense.
+    pub embeddings: Tensor,
+    pub blocks: Vec<Block>,
+    pub final_norm: RmsNorm,
+    pub lm_head: QMatMul,
+}
+
+/// Keys and values of the sequences being decoded, per layer: `[batch, kv_heads, seen, head_dim]`.
+#[derive(Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    /// Columns already cached.
+    pub fn seen(&self) -> usize {
+        self.layers.first().and_then(|layer| layer.as_ref()).map_or(0, |(keys, _)| keys.dim(2).unwrap_or(0))
+    }
+}
+
+/// A batch step: token columns plus where each sequence's real tokens begin.
+pub struct Step<'a> {
+    /// `[batch][columns]` token ids for the new columns.
+    pub tokens: &'a [Vec<u32>],
+    /// Per sequence, the number of left-padding columns at the start of the whole sequence.
+    pub padding: &'a [usize],
+}
+
+pub struct Decoder {
+    pub config: DecoderConfig,
+    weights: DecoderWeights,
+    /// `[max_positions, head_dim / 2]`.
+    cos: Tensor,
+    sin: Tensor,
+    device: Device,
+}
+
+impl Decoder {
+    pub fn new(config: DecoderConfig, weights: DecoderWeights, device: &Device) -> Result<Self> {
+        let (cos, sin) = rotary_tables(&config, device)?;
+        Ok(Decoder { config, weights, cos, sin, device: device.clone() })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Runs new columns through the stack, extending `cache`; returns hidden states
+    /// `[batch, columns, hidden]` after the final norm.
+    pub fn forward(&self, step: &Step<'_>, cache: &mut KvCache) -> Result<Tensor> {
+        let batch = step.tokens.len();
+        let columns = step.tokens.first().map_or(0, Vec::len);
+        let past = cache.seen();
+        let flat: Vec<u32> = step.tokens.iter().flatten().copied().collect();
+        let ids = Tensor::from_vec(flat, (batch, columns), &self.device)?;
+        let mut hidden = self.weights.embeddings.index_select(&ids.flatten_all()?, 0)?.reshape((
+            batch,
+            columns,
+            self.config.hidden_size,
+        ))?;
+        let positions: Vec<u32> = step
+            .padding
+            .iter()
+            .flat_map(|&padding| {
+                (past..past + columns).map(move |column| column.saturating_sub(padding) as u32)
+            })
+            .collect();
+        if let Some(&too_far) =
+            positions.iter().find(|&&position| position as usize >= self.config.max_positions)
+        {
+            candle_core::bail!(
+                "position {too_far} is beyond the model's {} positions: shorten the prompt or max_tokens",
+                self.config.max_positions
+            );
+        }
+        let positions = Tensor::from_vec(positions, batch * columns, &self.device)?;
+        let half = self.config.head_dim / 2;
+        let cos = self.cos.index_select(&positions, 0)?.reshape((batch, columns, half))?;
+        let sin = self.sin.index_select(&positions, 0)?.reshape((batch, columns, half))?;
+        let mask = self.mask(step.padding, past, columns)?;
+        if cache.layers.is_empty() {
+            cache.layers = (0..self.weights.blocks.len()).map(|_| None).collect();
+        }
+        for (block, layer_cache) in self.weights.blocks.iter().zip(cache.layers.iter_mut()) {
+            let residual = hidden.clone();
+            let normed = block.input_norm.forward(&hidden)?;
+            let attended = self.attention(&block.attention, &normed, &cos, &sin, &mask, layer_cache)?;
+            hidden = (residual + attended)?;
+            let residual = hidden.clone();
+            let normed = block.post_attention_norm.forward(&hidden)?;
+            let mlp = &block.mlp;
+            let activated =
+                (candle_nn::ops::silu(&mlp.gate.forward(&normed)?)? * mlp.up.forward(&normed)?)?;
+            hidden = (residual + mlp.down.forward(&activated)?)?;
+        }
+        self.weights.final_norm.forward(&hidden)
+    }
+
+    /// Logits `[batch, vocab]` of the last column.
+    pub fn last_logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        let columns = hidden.dim(1)?;
+        let last = hidden.narrow(1, columns - 1, 1)?.squeeze(1)?.contiguous()?;
+        self.weights.lm_head.forward(&last)?.to_dtype(DType::F32)
+    }
+
+    /// Logits `[batch, columns, vocab]` of every column.
+    pub fn all_logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        self.weights.lm_head.forward(&hidden.contiguous()?)?.to_dtype(DType::F32)
+    }
+
+    /// Additive mask `[batch, 1, columns, past + columns]`: a query sees keys at or before it
+    /// that are not padding. A padding query sees itself only, so its softmax stays finite.
+    fn mask(&self, padding: &[usize], past: usize, columns: usize) -> Result<Tensor> {
+        let total = past + columns;
+        let mut values = Vec::with_capacity(padding.len() * columns * total);
+        for &pad in padding {
+            for query in past..total {
+                for key in 0..total {
+                    let visible = (key <= query && key >= pad) || key == query;
+                    values.push(if visible { 0f32 } else { f32::NEG_INFINITY });
+                }
+            }
+        }
+        Tensor::from_vec(values, (padding.len(), 1, columns, total), &self.device)
+    }
+
+    fn attention(
+        &self,
+        attention: &Attention,
+        xs: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: &Tensor,
+        layer_cache: &mut Option<(Tensor, Tensor)>,
+    ) -> Result<Tensor> {
+        let config = &self.config;
+        let (batch, columns, _) = xs.dims3()?;
+        let (heads, kv_heads, head_dim) = (config.num_heads, config.num_kv_heads, config.head_dim);
+        let mut q = attention.q.forward(xs)?.reshape((batch, columns, heads, head_dim))?;
+        let mut k = attention.k.forward(xs)?.reshape((batch, columns, kv_heads, head_dim))?;
+        let v = attention.v.forward(xs)?.reshape((batch, columns, kv_heads, head_dim))?;
+        if let Some(norm) = &attention.q_norm {
+            q = norm.forward(&q.contiguous()?)?;
+        }
+        if let Some(norm) = &attention.k_norm {
+            k = norm.forward(&k.contiguous()?)?;
+        }
+        let q = q.transpose(1, 2)?.contiguous()?;
+        let k = k.transpose(1, 2)?.contiguous()?;
+        let v = v.transpose(1, 2)?.contiguous()?;
+        let (q, k) = match config.rope_layout {
+            RopeLayout::Halves => {
+                (candle_nn::rotary_emb::rope(&q, cos, sin)?, candle_nn::rotary_emb::rope(&k, cos, sin)?)
+            }
+            RopeLayout::Interleaved => {
+                (candle_nn::rotary_emb::rope_i(&q, cos, sin)?, candle_nn::rotary_emb::rope_i(&k, cos, sin)?)
+            }
+        };
+        let (k, v) = match layer_cache.take() {
+            Some((past_k, past_v)) => (Tensor::cat(&[&past_k, &k], 2)?, Tensor::cat(&[&past_v, &v], 2)?),
+            None => (k, v),
+        };
+        *layer_cache = Some((k.clone(), v.clone()));
+        let groups = heads / kv_heads;
+        let k = candle_transformers::utils::repeat_kv(k, groups)?.contiguous()?;
+        let v = candle_transformers::utils::repeat_kv(v, groups)?.contiguous()?;
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
+        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        let attended = weights.matmul(&v)?.transpose(1, 2)?.reshape((batch, columns, heads * head_dim))?;
+        attention.o.forward(&attended)
+    }
+}
+
+/// Cosine and sine tables `[max_positions, head_dim / 2]`.
+fn rotary_tables(config: &DecoderConfig, device: &Device) -> Result<(Tensor, Tensor)> {
+    let half = config.head_dim / 2;
+    let mut frequencies: Vec<f64> = (0..half)
+        .map(|index| 1.0 / config.rope_theta.powf(2.0 * index as f64 / config.head_dim as f64))
+        .collect();
+    if let Some(scaling) = config.llama3_scaling {
+        let low_wavelength = scaling.original_max_positions / scaling.low_freq_factor;
+        let high_wavelength = scaling.original_max_positions / scaling.high_freq_factor;
+        for frequency in &mut frequencies {
+            let wavelength = 2.0 * std::f64::consts::PI / *frequency;
+            *frequency = if wavelength < high_wavelength {
+                *frequency
+            } else if wavelength > low_wavelength {
+                *frequency / scaling.factor
+            } else {
+                let smooth = (scaling.original_max_positions / wavelength - scaling.low_freq_factor)
+                    / (scaling.high_freq_factor - scaling.low_freq_factor);
+                (1.0 - smooth) * *frequency / scaling.factor + smooth * *frequency
+            };
+        }
+    }
+    if let Some(divisors) = &config.rope_freq_divisors {
+        for (frequency, divisor) in frequencies.iter_mut().zip(divisors) {
+            *frequency /= f64::from(*divisor);
+        }
+    }
+    let frequencies: Vec<f32> = frequencies.into_iter().map(|frequency| frequency as f32).collect();
+    let frequencies = Tensor::from_vec(frequencies, (1, half), device)?;
+    let positions = Tensor::arange(0u32, config.max_positions as u32, device)?
+        .to_dtype(DType::F32)?
+        .reshape((config.max_positions, 1))?;
+    let angles = positions.broadcast_mul(&frequencies)?;
+    Ok((angles.cos()?.contiguous()?, angles.sin()?.contiguous()?))
+}
+
+/// Log-probabilities along the last dimension.
+pub fn log_softmax(logits: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::log_softmax(logits, D::Minus1)
+}

@@ -1,0 +1,250 @@
+//! The plugin's model: items in, chat-templated prompts through the network, answers out.
+
+use karma_plugin_api::{
+    abi::ContinuationScore,
+    sdk::{prelude::*, ContinuationRequest, ScoredContinuations},
+};
+
+use crate::{
+    chat::{self, Message},
+    config::LlmConfig,
+    generate::{self, Generated},
+    loader::{self, LoadOptions, LoadedModel},
+    source,
+};
+
+/// A candle-backed causal LM.
+pub struct CandleLlm {
+    config: LlmConfig,
+    /// Local path or hub id of the checkpoint.
+    location: String,
+    name: String,
+    loaded: Option<Loaded>,
+}
+
+struct Loaded {
+    model: LoadedModel,
+    pool: rayon::ThreadPool,
+}
+
+/// A prompt ready for the network, or why the item cannot run.
+pub type Prompt = Result<Vec<u32>, PluginError>;
+
+fn invalid(message: impl Into<String>) -> PluginError {
+    PluginError::new(ErrorCode::INVALID_INPUT, without_backtrace(message.into()))
+}
+
+fn internal(message: impl Into<String>) -> PluginError {
+    PluginError::new(ErrorCode::INTERNAL, without_backtrace(message.into()))
+}
+
+/// candle appends a backtrace to its errors when `RUST_BACKTRACE` is set; users need the
+/// message, which always comes first.
+fn without_backtrace(mut message: String) -> String {
+    if let Some(cut) = message.find("\n   0: ") {
+        message.truncate(cut);
+    }
+    message
+}
+
+impl CandleLlm {
+    fn loaded(&mut self) -> Result<&mut Loaded, PluginError> {
+        self.loaded.as_mut().ok_or_else(|| PluginError::new(ErrorCode::NOT_LOADED, "the model is not loaded"))
+    }
+
+    /// The chat messages of an item: its system prompt, its conversation, then its input.
+    fn messages(item: &Item<'_>) -> Vec<Message> {
+        let mut messages = Vec::new();
+        if let Some(system) = item.system_prompt() {
+            messages.push(Message { role: "system".into(), content: system.into() });
+        }
+        for turn in item.conversation() {
+            messages.push(Message { role: turn.role.as_str().into(), content: turn.content.as_str().into() });
+        }
+        if let Some(input) = item.input() {
+            messages.push(Message { role: "user".into(), content: input.into() });
+        }
+        messages
+    }
+
+    /// Tokens of the prompt for `item`.
+    fn prompt(&self, loaded: &Loaded, item: &Item<'_>) -> Prompt {
+        let messages = Self::messages(item);
+        if messages.is_empty() {
+            return Err(invalid(format!("item {} has no input, system prompt or conversation", item.id())));
+        }
+        let model = &loaded.model;
+        let tokens = match (&model.chat_template, self.config.use_chat_template) {
+            (Some(template), true) => {
+                let text = template.render(&messages, self.config.enable_thinking).map_err(invalid)?;
+                model.tokenizer.encode(&text, false)
+            }
+            _ => {
+                let text: Vec<&str> = messages.iter().map(|message| message.content.as_str()).collect();
+                model.tokenizer.encode(&text.join("\n\n"), true)
+            }
+        }
+        .map_err(invalid)?;
+        let limit = model.network.max_positions();
+        if tokens.len() >= limit {
+            return Err(invalid(format!(
+                "item {}: the prompt has {} tokens but the model has {limit} positions",
+                item.id(),
+                tokens.len()
+            )));
+        }
+        Ok(tokens)
+    }
+}
+
+impl Model for CandleLlm {
+    type Config = LlmConfig;
+    type Prepared = Vec<Prompt>;
+    type Raw = Vec<Result<(usize, Generated), PluginError>>;
+
+    fn create(config: LlmConfig, context: &ModelContext) -> Result<Self, PluginError> {
+        config.validate().map_err(invalid)?;
+        let location = context.model_path.clone().or_else(|| config.repo.clone()).ok_or_else(|| {
+            invalid(format!(
+                "`{}` needs a checkpoint: pass --model-path (a local directory, a .gguf file or a hub id such as Qwen/Qwen3-0.6B)",
+                context.model_name
+            ))
+        })?;
+        Ok(CandleLlm { config, location, name: context.model_name.clone(), loaded: None })
+    }
+
+    fn load(&mut self) -> Result<(), PluginError> {
+        let offline = self.config.offline || karma_hub::offline_from_env();
+        let files =
+            source::resolve(&self.location, self.config.gguf_file.as_deref(), &self.config.revision, offline)
+                .map_err(|message| PluginError::new(ErrorCode::NOT_FOUND, without_backtrace(message)))?;
+        let device = self.config.device().and_then(|choice| choice.open()).map_err(invalid)?;
+        let mut builder = rayon::ThreadPoolBuilder::new().thread_name(|index| format!("candle-llm-{index}"));
+        if let Some(threads) = self.config.threads {
+            builder = builder.num_threads(threads);
+        }
+        let pool =
+            builder.build().map_err(|error| internal(format!("cannot start compute threads: {error}")))?;
+        let options = LoadOptions {
+            dtype: self.config.dtype().map_err(invalid)?,
+            device: &device,
+            dequantize: self.config.dequantize,
+        };
+        let started = std::time::Instant::now();
+        let model = pool.install(|| loader::load(&files, &options)).map_err(invalid)?;
+        tracing::info!(
+            model = %self.name,
+            source = %files.origin,
+            family = model.family.as_str(),
+            chat_template = model.chat_template.is_some(),
+            seconds = started.elapsed().as_secs_f64(),
+            "loaded"
+        );
+        self.loaded = Some(Loaded { model, pool });
+        Ok(())
+    }
+
+    fn preprocess(&mut self, items: &[Item<'_>]) -> Result<Vec<Prompt>, PluginError> {
+        let loaded = self
+            .loaded
+            .as_ref()
+            .ok_or_else(|| PluginError::new(ErrorCode::NOT_LOADED, "the model is not loaded"))?;
+        Ok(items.iter().map(|item| self.prompt(loaded, item)).collect())
+    }
+
+    fn run(&mut self, prompts: Vec<Prompt>) -> Result<Self::Raw, PluginError> {
+        let settings = self.config.sampling();
+        let loaded = self.loaded()?;
+        let ready: Vec<Vec<u32>> =
+            prompts.iter().filter_map(|prompt| prompt.as_ref().ok().cloned()).collect();
+        let LoadedModel { network, tokenizer, .. } = &mut loaded.model;
+        let mut generated = loaded
+            .pool
+            .install(|| generate::generate(network, tokenizer, &ready, &settings))
+            .map_err(internal)?
+            .into_iter();
+        Ok(prompts
+            .into_iter()
+            .map(|prompt| {
+                let prompt = prompt?;
+                let output = generated.next().ok_or_else(|| internal("fewer generations than prompts"))?;
+                Ok((prompt.len(), output))
+            })
+            .collect())
+    }
+
+    fn postprocess(
+        &mut self,
+        raw: Self::Raw,
+        _items: &[Item<'_>],
+    ) -> Result<Vec<Result<Generation, PluginError>>, PluginError> {
+        Ok(raw
+            .into_iter()
+            .map(|result| {
+                result.map(|(prompt_tokens, generated)| Generation {
+                    text: if self.config.strip_thinking {
+                        chat::strip_thinking(&generated.text)
+                    } else {
+                        generated.text
+                    },
+                    prompt_tokens: Some(prompt_tokens as u64),
+                    completion_tokens: Some(generated.tokens.len() as u64),
+                })
+            })
+            .collect())
+    }
+
+    fn scores_continuations(&self) -> bool {
+        true
+    }
+
+    fn score_continuations(
+        &mut self,
+        requests: &[ContinuationRequest<'_>],
+    ) -> Result<Vec<Result<ScoredContinuations, PluginError>>, PluginError> {
+        let loaded = self.loaded()?;
+        let tokenizer = &loaded.model.tokenizer;
+        // Tokenized apart, as lm-eval-harness does, so every option shares the context's tokens.
+        let mut pairs = Vec::new();
+        let mut shapes = Vec::with_capacity(requests.len());
+        for request in requests {
+            let encoded = tokenizer.encode(request.context, true).and_then(|context| {
+                let continuations: Result<Vec<Vec<u32>>, String> =
+                    request.continuations.iter().map(|text| tokenizer.encode(text, false)).collect();
+                Ok((context, continuations?))
+            });
+            match encoded {
+                Ok((context, continuations)) => {
+                    shapes.push(Ok((context.len(), continuations.iter().map(Vec::len).collect::<Vec<_>>())));
+                    pairs.extend(
+                        continuations.into_iter().map(|continuation| (context.clone(), continuation)),
+                    );
+                }
+                Err(message) => shapes.push(Err(invalid(format!("request {}: {message}", request.id)))),
+            }
+        }
+        let pad = tokenizer.pad_id();
+        let LoadedModel { network, .. } = &mut loaded.model;
+        let scores = loaded.pool.install(|| generate::score(network, &pairs, pad)).map_err(invalid)?;
+        let mut scores = scores.into_iter();
+        Ok(shapes
+            .into_iter()
+            .map(|shape| {
+                let (context_tokens, lengths) = shape?;
+                let scores = lengths
+                    .into_iter()
+                    .map(|tokens| {
+                        let score =
+                            scores.next().ok_or_else(|| internal("fewer scores than continuations"))?;
+                        Ok(ContinuationScore {
+                            logprob: score.logprob,
+                            is_greedy: score.is_greedy,
+                            tokens: tokens as u32,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, PluginError>>()?;
+                Ok(ScoredContinuations { scores, context_tokens: context_tokens as u64 })
+            })
+            .collect())
+    }
+}
