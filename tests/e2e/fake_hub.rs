@@ -16,7 +16,7 @@ use crate::{
 const COMMIT: &str = "153e61cd0123456789abcdef0123456789abcdef";
 
 /// Serves `routes` (path → body) to at most `max_connections` clients, for at most 60 s.
-fn serve(
+pub(crate) fn serve(
     routes: Vec<(String, Vec<u8>)>,
     max_connections: usize,
 ) -> (String, std::thread::JoinHandle<Vec<String>>) {

@@ -41,6 +41,8 @@ fn workspace_artifacts() -> &'static Path {
             "karma-host",
             "-p",
             "karma-plugin-baseline",
+            "-p",
+            "karma-plugin-candle-llm",
         ]);
         if profile_dir.file_name().is_some_and(|name| name == "release") {
             command.arg("--release");
@@ -58,6 +60,11 @@ pub fn host_binary() -> PathBuf {
 /// The baseline plugin built from the workspace.
 pub fn baseline_plugin() -> PathBuf {
     workspace_artifacts().join("libkarma_plugin_baseline.so")
+}
+
+/// The candle LLM plugin built from the workspace.
+pub fn candle_plugin() -> PathBuf {
+    workspace_artifacts().join("libkarma_plugin_candle_llm.so")
 }
 
 /// Builds the fixture plugins (tests/fixtures) into `target/test-fixtures`, once. The

@@ -5,6 +5,8 @@ mod harness;
 
 /// Plugin files that must be rejected, each with its exact diagnostic.
 mod bad_files;
+/// The candle LLM plugin on tiny generated checkpoints: eval, log-likelihood scoring, hub download.
+mod candle_llm;
 /// Generated datasets in the hub schemas.
 mod datagen;
 /// `karma-host eval` end to end.

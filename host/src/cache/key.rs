@@ -32,6 +32,12 @@ impl KeyContext {
         field(&mut digest, "config", canonical_json(config).as_bytes());
         KeyContext { digest }
     }
+
+    /// Marks keys as belonging to a scoring method other than generation.
+    pub fn scored_by(mut self, method: &str) -> Self {
+        field(&mut self.digest, "scoring", method.as_bytes());
+        self
+    }
 }
 
 /// JSON with object keys sorted at every level.

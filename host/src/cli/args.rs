@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::engine::Scoring;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Evaluation host for medical AI model plugins.
@@ -105,6 +106,10 @@ pub struct EvalArgs {
     /// Seed for bootstrap intervals (recorded in the manifest).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// How MCQ items are answered: `generate` (the model writes an answer) or `loglikelihood`
+    /// (each option scored as a continuation, lm-eval-harness style; needs model support).
+    #[arg(long, value_enum, default_value_t = Scoring::Generate)]
+    pub scoring: Scoring,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,9 +19,9 @@ use super::{
     ExitStatus,
 };
 use crate::{
-    cache::{item_key, Cache, KeyContext},
+    cache::{item_key, Cache},
     datasets::{args as dataset_args, catalog, hub, source},
-    engine::{self, CacheMode, DatasetOutcome, DatasetPlan, DatasetSource, DatasetStatus, EvalPlan},
+    engine::{self, CacheMode, DatasetOutcome, DatasetPlan, DatasetSource, DatasetStatus, EvalPlan, Scoring},
     env_vars, metrics,
     plugins::{ModelInstance, PluginStatus, Registry},
     report,
@@ -42,7 +42,16 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
     check_metric_args(arguments.metric_args.as_deref())?;
     let datasets = resolve_datasets(arguments)?;
     // The plugin validates the configuration (unknown keys, bad values) without loading anything.
-    drop(ModelInstance::create(model, &config.to_string())?);
+    let instance = ModelInstance::create(model, &config.to_string())?;
+    if arguments.scoring == Scoring::Loglikelihood && !instance.scores_continuations()? {
+        bail!(
+            "model `{}` cannot score continuations (it does not offer the `{}` extension); \
+             use --scoring generate, or a model that supports log-likelihood scoring such as candle/causal-lm",
+            model.meta.name,
+            karma_plugin_api::abi::LOGLIKELIHOOD_EXTENSION
+        );
+    }
+    drop(instance);
 
     let offline = arguments.offline || hub::offline_from_env();
     let plugin_file =
@@ -66,6 +75,7 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
         collect_samples: arguments.samples_output.is_some(),
         plugin_id: plugin_file,
         plugin_version: model.meta.version.clone().unwrap_or_default(),
+        scoring: arguments.scoring,
     };
     if arguments.dry_run {
         return dry_run(&plan);
@@ -311,6 +321,7 @@ fn manifest(
         "max_samples": plan.max_samples,
         "cache": match plan.cache { CacheMode::Normal => "normal", CacheMode::Refresh => "refresh", CacheMode::Off => "off" },
         "seed": plan.seed,
+        "scoring": plan.scoring.as_str(),
         "bootstrap_resamples": metrics::interval::RESAMPLES,
         "started_at": report::utc_timestamp(started_at),
         "finished_at": null,
@@ -403,8 +414,7 @@ fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
         CacheMode::Normal if plan.cache_path.exists() => Some(Cache::open(&plan.cache_path)?),
         _ => None,
     };
-    let key_context =
-        KeyContext::new(&plan.model.meta.name, &plan.plugin_id, &plan.plugin_version, &plan.config);
+    let key_context = plan.key_context();
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "model:     {} ({})", plan.model.meta.name, plan.model.plugin_path.display())?;
     writeln!(stdout, "config:    {}", report::redact(&plan.config))?;
@@ -420,9 +430,10 @@ fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
     )?;
     writeln!(
         stdout,
-        "batch size {}, max samples {}",
+        "batch size {}, max samples {}, scoring {}",
         plan.batch_size,
-        plan.max_samples.map(|n| n.to_string()).unwrap_or_else(|| "all".into())
+        plan.max_samples.map(|n| n.to_string()).unwrap_or_else(|| "all".into()),
+        plan.scoring.as_str()
     )?;
     let mut problems = 0;
     for dataset in &plan.datasets {
@@ -486,7 +497,7 @@ fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
             };
             let prompt = dataset.definition.template.render(&record, dataset.template_override());
             if cache.is_some() {
-                let item = engine::build_item(count, &record, dataset);
+                let item = engine::build_item(count, &record, dataset, plan.scoring);
                 keys.push(item_key(&key_context, &item, plan.model.meta.wants_expected_output));
             }
             first_prompt.get_or_insert(prompt);
@@ -494,7 +505,7 @@ fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
         }
         if let Some(cache) = &cache {
             for chunk in keys.chunks(10_000) {
-                let extraction = dataset.definition.extraction;
+                let extraction = plan.extraction(dataset);
                 hits += cache
                     .get_outputs_with_extractions(chunk, extraction.id(), extraction.version())?
                     .len() as u64;

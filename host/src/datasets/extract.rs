@@ -6,12 +6,15 @@
 pub enum Extraction {
     /// The option letter after `Final Answer:` (see [`mcq_letter`]).
     McqLetter,
+    /// The option with the highest log-likelihood (see [`best_scored_option`]).
+    LoglikelihoodArgmax,
 }
 
 impl Extraction {
     pub fn id(self) -> &'static str {
         match self {
             Extraction::McqLetter => "mcq_letter",
+            Extraction::LoglikelihoodArgmax => "loglikelihood_argmax",
         }
     }
 
@@ -19,6 +22,7 @@ impl Extraction {
     pub fn version(self) -> u32 {
         match self {
             Extraction::McqLetter => 1,
+            Extraction::LoglikelihoodArgmax => 1,
         }
     }
 
@@ -27,8 +31,23 @@ impl Extraction {
     pub fn apply(self, response: &str, valid_letters: &[String]) -> Option<String> {
         match self {
             Extraction::McqLetter => mcq_letter(response, valid_letters),
+            Extraction::LoglikelihoodArgmax => best_scored_option(response, valid_letters),
         }
     }
+}
+
+/// The letter with the highest log-probability in a log-likelihood response (a JSON object
+/// `{"A": -1.2, "B": -0.3, ...}`, as the engine records it); the first such letter on ties.
+pub fn best_scored_option(response: &str, valid_letters: &[String]) -> Option<String> {
+    let scores: serde_json::Map<String, serde_json::Value> = serde_json::from_str(response).ok()?;
+    let mut best: Option<(&String, f64)> = None;
+    for letter in valid_letters {
+        let score = scores.get(letter)?.as_f64()?;
+        if best.is_none_or(|(_, top)| score > top) {
+            best = Some((letter, score));
+        }
+    }
+    best.map(|(letter, _)| letter.clone())
 }
 
 /// KARMA's wrapped-letter rule: the text after the first `Final Answer:` (or the whole
@@ -81,6 +100,15 @@ fn find_case_insensitive(haystack: &str, needle: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn best_scored_option_is_the_argmax_first_on_ties() {
+        let letters: Vec<String> = ["A", "B", "C"].iter().map(|l| (*l).to_owned()).collect();
+        assert_eq!(best_scored_option(r#"{"A":-2.5,"B":-0.5,"C":-1}"#, &letters).as_deref(), Some("B"));
+        assert_eq!(best_scored_option(r#"{"A":-1,"B":-1,"C":-3}"#, &letters).as_deref(), Some("A"));
+        assert_eq!(best_scored_option(r#"{"A":-1,"B":-1}"#, &letters), None, "a missing option is unparsed");
+        assert_eq!(best_scored_option("Final Answer: (A)", &letters), None);
+    }
 
     fn letters() -> Vec<String> {
         ["A", "B", "C", "D"].iter().map(|letter| (*letter).to_owned()).collect()

@@ -76,6 +76,27 @@ impl Template {
     }
 }
 
+/// The context a model is scored on under `--scoring loglikelihood` (lm-eval-harness style):
+/// context, question and options, ending in `Answer:`; each option is then scored as the
+/// continuation ` A`, ` B`, ...
+pub fn loglikelihood_context(record: &McqRecord) -> String {
+    let mut prompt = String::new();
+    if let Some(context) = &record.context {
+        prompt.push_str("Context: ");
+        prompt.push_str(context);
+        prompt.push_str("\n\n");
+    }
+    prompt.push_str("Question: ");
+    push_question_block(&mut prompt, record);
+    prompt.push_str("\nAnswer:");
+    prompt
+}
+
+/// The continuation scored for an option letter.
+pub fn loglikelihood_continuation(letter: &str) -> String {
+    format!(" {letter}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +130,16 @@ mod tests {
             ),
             "{prompt}"
         );
+    }
+
+    #[test]
+    fn loglikelihood_context_ends_where_the_letter_goes() {
+        let prompt = loglikelihood_context(&record(Some("Beta cells")));
+        assert_eq!(
+            prompt,
+            "Context: Beta cells\n\nQuestion: Which organ secretes insulin?\nA. Liver\nB. Pancreas\nC. Spleen\nAnswer:"
+        );
+        assert_eq!(loglikelihood_continuation("B"), " B");
     }
 
     #[test]

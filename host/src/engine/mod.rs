@@ -17,7 +17,7 @@ mod scoring;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub use plan::{CacheMode, DatasetPlan, DatasetSource, EvalPlan};
+pub use plan::{CacheMode, DatasetPlan, DatasetSource, EvalPlan, Scoring};
 pub use reporter::{NoReport, Reporter};
 pub use run_dataset::{build_item, DatasetOutcome, DatasetStatus, SampleRecord};
 

@@ -3,9 +3,29 @@
 use std::{collections::BTreeMap, path::PathBuf};
 
 use crate::{
-    datasets::{catalog::DatasetDefinition, hub::DatasetRequest},
+    cache::KeyContext,
+    datasets::{catalog::DatasetDefinition, extract::Extraction, hub::DatasetRequest},
     plugins::RegisteredModel,
 };
+
+/// How the model answers a multiple-choice item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scoring {
+    /// The model writes an answer; the dataset's extraction rule reads the letter.
+    Generate,
+    /// Each option letter is scored as a continuation of the question (needs the model's
+    /// `karma.model.loglikelihood/1` extension); the most likely option is the prediction.
+    Loglikelihood,
+}
+
+impl Scoring {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scoring::Generate => "generate",
+            Scoring::Loglikelihood => "loglikelihood",
+        }
+    }
+}
 
 /// How the cache is used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,4 +93,26 @@ pub struct EvalPlan<'a> {
     /// Identifies the plugin in cache keys: file name and model version.
     pub plugin_id: String,
     pub plugin_version: String,
+    pub scoring: Scoring,
+}
+
+impl EvalPlan<'_> {
+    /// The extraction rule applied to `dataset`'s outputs under this plan's scoring.
+    pub fn extraction(&self, dataset: &DatasetPlan) -> Extraction {
+        match self.scoring {
+            Scoring::Generate => dataset.definition.extraction,
+            Scoring::Loglikelihood => Extraction::LoglikelihoodArgmax,
+        }
+    }
+
+    /// The model side of every cache key of this run.
+    pub fn key_context(&self) -> KeyContext {
+        let context =
+            KeyContext::new(&self.model.meta.name, &self.plugin_id, &self.plugin_version, &self.config);
+        match self.scoring {
+            // Generation keys stay as they were before scoring modes existed.
+            Scoring::Generate => context,
+            Scoring::Loglikelihood => context.scored_by(Scoring::Loglikelihood.as_str()),
+        }
+    }
 }

@@ -6,17 +6,21 @@ use std::{
     time::{Duration, Instant},
 };
 
-use abi_stable::std_types::RResult;
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString};
+use karma_plugin_api::abi::{ContinuationRequest, ItemOutput};
 use serde::Serialize;
 
 use super::{
     interrupted, plan::DatasetSource, scoring::Accumulator, CacheMode, DatasetPlan, EvalPlan, Reporter,
+    Scoring,
 };
 use crate::{
     cache::{item_key, Cache, CacheKey, CachedExtraction, CachedOutput, KeyContext, NewOutput},
     datasets::{
+        extract::Extraction,
         hub,
         item::{with_batch_view, OwnedItem},
+        prompt,
         record::McqRecord,
         source::{self, SourceRow},
     },
@@ -128,6 +132,7 @@ struct Progress<'a> {
     plan: &'a EvalPlan<'a>,
     dataset: &'a DatasetPlan,
     key_context: KeyContext,
+    extraction: Extraction,
     accumulators: Vec<(&'static dyn metrics::Metric, Accumulator)>,
     /// Subgroup names; accumulators refer to them by index.
     group_names: Vec<String>,
@@ -148,12 +153,8 @@ pub(super) fn run(
     let mut progress = Progress {
         plan,
         dataset,
-        key_context: KeyContext::new(
-            &plan.model.meta.name,
-            &plan.plugin_id,
-            &plan.plugin_version,
-            &plan.config,
-        ),
+        key_context: plan.key_context(),
+        extraction: plan.extraction(dataset),
         accumulators: dataset
             .definition
             .metrics
@@ -233,7 +234,7 @@ fn evaluate_rows(
                     problem.problem
                 )
             })?;
-            let item = build_item(next_index, &record, progress.dataset);
+            let item = build_item(next_index, &record, progress.dataset, progress.plan.scoring);
             window.push(Pending { record, item });
             next_index += 1;
         }
@@ -249,8 +250,9 @@ fn evaluate_rows(
     }
 }
 
-/// The item sent to the model for `record`: the rendered prompt, options in `other_args`.
-pub fn build_item(id: u64, record: &McqRecord, dataset: &DatasetPlan) -> OwnedItem {
+/// The item sent to the model for `record`: the rendered prompt (or, for log-likelihood
+/// scoring, the context the options continue), options in `other_args`.
+pub fn build_item(id: u64, record: &McqRecord, dataset: &DatasetPlan, scoring: Scoring) -> OwnedItem {
     /// `other_args` serialized straight from the record, without building a JSON value first.
     #[derive(Serialize)]
     struct OtherArgs<'a> {
@@ -271,7 +273,10 @@ pub fn build_item(id: u64, record: &McqRecord, dataset: &DatasetPlan) -> OwnedIt
     .unwrap_or_else(|_| "{}".to_owned());
     OwnedItem {
         id,
-        input: Some(dataset.definition.template.render(record, dataset.template_override())),
+        input: Some(match scoring {
+            Scoring::Generate => dataset.definition.template.render(record, dataset.template_override()),
+            Scoring::Loglikelihood => prompt::loglikelihood_context(record),
+        }),
         system_prompt: record.system_prompt.clone(),
         expected_output: Some(record.answer.clone()),
         other_args,
@@ -298,7 +303,7 @@ fn run_window(
 ) -> Result<Vec<SampleRecord>, String> {
     let plan = progress.plan;
     let shows_expected = plan.model.meta.wants_expected_output;
-    let extraction = progress.dataset.definition.extraction;
+    let extraction = progress.extraction;
     // Without a cache the keys are never used: hashing every prompt would be wasted work.
     let keys: Vec<CacheKey> = if plan.cache == CacheMode::Off {
         vec![CacheKey([0; 32]); window.len()]
@@ -375,14 +380,22 @@ fn run_plugin_batch(
     cache: &mut Option<&mut Cache>,
 ) -> Result<(), String> {
     let plan = progress.plan;
-    let extraction = progress.dataset.definition.extraction;
+    let extraction = progress.extraction;
     let model_started = Instant::now();
     if !*loaded {
         instance.load().map_err(|error| format!("the model failed to load: {error}"))?;
         *loaded = true;
     }
     let items: Vec<&OwnedItem> = batch.iter().map(|index| &window[*index].item).collect();
-    let outcome = with_batch_view(&items, plan.model.meta.wants_expected_output, |view| instance.run(view));
+    let outcome = match plan.scoring {
+        Scoring::Generate => {
+            with_batch_view(&items, plan.model.meta.wants_expected_output, |view| instance.run(view))
+        }
+        Scoring::Loglikelihood => {
+            let records: Vec<&McqRecord> = batch.iter().map(|index| &window[*index].record).collect();
+            score_options(instance, &items, &records)
+        }
+    };
     progress.model_time += model_started.elapsed();
     let mut new_outputs = Vec::new();
     let mut new_extractions = Vec::new();
@@ -433,6 +446,60 @@ fn run_plugin_batch(
     Ok(())
 }
 
+/// Scores every item's option letters as continuations of its context; each output's text is
+/// the JSON object of log-probabilities by letter that [`Extraction::LoglikelihoodArgmax`] reads.
+fn score_options(
+    instance: &mut ModelInstance,
+    items: &[&OwnedItem],
+    records: &[&McqRecord],
+) -> Result<Vec<ItemOutput>, crate::plugins::CallError> {
+    let started = Instant::now();
+    let continuations: Vec<Vec<String>> = records
+        .iter()
+        .map(|record| {
+            record.options.iter().map(|(letter, _)| prompt::loglikelihood_continuation(letter)).collect()
+        })
+        .collect();
+    let continuation_views: Vec<Vec<RStr<'_>>> =
+        continuations.iter().map(|texts| texts.iter().map(|text| RStr::from_str(text)).collect()).collect();
+    let requests: Vec<ContinuationRequest<'_>> = items
+        .iter()
+        .zip(&continuation_views)
+        .map(|(item, views)| ContinuationRequest {
+            id: item.id,
+            context: RStr::from_str(item.input.as_deref().unwrap_or_default()),
+            continuations: RSlice::from_slice(views),
+        })
+        .collect();
+    let outputs = instance.score_continuations(&requests)?;
+    let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    Ok(outputs
+        .into_iter()
+        .zip(records)
+        .map(|(output, record)| {
+            let result = match output.result {
+                RResult::ROk(scores) => {
+                    let by_letter: serde_json::Map<String, serde_json::Value> = record
+                        .options
+                        .iter()
+                        .zip(scores.iter())
+                        .map(|((letter, _), score)| (letter.clone(), serde_json::json!(score.logprob)))
+                        .collect();
+                    RResult::ROk(RString::from(serde_json::Value::Object(by_letter).to_string()))
+                }
+                RResult::RErr(error) => RResult::RErr(error),
+            };
+            ItemOutput {
+                id: output.id,
+                result,
+                prompt_tokens: ROption::RSome(output.context_tokens),
+                completion_tokens: ROption::RNone,
+                latency_us,
+            }
+        })
+        .collect())
+}
+
 fn letters(record: &McqRecord) -> Vec<String> {
     record.options.iter().map(|(letter, _)| letter.clone()).collect()
 }
@@ -471,8 +538,7 @@ fn finish_item(
             let prediction = match extraction {
                 Some(cached) => cached.prediction,
                 None => {
-                    let prediction =
-                        progress.dataset.definition.extraction.apply(&output.raw_output, &letters(record));
+                    let prediction = progress.extraction.apply(&output.raw_output, &letters(record));
                     late = Some((key, prediction.clone()));
                     prediction
                 }

@@ -12,7 +12,10 @@ use abi_stable::{
     std_types::{ROption, RResult, RSlice, RStr},
     StableAbi,
 };
-use karma_plugin_api::abi::{BatchItem, ItemOutput, ModelHandle, PluginError};
+use karma_plugin_api::abi::{
+    BatchItem, ContinuationOutput, ContinuationRequest, ItemOutput, LoglikelihoodTable, ModelHandle,
+    PluginError, LOGLIKELIHOOD_EXTENSION,
+};
 
 use super::RegisteredModel;
 
@@ -95,6 +98,68 @@ impl ModelInstance {
         })?;
         // SAFETY: the table is a `'static` value whose layout was just checked to be `T`'s.
         Ok(Some(unsafe { &*extension.table.cast::<T>() }))
+    }
+
+    /// Whether the instance scores continuations by log-likelihood.
+    pub fn scores_continuations(&self) -> Result<bool, CallError> {
+        Ok(self.extension::<LoglikelihoodTable>(LOGLIKELIHOOD_EXTENSION)?.is_some())
+    }
+
+    /// Scores each request's continuations; outputs in request order, paired by id.
+    pub fn score_continuations(
+        &mut self,
+        requests: &[ContinuationRequest<'_>],
+    ) -> Result<Vec<ContinuationOutput>, CallError> {
+        let table = self.extension::<LoglikelihoodTable>(LOGLIKELIHOOD_EXTENSION)?.ok_or_else(|| {
+            self.plugin_error(
+                "score_continuations",
+                PluginError::new(
+                    karma_plugin_api::abi::ErrorCode::UNSUPPORTED,
+                    format!("the model does not offer `{LOGLIKELIHOOD_EXTENSION}`"),
+                ),
+            )
+        })?;
+        // SAFETY: as in `load`; the table's layout was checked by `extension`.
+        let outputs = match unsafe { (table.score)(self.handle.state, RSlice::from_slice(requests)) } {
+            RResult::ROk(outputs) => outputs.into_vec(),
+            RResult::RErr(error) => return Err(self.plugin_error("score_continuations", error)),
+        };
+        let ids: Vec<u64> = requests.iter().map(|request| request.id).collect();
+        let mut by_id: HashMap<u64, ContinuationOutput> = HashMap::with_capacity(outputs.len());
+        let returned = outputs.len();
+        for output in outputs {
+            by_id.insert(output.id, output);
+        }
+        let bad = |problem: String| CallError::BadOutputs {
+            model: self.model.clone(),
+            plugin: self.plugin.clone(),
+            problem,
+        };
+        if returned != ids.len() || by_id.len() != ids.len() {
+            return Err(bad(format!(
+                "{returned} continuation outputs (distinct ids: {}) for {} requests",
+                by_id.len(),
+                ids.len()
+            )));
+        }
+        ids.iter()
+            .zip(requests)
+            .map(|(id, request)| {
+                let output = by_id
+                    .remove(id)
+                    .ok_or_else(|| bad(format!("no continuation output for request {id}")))?;
+                if let RResult::ROk(scores) = &output.result {
+                    if scores.len() != request.continuations.len() {
+                        return Err(bad(format!(
+                            "request {id}: {} scores for {} continuations",
+                            scores.len(),
+                            request.continuations.len()
+                        )));
+                    }
+                }
+                Ok(output)
+            })
+            .collect()
     }
 
     fn plugin_error(&self, entry_point: &'static str, error: PluginError) -> CallError {
