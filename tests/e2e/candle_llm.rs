@@ -293,3 +293,60 @@ fn a_hub_model_is_downloaded_with_its_files_then_used_offline() {
         run.stderr
     );
 }
+
+/// The real SmolLM2-135M-Instruct GGUF (fetched by `.ci/run` from PyPI), if present.
+fn smollm2() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("KARMA_SMOLLM2_GGUF").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        crate::harness::workspace_root().join("target/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+    });
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!(
+            "skipping: SmolLM2 GGUF not found at {} (see .ci/run, or set KARMA_SMOLLM2_GGUF)",
+            path.display()
+        );
+        None
+    }
+}
+
+#[test]
+fn real_smollm2_answers_mcqs_through_eval_with_batch_invariant_greedy_outputs() {
+    let Some(gguf) = smollm2() else { return };
+    let work = Workdir::new();
+    let plugins = work.plugins_dir("plugins", &[candle_plugin()]);
+    let data = crate::harness::workspace_root().join("examples/medical-mcq.jsonl");
+    let mut outputs = Vec::new();
+    for batch in ["4", "1"] {
+        let started = std::time::Instant::now();
+        let args = [
+            "--model-path",
+            gguf.to_str().unwrap(),
+            "--datasets",
+            data.to_str().unwrap(),
+            "--max-samples",
+            "4",
+            "--batch-size",
+            batch,
+            "--no-cache",
+            "--model-args",
+            r#"{"max_tokens": 48}"#,
+        ];
+        let (run, results, samples) = eval(&work, &plugins, &args, &[], &format!("smollm2-{batch}"));
+        run.assert_code(0);
+        let seconds = started.elapsed().as_secs_f64();
+        let dataset = &results["datasets"][data.to_str().unwrap()];
+        assert_eq!(dataset["metrics"]["exact_match"]["num_samples"], 4, "{results:#}");
+        assert_eq!(dataset["metrics"]["exact_match"]["num_failed"], 0);
+        let tokens: u64 = samples.iter().map(|s| s["output_tokens"].as_u64().unwrap()).sum();
+        assert!(tokens > 0);
+        eprintln!(
+            "SmolLM2 via karma-host eval, batch {batch}: {tokens} tokens in {seconds:.1}s ({:.1} tok/s, load included)",
+            tokens as f64 / seconds
+        );
+        outputs
+            .push(samples.iter().map(|s| s["raw_output"].as_str().unwrap().to_owned()).collect::<Vec<_>>());
+    }
+    assert_eq!(outputs[0], outputs[1], "greedy outputs must not depend on the batch size");
+    assert!(outputs[0].iter().all(|text| !text.trim().is_empty()), "{:?}", outputs[0]);
+}

@@ -146,8 +146,8 @@ pub fn generate(
     prompts: &[Vec<u32>],
     settings: &SamplingSettings,
 ) -> Result<Vec<Generated>, String> {
-    if prompts.is_empty() {
-        return Ok(Vec::new());
+    if settings.max_tokens == 0 {
+        return Ok(prompts.iter().map(|_| Generated { tokens: Vec::new(), text: String::new() }).collect());
     }
     let max_positions = network.max_positions();
     match network {
@@ -158,7 +158,7 @@ pub fn generate(
                 let mut sequence = Sequence::new(prompt, settings);
                 let mut logits = model.forward(prompt, 0, device).map_err(|error| error.to_string())?;
                 let mut position = prompt.len();
-                while settings.max_tokens > 0 {
+                loop {
                     let token = sequence.accept(&logits, settings, tokenizer)?;
                     if sequence.finished || position + 1 >= max_positions {
                         break;
@@ -180,6 +180,9 @@ fn generate_batch(
     max_positions: usize,
 ) -> Result<Vec<Generated>, String> {
     let error = |error: candle_core::Error| error.to_string();
+    if prompts.is_empty() {
+        return Ok(Vec::new());
+    }
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
     let padding: Vec<usize> = prompts.iter().map(|prompt| longest - prompt.len()).collect();
     let pad = tokenizer.pad_id();
@@ -193,7 +196,7 @@ fn generate_batch(
     let hidden = decoder.forward(&Step { tokens: &padded, padding: &padding }, &mut cache).map_err(error)?;
     let mut logits = decoder.last_logits(&hidden).map_err(error)?;
     let mut columns = longest;
-    while settings.max_tokens > 0 {
+    loop {
         let mut next = Vec::with_capacity(sequences.len());
         for (row, sequence) in sequences.iter_mut().enumerate() {
             if sequence.finished {

@@ -281,7 +281,10 @@ fn continuation_scores_are_summed_log_probabilities() {
             let decoder = decoder(&model);
             let tokens: Vec<u32> = context.iter().chain(continuation).copied().collect();
             let hidden = decoder
-                .forward(&Step { tokens: &[tokens.clone()], padding: &[0] }, &mut KvCache::default())
+                .forward(
+                    &Step { tokens: std::slice::from_ref(&tokens), padding: &[0] },
+                    &mut KvCache::default(),
+                )
                 .unwrap();
             let logits = decoder.all_logits(&hidden).unwrap().i(0).unwrap();
             let logprobs: Vec<Vec<f32>> = generate_log_softmax(&logits);

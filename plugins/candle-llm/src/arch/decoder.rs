@@ -50,19 +50,52 @@ pub struct DecoderConfig {
     pub qk_norm: bool,
 }
 
-/// A projection, quantized or dense, with an optional bias.
+/// A weight matrix `[out, in]` as the decoder multiplies by it.
+pub enum Matrix {
+    /// Stored transposed (`[in, out]`, contiguous): candle's GEMM then reads it in place,
+    /// where the `[out, in]` layout gets repacked on every call (a third of decode time).
+    Dense(Tensor),
+    /// GGUF blocks, multiplied by candle's quantized kernels.
+    Quantized(QMatMul),
+}
+
+impl Matrix {
+    /// A dense `[out, in]` weight.
+    pub fn dense(weight: Tensor) -> Result<Self> {
+        Ok(Matrix::Dense(weight))
+    }
+
+    /// `xs @ W^T` for `xs` of shape `[rows, in]`.
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        match self {
+            Matrix::Dense(weight) => weight.matmul(&xs.t()?)?.t(),
+            Matrix::Quantized(quantized) => quantized.forward(xs),
+        }
+    }
+}
+
+/// A projection with an optional bias.
 pub struct Linear {
-    pub weight: QMatMul,
+    pub weight: Matrix,
     pub bias: Option<Tensor>,
 }
 
 impl Linear {
+    /// `xs` of any rank, projected along its last dimension.
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let ys = self.weight.forward(xs)?;
-        match &self.bias {
-            Some(bias) => ys.broadcast_add(bias),
-            None => Ok(ys),
-        }
+        // One GEMM over all batch rows: a 3-D input would make candle broadcast the weight and
+        // run one product per sequence, reading the weights once per sequence.
+        let dims = xs.dims().to_vec();
+        let (&features, leading) = dims.split_last().expect("projections take at least 1-D inputs");
+        let rows: usize = leading.iter().product();
+        let ys = self.weight.forward(&xs.reshape((rows, features))?)?;
+        let ys = match &self.bias {
+            Some(bias) => ys.broadcast_add(bias)?,
+            None => ys,
+        };
+        let mut out = leading.to_vec();
+        out.push(ys.dim(1)?);
+        ys.reshape(out)
     }
 }
 
@@ -94,7 +127,7 @@ pub struct DecoderWeights {
     pub embeddings: Tensor,
     pub blocks: Vec<Block>,
     pub final_norm: RmsNorm,
-    pub lm_head: QMatMul,
+    pub lm_head: Matrix,
 }
 
 /// Keys and values of the sequences being decoded, per layer: `[batch, kv_heads, seen, head_dim]`.
@@ -197,7 +230,9 @@ impl Decoder {
 
     /// Logits `[batch, columns, vocab]` of every column.
     pub fn all_logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        self.weights.lm_head.forward(&hidden.contiguous()?)?.to_dtype(DType::F32)
+        let (batch, columns, features) = hidden.dims3()?;
+        let flat = hidden.contiguous()?.reshape((batch * columns, features))?;
+        self.weights.lm_head.forward(&flat)?.reshape((batch, columns, ()))?.to_dtype(DType::F32)
     }
 
     /// Additive mask `[batch, 1, columns, past + columns]`: a query sees keys at or before it
@@ -253,13 +288,22 @@ impl Decoder {
             None => (k, v),
         };
         *layer_cache = Some((k.clone(), v.clone()));
+        // Grouped-query attention without copying keys and values per query head: the query
+        // heads sharing a key/value head are stacked as extra rows of one product.
         let groups = heads / kv_heads;
-        let k = candle_transformers::utils::repeat_kv(k, groups)?.contiguous()?;
-        let v = candle_transformers::utils::repeat_kv(v, groups)?.contiguous()?;
+        let seen = k.dim(2)?;
+        let q = q.reshape((batch, kv_heads, groups * columns, head_dim))?;
         let scale = 1.0 / (head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
-        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
-        let attended = weights.matmul(&v)?.transpose(1, 2)?.reshape((batch, columns, heads * head_dim))?;
+        let scores = (q.matmul(&k.t()?)? * scale)?
+            .reshape((batch, kv_heads, groups, columns, seen))?
+            .broadcast_add(&mask.unsqueeze(1)?)?;
+        let weights =
+            candle_nn::ops::softmax_last_dim(&scores)?.reshape((batch, kv_heads, groups * columns, seen))?;
+        let attended = weights
+            .matmul(&v)?
+            .reshape((batch, heads, columns, head_dim))?
+            .transpose(1, 2)?
+            .reshape((batch, columns, heads * head_dim))?;
         attention.o.forward(&attended)
     }
 }

@@ -9,7 +9,7 @@ use candle_core::{
 };
 use candle_nn::{RmsNorm, VarBuilder};
 
-use crate::arch::decoder::{Attention, Block, DecoderConfig, DecoderWeights, Linear, Mlp};
+use crate::arch::decoder::{Attention, Block, DecoderConfig, DecoderWeights, Linear, Matrix, Mlp};
 
 /// The safetensors files of a checkpoint: `model.safetensors`, or the shards listed by
 /// `model.safetensors.index.json`.
@@ -76,7 +76,7 @@ fn load_hf(vb: &VarBuilder<'_>, config: &DecoderConfig, tie: bool) -> candle_cor
         (config.hidden_size, config.num_heads, config.num_kv_heads, config.head_dim);
     let linear = |vb: &VarBuilder<'_>, out: usize, input: usize, bias: bool| -> candle_core::Result<Linear> {
         Ok(Linear {
-            weight: QMatMul::Tensor(vb.get((out, input), "weight")?),
+            weight: Matrix::dense(vb.get((out, input), "weight")?)?,
             bias: if bias { Some(vb.get(out, "bias")?) } else { None },
         })
     };
@@ -117,7 +117,7 @@ fn load_hf(vb: &VarBuilder<'_>, config: &DecoderConfig, tie: bool) -> candle_cor
         embeddings: embeddings.to_dtype(DType::F32)?,
         blocks,
         final_norm: norm(model.pp("norm"), hidden)?,
-        lm_head: QMatMul::Tensor(lm_head),
+        lm_head: Matrix::dense(lm_head)?,
     })
 }
 
@@ -149,15 +149,17 @@ impl GgufFile<'_> {
             .map_err(|error| format!("`{}`: tensor `{name}`: {error}", self.path.display()))
     }
 
-    fn matrix(&mut self, name: &str) -> Result<QMatMul, String> {
+    fn matrix(&mut self, name: &str) -> Result<Matrix, String> {
         let tensor = self.tensor(name)?;
         if self.dequantize {
             let dense = tensor
                 .dequantize(self.device)
                 .map_err(|error| format!("`{}`: tensor `{name}`: {error}", self.path.display()))?;
-            Ok(QMatMul::Tensor(dense))
+            Matrix::dense(dense)
+                .map_err(|error| format!("`{}`: tensor `{name}`: {error}", self.path.display()))
         } else {
             QMatMul::from_qtensor(tensor)
+                .map(Matrix::Quantized)
                 .map_err(|error| format!("`{}`: tensor `{name}`: {error}", self.path.display()))
         }
     }
@@ -210,7 +212,7 @@ pub fn from_gguf(file: &mut GgufFile<'_>, config: &DecoderConfig) -> Result<Deco
     let lm_head = if file.has("output.weight") {
         file.matrix("output.weight")?
     } else {
-        QMatMul::Tensor(embeddings.clone())
+        Matrix::dense(embeddings.clone()).map_err(|error| error.to_string())?
     };
     Ok(DecoderWeights { embeddings, blocks, final_norm: file.norm("output_norm.weight", eps)?, lm_head })
 }

