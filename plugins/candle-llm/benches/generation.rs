@@ -13,9 +13,11 @@
 use std::{collections::HashMap, path::PathBuf, time::Instant};
 
 use candle_core::{quantized::gguf_file, DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::llama;
 use karma_plugin_candle_llm::{
     arch::{
-        decoder::{Decoder, KvCache, RopeLayout, Step},
+        decoder::{Decoder, DecoderConfig, KvCache, RopeLayout, Step},
         gguf_config, Family,
     },
     weights::{self, GgufFile},
@@ -41,12 +43,42 @@ fn from_gguf(path: &std::path::Path, dequantize: bool) -> Decoder {
     Decoder::new(config, weights, &Device::Cpu).unwrap()
 }
 
-/// Writes the GGUF's weights, dequantized, as HF-named safetensors and loads them back.
+/// Writes the GGUF's weights, dequantized, as HF-named safetensors (once) and loads them back.
 fn via_safetensors(path: &std::path::Path, dir: &std::path::Path) -> Decoder {
+    let (config, file, tied) = write_safetensors(path, dir);
+    let weights = weights::from_safetensors(&[file], &config, tied, DType::F32, &Device::Cpu).unwrap();
+    Decoder::new(config, weights, &Device::Cpu).unwrap()
+}
+
+/// candle-transformers' own llama on the same safetensors: the baseline measured in the same run.
+fn reference_llama(path: &std::path::Path, dir: &std::path::Path) -> (llama::Llama, llama::Config) {
+    let (config, file, tied) = write_safetensors(path, dir);
+    let reference = llama::LlamaConfig {
+        hidden_size: config.hidden_size,
+        intermediate_size: config.intermediate_size,
+        vocab_size: config.vocab_size,
+        num_hidden_layers: config.num_layers,
+        num_attention_heads: config.num_heads,
+        num_key_value_heads: Some(config.num_kv_heads),
+        rms_norm_eps: config.rms_norm_eps,
+        rope_theta: config.rope_theta as f32,
+        bos_token_id: None,
+        eos_token_id: None,
+        rope_scaling: None,
+        max_position_embeddings: config.max_positions,
+        tie_word_embeddings: Some(tied),
+    }
+    .into_config(false);
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[file], DType::F32, &Device::Cpu) }.unwrap();
+    (llama::Llama::load(vb, &reference).unwrap(), reference)
+}
+
+fn write_safetensors(path: &std::path::Path, dir: &std::path::Path) -> (DecoderConfig, PathBuf, bool) {
     let mut reader = std::fs::File::open(path).unwrap();
     let content = gguf_file::Content::read(&mut reader).unwrap();
     let mut config = gguf_config::decoder_config(Family::Llama, &content).unwrap();
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
+    let file = dir.join("model.safetensors");
     for name in content.tensor_infos.keys() {
         let mut tensor =
             content.tensor(&mut reader, name, &Device::Cpu).unwrap().dequantize(&Device::Cpu).unwrap();
@@ -72,12 +104,12 @@ fn via_safetensors(path: &std::path::Path, dir: &std::path::Path) -> Decoder {
         }
         tensors.insert(hf_name(name), tensor);
     }
-    let file = dir.join("model.safetensors");
-    candle_core::safetensors::save(&tensors, &file).unwrap();
+    if !file.is_file() {
+        candle_core::safetensors::save(&tensors, &file).unwrap();
+    }
     config.rope_layout = RopeLayout::Halves;
     let tied = !tensors.contains_key("lm_head.weight");
-    let weights = weights::from_safetensors(&[file], &config, tied, DType::F32, &Device::Cpu).unwrap();
-    Decoder::new(config, weights, &Device::Cpu).unwrap()
+    (config, file, tied)
 }
 
 fn hf_name(name: &str) -> String {
@@ -130,6 +162,36 @@ fn measure(decoder: &Decoder, batch: usize, repeats: usize) -> (f64, f64) {
     (best_prefill, best_decode)
 }
 
+/// The same measurement through candle-transformers' llama (equal-length prompts, so its
+/// single offset and causal mask suffice).
+fn measure_reference(
+    model: &llama::Llama,
+    config: &llama::Config,
+    batch: usize,
+    repeats: usize,
+) -> (f64, f64) {
+    let prompts: Vec<u32> = (0..batch)
+        .flat_map(|row| (0..PROMPT_TOKENS).map(move |i| ((i * 7919 + row * 104_729) % 40_000 + 100) as u32))
+        .collect();
+    let input = Tensor::from_vec(prompts, (batch, PROMPT_TOKENS), &Device::Cpu).unwrap();
+    let (mut best_prefill, mut best_decode) = (0f64, 0f64);
+    for _ in 0..repeats {
+        let mut cache = llama::Cache::new(true, DType::F32, config, &Device::Cpu).unwrap();
+        let started = Instant::now();
+        let mut logits = model.forward(&input, 0, &mut cache).unwrap();
+        let prefill = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        for step in 0..DECODE_STEPS {
+            let next = logits.argmax(1).unwrap().unsqueeze(1).unwrap();
+            logits = model.forward(&next, PROMPT_TOKENS + step, &mut cache).unwrap();
+        }
+        let decode = started.elapsed().as_secs_f64();
+        best_prefill = best_prefill.max((batch * PROMPT_TOKENS) as f64 / prefill);
+        best_decode = best_decode.max((batch * DECODE_STEPS) as f64 / decode);
+    }
+    (best_prefill, best_decode)
+}
+
 fn main() {
     if std::env::args().any(|arg| arg == "--list") {
         return;
@@ -162,5 +224,12 @@ fn main() {
             println!("{name:<17} {batch:>5} {prefill:>14.1} {decode:>14.1}");
         }
         println!("{name:<17} batch 8 / batch 1 decode throughput: {:.2}x", decode_at[1] / decode_at[0]);
+    }
+    if wanted.as_deref().is_none_or(|wanted| wanted.split(',').any(|w| w == "candle-llama")) {
+        let (model, config) = reference_llama(&path, dir.path());
+        for batch in [1, 8] {
+            let (prefill, decode) = measure_reference(&model, &config, batch, 2);
+            println!("{:<17} {batch:>5} {prefill:>14.1} {decode:>14.1}", "candle-llama");
+        }
     }
 }
