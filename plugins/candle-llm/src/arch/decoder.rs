@@ -50,10 +50,12 @@ pub struct DecoderConfig {
     pub qk_norm: bool,
 }
 
+/// Row counts up to which a dense product is computed as `W @ x^T` (see [`Matrix::forward`]).
+const DECODE_ROWS: usize = 16;
+
 /// A weight matrix `[out, in]` as the decoder multiplies by it.
 pub enum Matrix {
-    /// Stored transposed (`[in, out]`, contiguous): candle's GEMM then reads it in place,
-    /// where the `[out, in]` layout gets repacked on every call (a third of decode time).
+    /// `[out, in]`, as checkpoints store it.
     Dense(Tensor),
     /// GGUF blocks, multiplied by candle's quantized kernels.
     Quantized(QMatMul),
@@ -68,7 +70,11 @@ impl Matrix {
     /// `xs @ W^T` for `xs` of shape `[rows, in]`.
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
-            Matrix::Dense(weight) => weight.matmul(&xs.t()?)?.t(),
+            // Few rows (decode): `W @ x^T` keeps the GEMM's long side on the weight, where
+            // `x @ W^T` would pad each 1-row tile to the kernel's 16 rows. Many rows
+            // (prefill): `x @ W^T` packs better.
+            Matrix::Dense(weight) if xs.dim(0)? <= DECODE_ROWS => weight.matmul(&xs.t()?)?.t(),
+            Matrix::Dense(weight) => xs.matmul(&weight.t()?),
             Matrix::Quantized(quantized) => quantized.forward(xs),
         }
     }
@@ -130,16 +136,21 @@ pub struct DecoderWeights {
     pub lm_head: Matrix,
 }
 
-/// Keys and values of the sequences being decoded, per layer: `[batch, kv_heads, seen, head_dim]`.
+/// Keys and values of the sequences being decoded, per layer: `[batch, kv_heads, seen, head_dim]`,
+/// in buffers that grow by [`KV_CACHE_BLOCK`] columns so a decode step writes one column instead
+/// of copying the whole cache.
 #[derive(Default)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+    layers: Vec<candle_nn::kv_cache::KvCache>,
 }
+
+/// Columns a KV buffer grows by.
+const KV_CACHE_BLOCK: usize = 256;
 
 impl KvCache {
     /// Columns already cached.
     pub fn seen(&self) -> usize {
-        self.layers.first().and_then(|layer| layer.as_ref()).map_or(0, |(keys, _)| keys.dim(2).unwrap_or(0))
+        self.layers.first().map_or(0, |layer| layer.current_seq_len())
     }
 }
 
@@ -204,7 +215,9 @@ impl Decoder {
         let sin = self.sin.index_select(&positions, 0)?.reshape((batch, columns, half))?;
         let mask = self.mask(step.padding, past, columns)?;
         if cache.layers.is_empty() {
-            cache.layers = (0..self.weights.blocks.len()).map(|_| None).collect();
+            cache.layers = (0..self.weights.blocks.len())
+                .map(|_| candle_nn::kv_cache::KvCache::new(2, KV_CACHE_BLOCK))
+                .collect();
         }
         for (block, layer_cache) in self.weights.blocks.iter().zip(cache.layers.iter_mut()) {
             let residual = hidden.clone();
@@ -258,7 +271,7 @@ impl Decoder {
         cos: &Tensor,
         sin: &Tensor,
         mask: &Tensor,
-        layer_cache: &mut Option<(Tensor, Tensor)>,
+        layer_cache: &mut candle_nn::kv_cache::KvCache,
     ) -> Result<Tensor> {
         let config = &self.config;
         let (batch, columns, _) = xs.dims3()?;
@@ -283,11 +296,7 @@ impl Decoder {
                 (candle_nn::rotary_emb::rope_i(&q, cos, sin)?, candle_nn::rotary_emb::rope_i(&k, cos, sin)?)
             }
         };
-        let (k, v) = match layer_cache.take() {
-            Some((past_k, past_v)) => (Tensor::cat(&[&past_k, &k], 2)?, Tensor::cat(&[&past_v, &v], 2)?),
-            None => (k, v),
-        };
-        *layer_cache = Some((k.clone(), v.clone()));
+        let (k, v) = layer_cache.append(&k, &v)?;
         // Grouped-query attention without copying keys and values per query head: the query
         // heads sharing a key/value head are stacked as extra rows of one product.
         let groups = heads / kv_heads;
