@@ -4,7 +4,7 @@ use std::path::Path;
 
 use candle_core::{quantized::gguf_file, DType, Device};
 use candle_nn::VarBuilder;
-use candle_transformers::models::{gemma3, phi3, quantized_gemma3, quantized_phi3};
+use candle_transformers::models::{gemma3, phi3};
 
 use crate::{
     arch::{decoder::Decoder, gguf_config, hf_config, single::SingleSequenceModel, Family},
@@ -193,7 +193,6 @@ fn load_gguf(files: &ModelFiles, path: &Path, options: &LoadOptions<'_>) -> Resu
     });
     let parameters: u64 = content.tensor_infos.values().map(|info| info.shape.elem_count() as u64).sum();
     let dequantize = options.dequantize.unwrap_or(parameters < DEQUANTIZE_BELOW_PARAMETERS);
-    let max_positions = gguf_context_length(&content, family);
     let network = if family.batched() {
         let mut config = gguf_config::decoder_config(family, &content)
             .map_err(|error| format!("`{}`: {error}", path.display()))?;
@@ -203,26 +202,16 @@ fn load_gguf(files: &ModelFiles, path: &Path, options: &LoadOptions<'_>) -> Resu
         let weights = weights::from_gguf(&mut file, &config)?;
         Network::Batched(Decoder::new(config, weights, options.device).map_err(|error| error.to_string())?)
     } else {
-        let model = match family {
-            Family::Gemma3 => quantized_gemma3::ModelWeights::from_gguf(content, &mut reader, options.device)
-                .map(SingleSequenceModel::QuantizedGemma3),
-            Family::Phi3 => {
-                quantized_phi3::ModelWeights::from_gguf(false, content, &mut reader, options.device)
-                    .map(SingleSequenceModel::QuantizedPhi3)
-            }
+        let converted = match family {
+            Family::Gemma3 => weights::gguf_as_hf::gemma3(&content, &mut reader, options.device)
+                .map(|(model, positions)| (SingleSequenceModel::Gemma3(model), positions)),
+            Family::Phi3 => weights::gguf_as_hf::phi3(&content, &mut reader, options.device)
+                .map(|(model, positions)| (SingleSequenceModel::Phi3(model), positions)),
             _ => unreachable!("batched families are handled above"),
-        }
-        .map_err(|error| format!("`{}`: {error}", path.display()))?;
+        };
+        let (model, max_positions) = converted.map_err(|error| format!("`{}`: {error}", path.display()))?;
         Network::Single { model, device: options.device.clone(), max_positions }
     };
     let chat_template = chat_template(template, &tokenizer)?;
     Ok(LoadedModel { network, tokenizer, chat_template, family })
-}
-
-fn gguf_context_length(content: &gguf_file::Content, family: Family) -> usize {
-    content
-        .metadata
-        .get(&format!("{}.context_length", family.as_str()))
-        .and_then(|value| value.to_u32().ok())
-        .map_or(4096, |length| length as usize)
 }

@@ -409,3 +409,29 @@ fn broken_checkpoints_are_named_in_clear_errors() {
     let error = load(&root.path().join("absent"), None).err().unwrap();
     assert!(error.contains("does not exist"), "{error}");
 }
+
+#[test]
+fn gemma3_and_phi3_gguf_match_their_safetensors_through_the_one_sequence_loop() {
+    for arch in [Arch::Gemma3, Arch::Phi3] {
+        let dir = tempfile::tempdir().unwrap();
+        let tensors = tiny_models::write_checkpoint(dir.path(), arch);
+        let gguf = dir.path().join("gguf/tiny-f32.gguf");
+        tiny_models::write_gguf(&gguf, arch, &tensors, GgmlDType::F32);
+        let mut from_safetensors = load(dir.path(), None).unwrap();
+        let mut from_gguf = load(&gguf, None).unwrap();
+        assert!(matches!(from_gguf.network, Network::Single { .. }), "{arch:?}");
+        let tokens = encode(&from_safetensors, PROMPTS[1]);
+        assert_eq!(encode(&from_gguf, PROMPTS[1]), tokens);
+        let pairs = vec![(tokens.clone(), vec![7, 8, 9])];
+        let a = generate::score(&mut from_safetensors.network, &pairs, 0).unwrap();
+        let b = generate::score(&mut from_gguf.network, &pairs, 0).unwrap();
+        assert!((a[0].logprob - b[0].logprob).abs() < 1e-3, "{arch:?}: safetensors {a:?} vs GGUF {b:?}");
+        let LoadedModel { network, tokenizer, .. } = &mut from_gguf;
+        let once =
+            generate::generate(network, tokenizer, std::slice::from_ref(&tokens), &settings(6)).unwrap();
+        assert_eq!(
+            generate::generate(network, tokenizer, std::slice::from_ref(&tokens), &settings(6)).unwrap(),
+            once
+        );
+    }
+}

@@ -4,14 +4,12 @@
 //! decoder's.
 
 use candle_core::{Device, Result, Tensor};
-use candle_transformers::models::{gemma3, phi3, quantized_gemma3, quantized_phi3};
+use candle_transformers::models::{gemma3, phi3};
 
 /// A model that continues one sequence.
 pub enum SingleSequenceModel {
     Gemma3(gemma3::Model),
     Phi3(phi3::Model),
-    QuantizedGemma3(quantized_gemma3::ModelWeights),
-    QuantizedPhi3(quantized_phi3::ModelWeights),
 }
 
 impl SingleSequenceModel {
@@ -40,9 +38,6 @@ impl SingleSequenceModel {
                 }
                 model.forward(&input, offset)?
             }
-            // The quantized models reset their caches themselves at offset 0.
-            SingleSequenceModel::QuantizedGemma3(model) => model.forward(&input, offset)?,
-            SingleSequenceModel::QuantizedPhi3(model) => model.forward(&input, offset)?,
         };
         logits.flatten_all()?.to_dtype(candle_core::DType::F32)
     }

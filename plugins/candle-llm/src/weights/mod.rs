@@ -1,6 +1,8 @@
 //! Weight files to [`DecoderWeights`]: Hugging Face safetensors (single or sharded, any float
 //! dtype) and GGUF (quantized, or dequantized to f32 at load).
 
+pub mod gguf_as_hf;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{

@@ -150,7 +150,7 @@ pub fn config_json(arch: Arch) -> serde_json::Value {
             config["final_logit_softcapping"] = serde_json::Value::Null;
             config["attn_logit_softcapping"] = serde_json::Value::Null;
             config["query_pre_attn_scalar"] = HEAD_DIM.into();
-            config["sliding_window"] = 8.into();
+            config["sliding_window"] = 64.into();
             config["sliding_window_pattern"] = 2.into();
         }
         _ => {}
@@ -256,43 +256,52 @@ fn permute_rows(weight: &Tensor, heads: usize) -> Tensor {
         .unwrap()
 }
 
-fn gguf_name(name: &str) -> String {
+/// The llama.cpp name of a Hugging Face tensor name.
+fn gguf_name(arch: Arch, name: &str) -> String {
     let name = name.strip_prefix("model.").unwrap_or(name);
-    if name == "embed_tokens.weight" {
-        return "token_embd.weight".into();
-    }
-    if name == "norm.weight" {
-        return "output_norm.weight".into();
-    }
-    if name == "lm_head.weight" {
-        return "output.weight".into();
+    match name {
+        "embed_tokens.weight" => return "token_embd.weight".into(),
+        "norm.weight" => return "output_norm.weight".into(),
+        "lm_head.weight" => return "output.weight".into(),
+        _ => {}
     }
     let rest = name.strip_prefix("layers.").expect(name);
     let (layer, rest) = rest.split_once('.').unwrap();
+    // gemma3 has four norms per block; in the llama family the norm after attention is the
+    // MLP's input norm.
+    let post_attention = if arch == Arch::Gemma3 { "post_attention_norm" } else { "ffn_norm" };
     let mapped = rest
         .replace("input_layernorm", "attn_norm")
-        .replace("post_attention_layernorm", "ffn_norm")
+        .replace("post_attention_layernorm", post_attention)
+        .replace("pre_feedforward_layernorm", "ffn_norm")
+        .replace("post_feedforward_layernorm", "post_ffw_norm")
+        .replace("self_attn.qkv_proj", "attn_qkv")
         .replace("self_attn.q_proj", "attn_q")
         .replace("self_attn.k_proj", "attn_k")
         .replace("self_attn.v_proj", "attn_v")
         .replace("self_attn.o_proj", "attn_output")
         .replace("self_attn.q_norm", "attn_q_norm")
         .replace("self_attn.k_norm", "attn_k_norm")
+        .replace("mlp.gate_up_proj", "ffn_up")
         .replace("mlp.gate_proj", "ffn_gate")
         .replace("mlp.up_proj", "ffn_up")
         .replace("mlp.down_proj", "ffn_down");
     format!("blk.{layer}.{mapped}")
 }
 
-/// Writes the weights of a llama/qwen2/qwen3 checkpoint as GGUF (matrices as `dtype`, norms and
-/// biases f32), with the test tokenizer and chat template in the metadata.
+/// Writes the weights of a checkpoint as GGUF the way llama.cpp's converter does (matrices as
+/// `dtype`, norms and biases f32; llama q/k rows permuted, gemma norm scales +1), with the test
+/// tokenizer and chat template in the metadata.
 pub fn write_gguf(path: &Path, arch: Arch, tensors: &HashMap<String, Tensor>, dtype: GgmlDType) {
-    assert!(Arch::BATCHED.contains(&arch), "GGUF fixtures cover the batched families");
     let mut quantized: Vec<(String, QTensor)> = Vec::new();
     let mut names: Vec<&String> = tensors.keys().collect();
     names.sort();
     for name in names {
         let mut tensor = tensors[name].clone();
+        if arch == Arch::Gemma3 && name.ends_with("norm.weight") {
+            // llama.cpp stores gemma's RMS norm scales with the +1 applied.
+            tensor = (tensor + 1.0).unwrap();
+        }
         if arch == Arch::Llama && name.ends_with("q_proj.weight") {
             tensor = permute_rows(&tensor, HEADS);
         }
@@ -300,7 +309,7 @@ pub fn write_gguf(path: &Path, arch: Arch, tensors: &HashMap<String, Tensor>, dt
             tensor = permute_rows(&tensor, KV_HEADS);
         }
         let kind = if tensor.rank() == 2 { dtype } else { GgmlDType::F32 };
-        quantized.push((gguf_name(name), QTensor::quantize(&tensor, kind).unwrap()));
+        quantized.push((gguf_name(arch, name), QTensor::quantize(&tensor, kind).unwrap()));
     }
     let a = arch.gguf_name();
     let tokens = vocabulary();
@@ -309,7 +318,7 @@ pub fn write_gguf(path: &Path, arch: Arch, tensors: &HashMap<String, Tensor>, dt
         .iter()
         .map(|token| gguf_file::Value::I32(if SPECIAL_TOKENS.contains(&token.as_str()) { 3 } else { 1 }))
         .collect();
-    let metadata: Vec<(String, gguf_file::Value)> = vec![
+    let mut metadata: Vec<(String, gguf_file::Value)> = vec![
         ("general.architecture".into(), gguf_file::Value::String(a.into())),
         (format!("{a}.block_count"), gguf_file::Value::U32(LAYERS as u32)),
         (format!("{a}.embedding_length"), gguf_file::Value::U32(HIDDEN as u32)),
@@ -334,6 +343,18 @@ pub fn write_gguf(path: &Path, arch: Arch, tensors: &HashMap<String, Tensor>, dt
         ("tokenizer.ggml.eos_token_id".into(), gguf_file::Value::U32(token_id("<|im_end|>"))),
         ("tokenizer.chat_template".into(), gguf_file::Value::String(CHAT_TEMPLATE.into())),
     ];
+    match arch {
+        Arch::Gemma3 => metadata.extend([
+            (format!("{a}.attention.value_length"), gguf_file::Value::U32(HEAD_DIM as u32)),
+            (format!("{a}.attention.sliding_window"), gguf_file::Value::U32(64)),
+            (format!("{a}.attention.sliding_window_type"), gguf_file::Value::U32(2)),
+            (format!("{a}.rope.local_freq_base"), gguf_file::Value::F32(10000.0)),
+        ]),
+        Arch::Phi3 => {
+            metadata.push((format!("{a}.rope.dimension_count"), gguf_file::Value::U32(HEAD_DIM as u32)))
+        }
+        _ => {}
+    }
     let metadata_refs: Vec<(&str, &gguf_file::Value)> =
         metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = quantized.iter().map(|(k, v)| (k.as_str(), v)).collect();
