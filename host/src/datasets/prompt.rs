@@ -62,13 +62,7 @@ impl Template {
             Template::ContextualMcq if record.context.is_some() => CONTEXTUAL_INTRODUCTION,
             _ => MCQ_INTRODUCTION,
         });
-        if let Some(context) = &record.context {
-            prompt.push_str("Context: ");
-            prompt.push_str(context);
-            prompt.push_str("\n\n");
-        }
-        prompt.push_str("Question: ");
-        push_question_block(&mut prompt, record);
+        push_context_and_question(&mut prompt, record);
         prompt.push_str("\n\nThink step by step, then end your response with \"Final Answer: (X)\", where X is exactly one of ");
         push_letters(&mut prompt, record);
         prompt.push('.');
@@ -81,15 +75,21 @@ impl Template {
 /// continuation ` A`, ` B`, ...
 pub fn loglikelihood_context(record: &McqRecord) -> String {
     let mut prompt = String::new();
+    push_context_and_question(&mut prompt, record);
+    prompt.push_str("\nAnswer:");
+    prompt
+}
+
+/// Appends `Context: ...` (when the record has one, shown once) then `Question: ` and the
+/// question block.
+fn push_context_and_question(prompt: &mut String, record: &McqRecord) {
     if let Some(context) = &record.context {
         prompt.push_str("Context: ");
         prompt.push_str(context);
         prompt.push_str("\n\n");
     }
     prompt.push_str("Question: ");
-    push_question_block(&mut prompt, record);
-    prompt.push_str("\nAnswer:");
-    prompt
+    push_question_block(prompt, record);
 }
 
 /// The continuation scored for an option letter.

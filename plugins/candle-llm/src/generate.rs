@@ -10,7 +10,7 @@ use candle_transformers::generation::{LogitsProcessor, Sampling};
 
 use crate::{
     arch::{
-        decoder::{log_softmax, Decoder, KvCache, Step},
+        decoder::{left_pad, log_softmax, Decoder, KvCache, Step},
         single::SingleSequenceModel,
     },
     tokenizer::TextTokenizer,
@@ -184,13 +184,8 @@ fn generate_batch(
         return Ok(Vec::new());
     }
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
-    let padding: Vec<usize> = prompts.iter().map(|prompt| longest - prompt.len()).collect();
     let pad = tokenizer.pad_id();
-    let padded: Vec<Vec<u32>> = prompts
-        .iter()
-        .zip(&padding)
-        .map(|(prompt, &count)| std::iter::repeat_n(pad, count).chain(prompt.iter().copied()).collect())
-        .collect();
+    let (padded, padding) = left_pad(prompts, pad);
     let mut sequences: Vec<Sequence> = prompts.iter().map(|prompt| Sequence::new(prompt, settings)).collect();
     let mut cache = KvCache::default();
     let hidden = decoder.forward(&Step { tokens: &padded, padding: &padding }, &mut cache).map_err(error)?;
@@ -252,17 +247,11 @@ pub fn score(
     }
     match network {
         Network::Batched(decoder) => {
-            let padding: Vec<usize> = pairs.iter().map(|(c, k)| longest - c.len() - k.len()).collect();
-            let padded: Vec<Vec<u32>> = pairs
+            let joined: Vec<Vec<u32>> = pairs
                 .iter()
-                .zip(&padding)
-                .map(|((context, continuation), &count)| {
-                    std::iter::repeat_n(pad, count)
-                        .chain(context.iter().copied())
-                        .chain(continuation.iter().copied())
-                        .collect()
-                })
+                .map(|(context, continuation)| [context.as_slice(), continuation].concat())
                 .collect();
+            let (padded, padding) = left_pad(&joined, pad);
             let hidden = decoder
                 .forward(&Step { tokens: &padded, padding: &padding }, &mut KvCache::default())
                 .map_err(error)?;

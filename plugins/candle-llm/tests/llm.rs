@@ -12,7 +12,7 @@ use candle_core::{quantized::GgmlDType, DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::{llama, qwen2, qwen3};
 use karma_plugin_candle_llm::{
-    arch::decoder::{Decoder, KvCache, Step},
+    arch::decoder::{left_pad, Decoder, KvCache, Step},
     generate::{self, Network, SamplingSettings},
     loader::{self, LoadOptions, LoadedModel},
     source,
@@ -37,13 +37,7 @@ fn encode(model: &LoadedModel, text: &str) -> Vec<u32> {
 
 /// Last-position logits of each prompt run as one left-padded batch.
 fn batch_logits(decoder: &Decoder, prompts: &[Vec<u32>]) -> Vec<Vec<f32>> {
-    let longest = prompts.iter().map(Vec::len).max().unwrap();
-    let padding: Vec<usize> = prompts.iter().map(|p| longest - p.len()).collect();
-    let padded: Vec<Vec<u32>> = prompts
-        .iter()
-        .zip(&padding)
-        .map(|(p, &n)| std::iter::repeat_n(0, n).chain(p.iter().copied()).collect())
-        .collect();
+    let (padded, padding) = left_pad(prompts, 0);
     let hidden =
         decoder.forward(&Step { tokens: &padded, padding: &padding }, &mut KvCache::default()).unwrap();
     decoder.last_logits(&hidden).unwrap().to_vec2().unwrap()
@@ -116,13 +110,7 @@ fn batched_logits_equal_unbatched_logits_through_prefill_and_decode() {
         }
         // Three decode steps through the KV cache, batched and alone.
         let next = [[5u32, 9, 17], [40, 2, 77], [100, 101, 102]];
-        let longest = prompts.iter().map(Vec::len).max().unwrap();
-        let padding: Vec<usize> = prompts.iter().map(|p| longest - p.len()).collect();
-        let padded: Vec<Vec<u32>> = prompts
-            .iter()
-            .zip(&padding)
-            .map(|(p, &n)| std::iter::repeat_n(0, n).chain(p.iter().copied()).collect())
-            .collect();
+        let (padded, padding) = left_pad(&prompts, 0);
         let mut cache = KvCache::default();
         decoder.forward(&Step { tokens: &padded, padding: &padding }, &mut cache).unwrap();
         let mut alone_caches: Vec<KvCache> = prompts

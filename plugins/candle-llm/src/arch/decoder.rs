@@ -162,6 +162,19 @@ pub struct Step<'a> {
     pub padding: &'a [usize],
 }
 
+/// Left-pads `rows` with `pad` to a common length; returns the rows and each one's padding
+/// count, as [`Step`] takes them.
+pub fn left_pad(rows: &[Vec<u32>], pad: u32) -> (Vec<Vec<u32>>, Vec<usize>) {
+    let longest = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let padding: Vec<usize> = rows.iter().map(|row| longest - row.len()).collect();
+    let padded = rows
+        .iter()
+        .zip(&padding)
+        .map(|(row, &count)| std::iter::repeat_n(pad, count).chain(row.iter().copied()).collect())
+        .collect();
+    (padded, padding)
+}
+
 pub struct Decoder {
     pub config: DecoderConfig,
     weights: DecoderWeights,
