@@ -23,8 +23,8 @@ pub const HF_HUB_OFFLINE: &str = "HF_HUB_OFFLINE";
 pub const HF_ENDPOINT: &str = "HF_ENDPOINT";
 /// Token for gated or private repositories.
 pub const HF_TOKEN: &str = "HF_TOKEN";
-/// Seconds before a hub request that gets no answer is abandoned (default 30; body reads get ten
-/// times as long).
+/// Seconds before a hub request that gets no answer, or a download that stalls, is abandoned
+/// (default 30).
 pub const KARMA_HUB_TIMEOUT_SECS: &str = "KARMA_HUB_TIMEOUT_SECS";
 
 /// What kind of repository: the two live in different URL and cache namespaces.
@@ -189,10 +189,12 @@ fn agent() -> ureq::Agent {
     // A stalled server must not hang an evaluation: every phase has a deadline.
     let seconds =
         std::env::var(KARMA_HUB_TIMEOUT_SECS).ok().and_then(|text| text.parse().ok()).unwrap_or(30u64);
+    // Bodies get a per-read deadline (a stalled transfer fails) but no total one: a
+    // multi-gigabyte weight file may take as long as the link needs.
     ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(seconds.min(10))))
         .timeout_recv_response(Some(Duration::from_secs(seconds)))
-        .timeout_recv_body(Some(Duration::from_secs(seconds * 10)))
+        .timeout_per_read(Some(Duration::from_secs(seconds)))
         .build()
         .into()
 }
@@ -238,6 +240,9 @@ fn download(cache: &Path, repo: &RepoRef<'_>, select: &dyn Select) -> Result<Sna
             files: listing.join(", "),
         });
     }
+    if let Some(unsafe_name) = files.iter().find(|file| !is_plain_relative(file)) {
+        return Err(malformed(format!("refusing file name `{unsafe_name}` (not a plain relative path)")));
+    }
     let dir = repo_dir(cache, repo).join("snapshots").join(&commit);
     let mut paths = Vec::with_capacity(files.len());
     for file in &files {
@@ -252,6 +257,12 @@ fn download(cache: &Path, repo: &RepoRef<'_>, select: &dyn Select) -> Result<Sna
     std::fs::create_dir_all(&refs).map_err(io(&refs))?;
     std::fs::write(refs.join(repo.revision), &commit).map_err(io(&refs))?;
     Ok(Snapshot { commit, dir, files: paths })
+}
+
+/// Whether a name from the hub's listing stays inside the snapshot folder.
+fn is_plain_relative(name: &str) -> bool {
+    !name.is_empty()
+        && Path::new(name).components().all(|component| matches!(component, std::path::Component::Normal(_)))
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HubError {
@@ -328,6 +339,15 @@ mod tests {
         fn describe(&self) -> String {
             self.0.join(", ")
         }
+    }
+
+    #[test]
+    fn only_plain_relative_names_are_written() {
+        assert!(is_plain_relative("data/train.parquet"));
+        assert!(!is_plain_relative("../outside"));
+        assert!(!is_plain_relative("/etc/passwd"));
+        assert!(!is_plain_relative("a/../../b"));
+        assert!(!is_plain_relative(""));
     }
 
     #[test]

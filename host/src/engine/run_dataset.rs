@@ -478,6 +478,16 @@ fn score_options(
         .zip(records)
         .map(|(output, record)| {
             let result = match output.result {
+                RResult::ROk(scores) if scores.iter().any(|score| !score.logprob.is_finite()) => {
+                    // JSON cannot carry them, and a NaN ranks nothing: a failure, not an answer.
+                    RResult::RErr(karma_plugin_api::abi::PluginError::new(
+                        karma_plugin_api::abi::ErrorCode::INTERNAL,
+                        format!(
+                            "non-finite log-probabilities {:?}",
+                            scores.iter().map(|s| s.logprob).collect::<Vec<_>>()
+                        ),
+                    ))
+                }
                 RResult::ROk(scores) => {
                     let by_letter: serde_json::Map<String, serde_json::Value> = record
                         .options

@@ -117,6 +117,10 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 pub fn strip_thinking(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
+    // Templates that open the block themselves leave only its end in the answer.
+    if let Some(end) = rest.find("</think>").filter(|end| !rest[..*end].contains("<think>")) {
+        rest = &rest[end + "</think>".len()..];
+    }
     while let Some(start) = rest.find("<think>") {
         out.push_str(&rest[..start]);
         match rest[start..].find("</think>") {
@@ -149,6 +153,7 @@ mod tests {
         assert_eq!(strip_thinking("<think>never closed"), "");
         assert_eq!(strip_thinking("plain"), "plain");
         assert_eq!(strip_thinking("a<think>x</think>b<think>y</think>c"), "abc");
+        assert_eq!(strip_thinking("reasoning opened by the template</think>\n\nB"), "B");
     }
 
     #[test]

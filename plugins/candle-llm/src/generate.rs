@@ -289,7 +289,10 @@ fn sum_logprobs(logits: &Tensor, tokens: &[u32]) -> Result<ContinuationLogprob, 
     let mut total = 0f64;
     let mut is_greedy = true;
     for (row, &token) in logprobs.iter().zip(tokens) {
-        total += f64::from(row[token as usize]);
+        let logprob = row
+            .get(token as usize)
+            .ok_or_else(|| format!("token {token} is outside the model's vocabulary"))?;
+        total += f64::from(*logprob);
         let best = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(index, _)| index as u32);
         is_greedy &= best == Some(token);
     }

@@ -139,6 +139,7 @@ fn load_safetensors(files: &ModelFiles, options: &LoadOptions<'_>) -> Result<Loa
             Decoder::new(parsed.config, weights, options.device).map_err(|error| error.to_string())?,
         )
     } else {
+        weights::check_safetensors(&weight_files)?;
         // SAFETY: read-only mapping of the weight files for the model's lifetime.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&weight_files, options.dtype, options.device) }
             .map_err(|error| format!("cannot map the safetensors files: {error}"))?;

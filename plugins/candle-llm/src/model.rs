@@ -13,6 +13,42 @@ use crate::{
     source,
 };
 
+/// Token ids of a request's context and of each continuation, checked so that a bad request
+/// fails alone. As lm-eval-harness does, context and continuation are tokenized together and
+/// the continuation is what follows the context's own tokens, so a tokenizer that marks word
+/// starts (SentencePiece's `▁`) sees `" A"` where it really occurs.
+fn continuation_tokens(
+    tokenizer: &crate::tokenizer::TextTokenizer,
+    request: &ContinuationRequest<'_>,
+    limit: usize,
+) -> Result<(Vec<u32>, Vec<Vec<u32>>), String> {
+    let context = tokenizer.encode(request.context, true)?;
+    if context.is_empty() {
+        return Err("the context is empty".to_owned());
+    }
+    let mut continuations = Vec::with_capacity(request.continuations.len());
+    for (index, text) in request.continuations.iter().enumerate() {
+        let whole = tokenizer.encode(&format!("{}{text}", request.context), true)?;
+        let tail = if whole.starts_with(&context) {
+            whole[context.len()..].to_vec()
+        } else {
+            // The boundary merged into one token: score the continuation on its own.
+            tokenizer.encode(text, false)?
+        };
+        if tail.is_empty() {
+            return Err(format!("continuation {index} ({text:?}) has no tokens"));
+        }
+        if context.len() + tail.len() > limit {
+            return Err(format!(
+                "{} tokens exceed the model's {limit} positions",
+                context.len() + tail.len()
+            ));
+        }
+        continuations.push(tail);
+    }
+    Ok((context, continuations))
+}
+
 /// A candle-backed causal LM.
 pub struct CandleLlm {
     config: LlmConfig,
@@ -85,6 +121,9 @@ impl CandleLlm {
             }
         }
         .map_err(invalid)?;
+        if tokens.is_empty() {
+            return Err(invalid(format!("item {}: the prompt has no tokens", item.id())));
+        }
         let limit = model.network.max_positions();
         if tokens.len() >= limit {
             return Err(invalid(format!(
@@ -204,16 +243,11 @@ impl Model for CandleLlm {
     ) -> Result<Vec<Result<ScoredContinuations, PluginError>>, PluginError> {
         let loaded = self.loaded()?;
         let tokenizer = &loaded.model.tokenizer;
-        // Tokenized apart, as lm-eval-harness does, so every option shares the context's tokens.
+        let limit = loaded.model.network.max_positions();
         let mut pairs = Vec::new();
         let mut shapes = Vec::with_capacity(requests.len());
         for request in requests {
-            let encoded = tokenizer.encode(request.context, true).and_then(|context| {
-                let continuations: Result<Vec<Vec<u32>>, String> =
-                    request.continuations.iter().map(|text| tokenizer.encode(text, false)).collect();
-                Ok((context, continuations?))
-            });
-            match encoded {
+            match continuation_tokens(tokenizer, request, limit) {
                 Ok((context, continuations)) => {
                     shapes.push(Ok((context.len(), continuations.iter().map(Vec::len).collect::<Vec<_>>())));
                     pairs.extend(
@@ -225,7 +259,11 @@ impl Model for CandleLlm {
         }
         let pad = tokenizer.pad_id();
         let LoadedModel { network, .. } = &mut loaded.model;
-        let scores = loaded.pool.install(|| generate::score(network, &pairs, pad)).map_err(invalid)?;
+        let scores = if pairs.is_empty() {
+            Vec::new()
+        } else {
+            loaded.pool.install(|| generate::score(network, &pairs, pad)).map_err(internal)?
+        };
         let mut scores = scores.into_iter();
         Ok(shapes
             .into_iter()

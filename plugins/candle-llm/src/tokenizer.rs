@@ -5,9 +5,40 @@ use std::path::Path;
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use tokenizers::{
-    decoders::byte_level::ByteLevel as ByteLevelDecoder, models::bpe::BPE,
-    pre_tokenizers::byte_level::ByteLevel, AddedToken, Tokenizer,
+    decoders::byte_level::ByteLevel as ByteLevelDecoder,
+    models::bpe::BPE,
+    pre_tokenizers::{
+        byte_level::ByteLevel,
+        sequence::Sequence,
+        split::{Split, SplitPattern},
+    },
+    processors::template::TemplateProcessing,
+    AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer,
 };
+
+/// The splitting regexes of the byte-level BPE pre-tokenizers llama.cpp names in
+/// `tokenizer.ggml.pre` (as the models' own tokenizer.json files have them).
+const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// The pre-tokenizer of a GGUF byte-level BPE vocabulary.
+fn pre_tokenizer(pre: Option<&str>) -> Result<PreTokenizerWrapper, String> {
+    let split_then_bytes = |pattern: &str| -> Result<PreTokenizerWrapper, String> {
+        let split =
+            Split::new(SplitPattern::Regex(pattern.to_owned()), SplitDelimiterBehavior::Isolated, false)
+                .map_err(|error| error.to_string())?;
+        Ok(Sequence::new(vec![split.into(), ByteLevel::new(false, true, false).into()]).into())
+    };
+    match pre {
+        // GPT-2's own regex, inside the byte-level step.
+        None | Some("default" | "gpt2" | "gpt-2" | "smollm" | "starcoder") => Ok(ByteLevel::new(false, true, true).into()),
+        Some("qwen2") => split_then_bytes(QWEN2_SPLIT),
+        Some("llama-bpe" | "llama3") => split_then_bytes(LLAMA3_SPLIT),
+        Some(other) => Err(format!(
+            "the GGUF tokenizer's pre-tokenizer `{other}` is not rebuilt from GGUF metadata: put the model's tokenizer.json beside the .gguf file"
+        )),
+    }
+}
 
 /// A tokenizer plus the special tokens chat templates and stopping need.
 pub struct TextTokenizer {
@@ -117,9 +148,11 @@ pub fn from_gguf(content: &Content) -> Result<TextTokenizer, String> {
         .build()
         .map_err(|error| format!("cannot build the GGUF tokenizer: {error}"))?;
     let mut tokenizer = Tokenizer::new(bpe);
-    tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+    let pre = content.metadata.get("tokenizer.ggml.pre").and_then(|value| value.to_string().ok());
+    tokenizer.with_pre_tokenizer(Some(pre_tokenizer(pre.map(String::as_str))?));
     tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
-    // Token type 3 is "control": chat markers and the like, never split.
+    // Token type 3 is "control" (chat markers, never split, dropped when decoding); 4 is
+    // "user defined" (e.g. `<think>`: never split, but kept in the text).
     let special: Vec<AddedToken> = tokens
         .iter()
         .zip(&kinds)
@@ -129,7 +162,30 @@ pub fn from_gguf(content: &Content) -> Result<TextTokenizer, String> {
     tokenizer
         .add_special_tokens(special)
         .map_err(|error| format!("cannot register the GGUF tokenizer's control tokens: {error}"))?;
+    let user_defined: Vec<AddedToken> = tokens
+        .iter()
+        .zip(&kinds)
+        .filter(|(_, kind)| **kind == 4)
+        .map(|(token, _)| AddedToken::from(token.clone(), false))
+        .collect();
+    tokenizer
+        .add_tokens(user_defined)
+        .map_err(|error| format!("cannot register the GGUF tokenizer's user-defined tokens: {error}"))?;
     let name = |key: &str| token_id(content, key).and_then(|id| tokens.get(id as usize).cloned());
+    let adds_bos =
+        content.metadata.get("tokenizer.ggml.add_bos_token").and_then(|v| v.to_bool().ok()).unwrap_or(false);
+    if let (true, Some(bos), Some(bos_id)) =
+        (adds_bos, name("tokenizer.ggml.bos_token_id"), token_id(content, "tokenizer.ggml.bos_token_id"))
+    {
+        // Plain prompts and log-likelihood contexts start with BOS, as llama.cpp encodes them.
+        let processor = TemplateProcessing::builder()
+            .try_single(format!("{bos} $A"))
+            .map_err(|error| format!("cannot add the GGUF tokenizer's BOS: {error}"))?
+            .special_tokens(vec![(bos.clone(), bos_id)])
+            .build()
+            .map_err(|error| format!("cannot add the GGUF tokenizer's BOS: {error}"))?;
+        tokenizer.with_post_processor(Some(processor));
+    }
     let eos_ids = token_id(content, "tokenizer.ggml.eos_token_id").into_iter().collect();
     Ok(TextTokenizer::new(
         tokenizer,
@@ -137,4 +193,60 @@ pub fn from_gguf(content: &Content) -> Result<TextTokenizer, String> {
         name("tokenizer.ggml.eos_token_id"),
         eos_ids,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use candle_core::quantized::gguf_file::VersionedMagic;
+
+    use super::*;
+
+    fn content(pre: Option<&str>, add_bos: bool) -> Content {
+        let mut tokens: Vec<String> = ByteLevel::alphabet().into_iter().map(|c| c.to_string()).collect();
+        tokens.sort();
+        tokens.extend(["<s>".to_owned(), "<think>".to_owned()]);
+        let mut kinds = vec![Value::I32(1); tokens.len()];
+        kinds[tokens.len() - 2] = Value::I32(3);
+        kinds[tokens.len() - 1] = Value::I32(4);
+        let mut metadata = HashMap::from([
+            ("tokenizer.ggml.model".to_owned(), Value::String("gpt2".into())),
+            (
+                "tokenizer.ggml.tokens".to_owned(),
+                Value::Array(tokens.iter().cloned().map(Value::String).collect()),
+            ),
+            ("tokenizer.ggml.merges".to_owned(), Value::Array(Vec::new())),
+            ("tokenizer.ggml.token_type".to_owned(), Value::Array(kinds)),
+            ("tokenizer.ggml.bos_token_id".to_owned(), Value::U32(tokens.len() as u32 - 2)),
+            ("tokenizer.ggml.add_bos_token".to_owned(), Value::Bool(add_bos)),
+        ]);
+        if let Some(pre) = pre {
+            metadata.insert("tokenizer.ggml.pre".to_owned(), Value::String(pre.into()));
+        }
+        Content {
+            magic: VersionedMagic::GgufV3,
+            metadata,
+            tensor_infos: HashMap::new(),
+            tensor_data_offset: 0,
+        }
+    }
+
+    #[test]
+    fn gguf_pre_tokenizers_bos_and_user_defined_tokens() {
+        let plain = from_gguf(&content(None, false)).unwrap();
+        let qwen2 = from_gguf(&content(Some("qwen2"), false)).unwrap();
+        let text = "x<think>y 12";
+        assert_eq!(plain.decode(&plain.encode(text, false).unwrap()).unwrap(), text);
+        // `<think>` is one token, kept when decoding.
+        let ids = qwen2.encode(text, false).unwrap();
+        assert!(ids.contains(&(qwen2.vocab_size() as u32 - 1)), "{ids:?}");
+        assert_eq!(qwen2.decode(&ids).unwrap(), text);
+        let with_bos = from_gguf(&content(Some("llama-bpe"), true)).unwrap();
+        let ids = with_bos.encode("hi", true).unwrap();
+        assert_eq!(ids[0], with_bos.vocab_size() as u32 - 2, "BOS first: {ids:?}");
+        assert_eq!(with_bos.encode("hi", false).unwrap().len(), ids.len() - 1);
+        let error = from_gguf(&content(Some("deepseek-coder"), false)).err().unwrap();
+        assert!(error.contains("`deepseek-coder`") && error.contains("tokenizer.json"), "{error}");
+    }
 }

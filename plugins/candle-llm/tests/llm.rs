@@ -423,3 +423,24 @@ fn gemma3_and_phi3_gguf_match_their_safetensors_through_the_one_sequence_loop() 
         );
     }
 }
+
+#[test]
+fn half_precision_safetensors_run_close_to_f32() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_models::write_checkpoint(dir.path(), Arch::Qwen3);
+    let files = source::resolve(dir.path().to_str().unwrap(), None, "main", true).unwrap();
+    let exact = load(dir.path(), None).unwrap();
+    let tokens = encode(&exact, PROMPTS[2]);
+    let reference = batch_logits(decoder(&exact), std::slice::from_ref(&tokens)).remove(0);
+    for dtype in [DType::BF16, DType::F16] {
+        let mut model =
+            loader::load(&files, &LoadOptions { dtype, device: &Device::Cpu, dequantize: None }).unwrap();
+        let logits = batch_logits(decoder(&model), std::slice::from_ref(&tokens)).remove(0);
+        let difference = max_difference(&reference, &logits);
+        assert!(difference < 0.25, "{dtype:?}: logits differ by {difference}");
+        let LoadedModel { network, tokenizer, .. } = &mut model;
+        let generated =
+            generate::generate(network, tokenizer, std::slice::from_ref(&tokens), &settings(4)).unwrap();
+        assert!(!generated[0].tokens.is_empty());
+    }
+}

@@ -186,8 +186,16 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn new(config: DecoderConfig, weights: DecoderWeights, device: &Device) -> Result<Self> {
+        // Everything meets the weights' dtype (f32, or bf16/f16 safetensors); logits come out f32.
+        let dtype = weights.embeddings.dtype();
         let (cos, sin) = rotary_tables(&config, device)?;
-        Ok(Decoder { config, weights, cos, sin, device: device.clone() })
+        Ok(Decoder {
+            config,
+            weights,
+            cos: cos.to_dtype(dtype)?,
+            sin: sin.to_dtype(dtype)?,
+            device: device.clone(),
+        })
     }
 
     pub fn device(&self) -> &Device {
@@ -274,7 +282,8 @@ impl Decoder {
                 }
             }
         }
-        Tensor::from_vec(values, (padding.len(), 1, columns, total), &self.device)
+        Tensor::from_vec(values, (padding.len(), 1, columns, total), &self.device)?
+            .to_dtype(self.weights.embeddings.dtype())
     }
 
     fn attention(

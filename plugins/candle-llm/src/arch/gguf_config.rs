@@ -35,7 +35,12 @@ fn number(content: &Content, key: &str) -> Option<f64> {
 
 /// Decoder shapes for llama/qwen2/qwen3 GGUF files, as llama.cpp's converters write them.
 pub fn decoder_config(family: Family, content: &Content) -> Result<DecoderConfig, String> {
-    let arch = family.as_str();
+    // Metadata keys use the file's own architecture name (`mistral.*` for a mistral file).
+    let arch = content
+        .metadata
+        .get("general.architecture")
+        .and_then(|value| value.to_string().ok())
+        .map_or(family.as_str(), String::as_str);
     let required = |key: &str| {
         number(content, &format!("{arch}.{key}"))
             .ok_or_else(|| format!("the GGUF file lacks the metadata `{arch}.{key}`"))
@@ -47,12 +52,17 @@ pub fn decoder_config(family: Family, content: &Content) -> Result<DecoderConfig
     }
     let num_kv_heads =
         number(content, &format!("{arch}.attention.head_count_kv")).map_or(num_heads, |v| v as usize);
+    if num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
+        return Err(format!(
+            "the GGUF metadata gives {num_heads} attention heads and {num_kv_heads} key/value heads: not a multiple"
+        ));
+    }
     let head_dim = number(content, &format!("{arch}.attention.key_length"))
         .map_or(hidden_size / num_heads, |v| v as usize);
     let token_count = content
         .tensor_infos
         .get("token_embd.weight")
-        .map(|info| info.shape.dims()[0])
+        .and_then(|info| info.shape.dims().first().copied())
         .ok_or("the GGUF file has no `token_embd.weight` tensor")?;
     Ok(DecoderConfig {
         vocab_size: token_count,

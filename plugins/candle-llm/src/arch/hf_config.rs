@@ -29,6 +29,8 @@ struct RawConfig {
     tie_word_embeddings: bool,
     #[serde(default)]
     attention_bias: bool,
+    #[serde(default)]
+    mlp_bias: bool,
 }
 
 fn default_eps() -> f64 {
@@ -94,6 +96,9 @@ pub fn decoder_config(family: Family, config: &serde_json::Value) -> Result<HfDe
         || raw.hidden_size % raw.num_attention_heads != 0 && raw.head_dim.is_none()
     {
         return Err("config.json: hidden_size is not a multiple of num_attention_heads".to_owned());
+    }
+    if raw.mlp_bias {
+        return Err("config.json: `mlp_bias: true` is not supported".to_owned());
     }
     let num_kv_heads = raw.num_key_value_heads.unwrap_or(raw.num_attention_heads);
     if num_kv_heads == 0 || raw.num_attention_heads % num_kv_heads != 0 {

@@ -46,7 +46,7 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
 
 /// Checks each file parses as safetensors, so a corrupt one is named (candle's mmap error does
 /// not say which file).
-fn check_safetensors(files: &[PathBuf]) -> Result<(), String> {
+pub fn check_safetensors(files: &[PathBuf]) -> Result<(), String> {
     for file in files {
         let bytes = std::fs::File::open(file).map_err(|error| format!("`{}`: {error}", file.display()))?;
         // SAFETY: read-only mapping of a weight file nobody is expected to modify while loading.
@@ -116,7 +116,7 @@ fn load_hf(vb: &VarBuilder<'_>, config: &DecoderConfig, tie: bool) -> candle_cor
         vb.get((config.vocab_size, hidden), "lm_head.weight")?
     };
     Ok(DecoderWeights {
-        embeddings: embeddings.to_dtype(DType::F32)?,
+        embeddings,
         blocks,
         final_norm: norm(model.pp("norm"), hidden)?,
         lm_head: Matrix::dense(lm_head)?,
