@@ -192,6 +192,14 @@ fn measure_reference(
     (best_prefill, best_decode)
 }
 
+/// Batch sizes measured: 1 and 8, or `KARMA_BENCH_BATCHES=8` (comma-separated) for profiling.
+fn batches() -> Vec<usize> {
+    std::env::var("KARMA_BENCH_BATCHES")
+        .ok()
+        .map(|list| list.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 8])
+}
+
 fn main() {
     if std::env::args().any(|arg| arg == "--list") {
         return;
@@ -218,16 +226,18 @@ fn main() {
         }
         let decoder = build();
         let mut decode_at = Vec::new();
-        for batch in [1, 8] {
+        for batch in batches() {
             let (prefill, decode) = measure(&decoder, batch, 2);
             decode_at.push(decode);
             println!("{name:<17} {batch:>5} {prefill:>14.1} {decode:>14.1}");
         }
-        println!("{name:<17} batch 8 / batch 1 decode throughput: {:.2}x", decode_at[1] / decode_at[0]);
+        if let [one, eight] = decode_at[..] {
+            println!("{name:<17} batch 8 / batch 1 decode throughput: {:.2}x", eight / one);
+        }
     }
     if wanted.as_deref().is_none_or(|wanted| wanted.split(',').any(|w| w == "candle-llama")) {
         let (model, config) = reference_llama(&path, dir.path());
-        for batch in [1, 8] {
+        for batch in batches() {
             let (prefill, decode) = measure_reference(&model, &config, batch, 2);
             println!("{:<17} {batch:>5} {prefill:>14.1} {decode:>14.1}", "candle-llama");
         }
