@@ -167,7 +167,12 @@ fn load_safetensors(files: &ModelFiles, options: &LoadOptions<'_>) -> Result<Loa
                 let model = phi3::Model::new(&parsed, vb).map_err(|error| format!("weights: {error}"))?;
                 (SingleSequenceModel::Phi3(model), parsed.max_position_embeddings)
             }
-            _ => unreachable!("batched families are handled above"),
+            batched => {
+                return Err(format!(
+                    "{} runs on the batched decoder, not one sequence at a time",
+                    batched.as_str()
+                ))
+            }
         };
         Network::Single { model, device: options.device.clone(), max_positions }
     };
@@ -208,7 +213,9 @@ fn load_gguf(files: &ModelFiles, path: &Path, options: &LoadOptions<'_>) -> Resu
                 .map(|(model, positions)| (SingleSequenceModel::Gemma3(model), positions)),
             Family::Phi3 => weights::gguf_as_hf::phi3(&content, &mut reader, options.device)
                 .map(|(model, positions)| (SingleSequenceModel::Phi3(model), positions)),
-            _ => unreachable!("batched families are handled above"),
+            batched => {
+                Err(format!("{} runs on the batched decoder, not one sequence at a time", batched.as_str()))
+            }
         };
         let (model, max_positions) = converted.map_err(|error| format!("`{}`: {error}", path.display()))?;
         Network::Single { model, device: options.device.clone(), max_positions }

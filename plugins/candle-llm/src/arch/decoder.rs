@@ -92,7 +92,9 @@ impl Linear {
         // One GEMM over all batch rows: a 3-D input would make candle broadcast the weight and
         // run one product per sequence, reading the weights once per sequence.
         let dims = xs.dims().to_vec();
-        let (&features, leading) = dims.split_last().expect("projections take at least 1-D inputs");
+        let Some((&features, leading)) = dims.split_last() else {
+            candle_core::bail!("a projection needs at least a 1-D input, got a scalar")
+        };
         let rows: usize = leading.iter().product();
         let ys = self.weight.forward(&xs.reshape((rows, features))?)?;
         let ys = match &self.bias {
