@@ -102,7 +102,7 @@ fn write_safetensors(path: &std::path::Path, dir: &std::path::Path) -> (DecoderC
                 .reshape((rows, columns))
                 .unwrap();
         }
-        tensors.insert(hf_name(name), tensor);
+        tensors.insert(weights::gguf_as_hf::hf_name(Family::Llama, name), tensor);
     }
     if !file.is_file() {
         candle_core::safetensors::save(&tensors, &file).unwrap();
@@ -110,28 +110,6 @@ fn write_safetensors(path: &std::path::Path, dir: &std::path::Path) -> (DecoderC
     config.rope_layout = RopeLayout::Halves;
     let tied = !tensors.contains_key("lm_head.weight");
     (config, file, tied)
-}
-
-fn hf_name(name: &str) -> String {
-    match name {
-        "token_embd.weight" => return "model.embed_tokens.weight".into(),
-        "output_norm.weight" => return "model.norm.weight".into(),
-        "output.weight" => return "lm_head.weight".into(),
-        _ => {}
-    }
-    let rest = name.strip_prefix("blk.").unwrap();
-    let (layer, rest) = rest.split_once('.').unwrap();
-    let mapped = rest
-        .replace("attn_norm", "input_layernorm")
-        .replace("ffn_norm", "post_attention_layernorm")
-        .replace("attn_q.", "self_attn.q_proj.")
-        .replace("attn_k.", "self_attn.k_proj.")
-        .replace("attn_v.", "self_attn.v_proj.")
-        .replace("attn_output", "self_attn.o_proj")
-        .replace("ffn_gate", "mlp.gate_proj")
-        .replace("ffn_up", "mlp.up_proj")
-        .replace("ffn_down", "mlp.down_proj");
-    format!("model.layers.{layer}.{mapped}")
 }
 
 /// (prefill tokens/s, decode tokens/s) for `batch` prompts of PROMPT_TOKENS tokens, best of

@@ -47,6 +47,22 @@ pub struct SamplingSettings {
     pub stop: Vec<String>,
 }
 
+impl SamplingSettings {
+    /// Greedy decoding of up to `max_tokens` tokens, no penalty, no stop strings.
+    pub fn greedy(max_tokens: usize) -> Self {
+        SamplingSettings {
+            max_tokens,
+            temperature: 0.0,
+            top_p: None,
+            top_k: None,
+            repetition_penalty: 1.0,
+            repeat_last_n: 64,
+            seed: 0,
+            stop: Vec::new(),
+        }
+    }
+}
+
 /// What one prompt produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Generated {

@@ -175,19 +175,6 @@ fn gguf_from_the_same_weights_gives_the_same_logits_and_tokenizer() {
     }
 }
 
-fn settings(max_tokens: usize) -> SamplingSettings {
-    SamplingSettings {
-        max_tokens,
-        temperature: 0.0,
-        top_p: None,
-        top_k: None,
-        repetition_penalty: 1.0,
-        repeat_last_n: 64,
-        seed: 42,
-        stop: Vec::new(),
-    }
-}
-
 #[test]
 fn greedy_is_deterministic_sampling_is_seeded_and_stop_strings_cut() {
     let dir = tempfile::tempdir().unwrap();
@@ -195,12 +182,20 @@ fn greedy_is_deterministic_sampling_is_seeded_and_stop_strings_cut() {
     let mut model = load(dir.path(), None).unwrap();
     let prompts: Vec<Vec<u32>> = PROMPTS.iter().map(|p| encode(&model, p)).collect();
     let LoadedModel { network, tokenizer, .. } = &mut model;
-    let greedy = generate::generate(network, tokenizer, &prompts, &settings(24)).unwrap();
-    assert_eq!(generate::generate(network, tokenizer, &prompts, &settings(24)).unwrap(), greedy);
+    let greedy = generate::generate(network, tokenizer, &prompts, &SamplingSettings::greedy(24)).unwrap();
+    assert_eq!(
+        generate::generate(network, tokenizer, &prompts, &SamplingSettings::greedy(24)).unwrap(),
+        greedy
+    );
     assert!(greedy.iter().all(|g| !g.tokens.is_empty() && g.tokens.len() <= 24));
 
-    let sampled =
-        SamplingSettings { temperature: 1.0, top_k: Some(50), top_p: Some(0.95), seed: 7, ..settings(16) };
+    let sampled = SamplingSettings {
+        temperature: 1.0,
+        top_k: Some(50),
+        top_p: Some(0.95),
+        seed: 7,
+        ..SamplingSettings::greedy(16)
+    };
     let first = generate::generate(network, tokenizer, &prompts, &sampled).unwrap();
     assert_eq!(
         generate::generate(network, tokenizer, &prompts, &sampled).unwrap(),
@@ -228,7 +223,7 @@ fn greedy_is_deterministic_sampling_is_seeded_and_stop_strings_cut() {
         network,
         tokenizer,
         &prompts[1..2],
-        &SamplingSettings { stop: vec![stop.clone()], ..settings(24) },
+        &SamplingSettings { stop: vec![stop.clone()], ..SamplingSettings::greedy(24) },
     )
     .unwrap();
     assert_eq!(stopped[0].text, text[..cut], "stop {stop:?} in {text:?}");
@@ -243,10 +238,16 @@ fn one_sequence_families_load_and_generate_through_the_shared_loop() {
         assert!(matches!(model.network, Network::Single { .. }));
         let prompts: Vec<Vec<u32>> = PROMPTS.iter().map(|p| encode(&model, p)).collect();
         let LoadedModel { network, tokenizer, .. } = &mut model;
-        let together = generate::generate(network, tokenizer, &prompts, &settings(8)).unwrap();
+        let together =
+            generate::generate(network, tokenizer, &prompts, &SamplingSettings::greedy(8)).unwrap();
         for (prompt, expected) in prompts.iter().zip(&together) {
-            let alone =
-                generate::generate(network, tokenizer, std::slice::from_ref(prompt), &settings(8)).unwrap();
+            let alone = generate::generate(
+                network,
+                tokenizer,
+                std::slice::from_ref(prompt),
+                &SamplingSettings::greedy(8),
+            )
+            .unwrap();
             assert_eq!(&alone[0], expected, "{arch:?}: the KV cache is reset between sequences");
         }
         let pairs = vec![(prompts[1].clone(), vec![7, 8]), (prompts[2].clone(), vec![9])];
@@ -415,10 +416,21 @@ fn gemma3_and_phi3_gguf_match_their_safetensors_through_the_one_sequence_loop() 
         let b = generate::score(&mut from_gguf.network, &pairs, 0).unwrap();
         assert!((a[0].logprob - b[0].logprob).abs() < 1e-3, "{arch:?}: safetensors {a:?} vs GGUF {b:?}");
         let LoadedModel { network, tokenizer, .. } = &mut from_gguf;
-        let once =
-            generate::generate(network, tokenizer, std::slice::from_ref(&tokens), &settings(6)).unwrap();
+        let once = generate::generate(
+            network,
+            tokenizer,
+            std::slice::from_ref(&tokens),
+            &SamplingSettings::greedy(6),
+        )
+        .unwrap();
         assert_eq!(
-            generate::generate(network, tokenizer, std::slice::from_ref(&tokens), &settings(6)).unwrap(),
+            generate::generate(
+                network,
+                tokenizer,
+                std::slice::from_ref(&tokens),
+                &SamplingSettings::greedy(6)
+            )
+            .unwrap(),
             once
         );
     }
@@ -439,8 +451,13 @@ fn half_precision_safetensors_run_close_to_f32() {
         let difference = max_difference(&reference, &logits);
         assert!(difference < 0.25, "{dtype:?}: logits differ by {difference}");
         let LoadedModel { network, tokenizer, .. } = &mut model;
-        let generated =
-            generate::generate(network, tokenizer, std::slice::from_ref(&tokens), &settings(4)).unwrap();
+        let generated = generate::generate(
+            network,
+            tokenizer,
+            std::slice::from_ref(&tokens),
+            &SamplingSettings::greedy(4),
+        )
+        .unwrap();
         assert!(!generated[0].tokens.is_empty());
     }
 }

@@ -32,19 +32,6 @@ fn load(path: &std::path::Path) -> LoadedModel {
     loader::load(&files, &LoadOptions { dtype: DType::F32, device: &Device::Cpu, dequantize: None }).unwrap()
 }
 
-fn greedy(max_tokens: usize) -> SamplingSettings {
-    SamplingSettings {
-        max_tokens,
-        temperature: 0.0,
-        top_p: None,
-        top_k: None,
-        repetition_penalty: 1.0,
-        repeat_last_n: 64,
-        seed: 0,
-        stop: Vec::new(),
-    }
-}
-
 fn user(text: &str) -> Vec<Message> {
     vec![Message { role: "user".into(), content: text.into() }]
 }
@@ -90,7 +77,7 @@ fn smollm2_answers_like_pytorch_and_batching_does_not_change_greedy_tokens() {
     let prompts: Vec<Vec<u32>> = questions.iter().map(|q| render(q)).collect();
     let LoadedModel { network, tokenizer, .. } = &mut model;
     let started = Instant::now();
-    let batched = generate::generate(network, tokenizer, &prompts, &greedy(20)).unwrap();
+    let batched = generate::generate(network, tokenizer, &prompts, &SamplingSettings::greedy(20)).unwrap();
     let batch_seconds = started.elapsed().as_secs_f64();
     // The reference answer recorded with PyTorch transformers on the same (dequantized) weights.
     assert!(
@@ -100,8 +87,13 @@ fn smollm2_answers_like_pytorch_and_batching_does_not_change_greedy_tokens() {
     );
     let started = Instant::now();
     for (prompt, together) in prompts.iter().zip(&batched) {
-        let alone =
-            generate::generate(network, tokenizer, std::slice::from_ref(prompt), &greedy(20)).unwrap();
+        let alone = generate::generate(
+            network,
+            tokenizer,
+            std::slice::from_ref(prompt),
+            &SamplingSettings::greedy(20),
+        )
+        .unwrap();
         assert_eq!(alone[0].tokens, together.tokens, "batched and unbatched greedy tokens differ");
     }
     let single_seconds = started.elapsed().as_secs_f64();

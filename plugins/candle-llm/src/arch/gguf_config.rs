@@ -19,7 +19,8 @@ pub fn family(content: &Content) -> Result<Family, String> {
     })
 }
 
-fn number(content: &Content, key: &str) -> Option<f64> {
+/// A numeric metadata value, whatever integer or float type the file stored it as.
+pub(crate) fn number(content: &Content, key: &str) -> Option<f64> {
     content.metadata.get(key).and_then(|value| match value {
         Value::U8(v) => Some(f64::from(*v)),
         Value::U16(v) => Some(f64::from(*v)),

@@ -9,28 +9,14 @@
 
 use std::collections::HashMap;
 
-use candle_core::{
-    quantized::gguf_file::{Content, Value},
-    DType, Device, Tensor,
-};
+use candle_core::{quantized::gguf_file::Content, DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::{gemma3, phi3};
 
-use crate::arch::Family;
-
-fn number(content: &Content, key: &str) -> Option<f64> {
-    content.metadata.get(key).and_then(|value| match value {
-        Value::U32(v) => Some(f64::from(*v)),
-        Value::U64(v) => Some(*v as f64),
-        Value::I32(v) => Some(f64::from(*v)),
-        Value::F32(v) => Some(f64::from(*v)),
-        Value::F64(v) => Some(*v),
-        _ => None,
-    })
-}
+use crate::arch::{gguf_config::number, Family};
 
 /// The Hugging Face name of a llama.cpp tensor name.
-fn hf_name(family: Family, name: &str) -> String {
+pub fn hf_name(family: Family, name: &str) -> String {
     match name {
         "token_embd.weight" => return "model.embed_tokens.weight".into(),
         "output_norm.weight" => return "model.norm.weight".into(),
