@@ -11,6 +11,8 @@ use candle_core::quantized::QMatMul;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::RmsNorm;
 
+use super::{decode_attention, few_rows};
+
 /// How q/k halves are paired by the rotary embedding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RopeLayout {
@@ -70,7 +72,10 @@ impl Matrix {
     /// `xs @ W^T` for `xs` of shape `[rows, in]`.
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
-            // Few rows (decode): `W @ x^T` keeps the GEMM's long side on the weight, where
+            Matrix::Dense(weight) if few_rows::applies(xs.dim(0)?, weight.dtype(), xs.device().is_cpu()) => {
+                xs.contiguous()?.apply_op2_no_bwd(&weight.contiguous()?, &few_rows::FewRowsMatmul)
+            }
+            // Few rows (decode) off the CPU or in half precision: `W @ x^T` keeps the GEMM's long side on the weight, where
             // `x @ W^T` would pad each 1-row tile to the kernel's 16 rows. Many rows
             // (prefill): `x @ W^T` packs better.
             Matrix::Dense(weight) if xs.dim(0)? <= DECODE_ROWS => weight.matmul(&xs.t()?)?.t(),
@@ -236,7 +241,11 @@ impl Decoder {
         let half = self.config.head_dim / 2;
         let cos = self.cos.index_select(&positions, 0)?.reshape((batch, columns, half))?;
         let sin = self.sin.index_select(&positions, 0)?.reshape((batch, columns, half))?;
-        let mask = self.mask(step.padding, past, columns)?;
+        let mask = if self.decode_attention_applies(columns) {
+            None
+        } else {
+            Some(self.mask(step.padding, past, columns)?)
+        };
         if cache.layers.is_empty() {
             cache.layers = (0..self.weights.blocks.len())
                 .map(|_| candle_nn::kv_cache::KvCache::new(2, KV_CACHE_BLOCK))
@@ -245,7 +254,14 @@ impl Decoder {
         for (block, layer_cache) in self.weights.blocks.iter().zip(cache.layers.iter_mut()) {
             let residual = hidden.clone();
             let normed = block.input_norm.forward(&hidden)?;
-            let attended = self.attention(&block.attention, &normed, &cos, &sin, &mask, layer_cache)?;
+            let attended = self.attention(
+                &block.attention,
+                &normed,
+                &cos,
+                &sin,
+                (mask.as_ref(), step.padding),
+                layer_cache,
+            )?;
             hidden = (residual + attended)?;
             let residual = hidden.clone();
             let normed = block.post_attention_norm.forward(&hidden)?;
@@ -271,6 +287,13 @@ impl Decoder {
         self.weights.lm_head.forward(&flat)?.reshape((batch, columns, ()))?.to_dtype(DType::F32)
     }
 
+    /// Whether this step's attention runs in [`decode_attention`] rather than candle's GEMMs.
+    fn decode_attention_applies(&self, columns: usize) -> bool {
+        self.device.is_cpu()
+            && self.weights.embeddings.dtype() == DType::F32
+            && columns <= decode_attention::MAX_COLUMNS
+    }
+
     /// Additive mask `[batch, 1, columns, past + columns]`: a query sees keys at or before it
     /// that are not padding. A padding query sees itself only, so its softmax stays finite.
     fn mask(&self, padding: &[usize], past: usize, columns: usize) -> Result<Tensor> {
@@ -294,7 +317,7 @@ impl Decoder {
         xs: &Tensor,
         cos: &Tensor,
         sin: &Tensor,
-        mask: &Tensor,
+        (mask, padding): (Option<&Tensor>, &[usize]),
         layer_cache: &mut candle_nn::kv_cache::KvCache,
     ) -> Result<Tensor> {
         let config = &self.config;
@@ -320,20 +343,34 @@ impl Decoder {
                 (candle_nn::rotary_emb::rope_i(&q, cos, sin)?, candle_nn::rotary_emb::rope_i(&k, cos, sin)?)
             }
         };
+        let past = layer_cache.current_seq_len();
         let (k, v) = layer_cache.append(&k, &v)?;
         // Grouped-query attention without copying keys and values per query head: the query
         // heads sharing a key/value head are stacked as extra rows of one product.
         let groups = heads / kv_heads;
-        let seen = k.dim(2)?;
         let q = q.reshape((batch, kv_heads, groups * columns, head_dim))?;
         let scale = 1.0 / (head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?
-            .reshape((batch, kv_heads, groups, columns, seen))?
-            .broadcast_add(&mask.unsqueeze(1)?)?;
-        let weights =
-            candle_nn::ops::softmax_last_dim(&scores)?.reshape((batch, kv_heads, groups * columns, seen))?;
-        let attended = weights
-            .matmul(&v)?
+        let weighted_values = match mask {
+            None => q.apply_op3_no_bwd(
+                &k,
+                &v,
+                &decode_attention::DecodeAttention { padding, past, columns, scale: scale as f32 },
+            )?,
+            Some(mask) => {
+                let seen = k.dim(2)?;
+                let scores = (q.matmul(&k.t()?)? * scale)?
+                    .reshape((batch, kv_heads, groups, columns, seen))?
+                    .broadcast_add(&mask.unsqueeze(1)?)?;
+                let weights = candle_nn::ops::softmax_last_dim(&scores)?.reshape((
+                    batch,
+                    kv_heads,
+                    groups * columns,
+                    seen,
+                ))?;
+                weights.matmul(&v)?
+            }
+        };
+        let attended = weighted_values
             .reshape((batch, heads, columns, head_dim))?
             .transpose(1, 2)?
             .reshape((batch, columns, heads * head_dim))?;

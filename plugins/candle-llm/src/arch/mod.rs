@@ -1,7 +1,9 @@
 //! Model architectures: which family a checkpoint belongs to, its shapes, and the networks that
 //! run it.
 
+pub mod decode_attention;
 pub mod decoder;
+pub mod few_rows;
 pub mod gguf_config;
 pub mod hf_config;
 pub mod single;
