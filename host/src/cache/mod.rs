@@ -96,6 +96,14 @@ const SCHEMA: &str = "PRAGMA journal_mode = WAL;
      ) WITHOUT ROWID;
      INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '2');";
 
+/// Keys per lookup query (SQLite allows 32766 parameters; 500 keeps statements small).
+const LOOKUP_CHUNK: usize = 500;
+
+/// `?3,?4,...`: placeholders for `count` keys after the extractor and version parameters.
+fn placeholders(count: usize) -> String {
+    (3..3 + count).map(|index| format!("?{index}")).collect::<Vec<_>>().join(",")
+}
+
 /// An open cache file.
 pub struct Cache {
     connection: Connection,
@@ -155,17 +163,18 @@ impl Cache {
         extractor: &str,
         version: u32,
     ) -> Result<HashMap<CacheKey, (CachedOutput, Option<CachedExtraction>)>, CacheError> {
-        let mut found = HashMap::new();
-        for chunk in keys.chunks(500) {
-            let placeholders = vec!["?"; chunk.len()].join(",");
+        let mut found = HashMap::with_capacity(keys.len());
+        // Extractions made at store time sit in the output's row; only outputs stored under
+        // another rule need the `extractions` table (a second lookup, usually skipped).
+        let mut elsewhere = Vec::new();
+        for chunk in keys.chunks(LOOKUP_CHUNK) {
             let mut statement = self
                 .connection
                 .prepare_cached(&format!(
-                    "SELECT o.key, o.raw_output, o.prompt_tokens, o.completion_tokens, o.latency_us,
-                            o.extractor = ?1 AND o.extractor_version = ?2, o.prediction,
-                            e.output_key IS NOT NULL, e.prediction
-                     FROM outputs o LEFT JOIN extractions e ON e.output_key = o.key AND e.extractor = ?1 AND e.version = ?2
-                     WHERE o.key IN ({placeholders})"
+                    "SELECT key, raw_output, prompt_tokens, completion_tokens, latency_us,
+                            extractor = ?1 AND extractor_version = ?2, prediction
+                     FROM outputs WHERE key IN ({})",
+                    placeholders(chunk.len())
                 ))
                 .map_err(|error| self.wrap(error))?;
             let mut parameters: Vec<rusqlite::types::Value> =
@@ -191,7 +200,36 @@ impl Cache {
             for row in rows {
                 let (key, output, extraction) = row.map_err(|error| self.wrap(error))?;
                 if let Ok(key) = <[u8; 32]>::try_from(key.as_slice()) {
+                    if extraction.is_none() {
+                        elsewhere.push(CacheKey(key));
+                    }
                     found.insert(CacheKey(key), (output, extraction));
+                }
+            }
+        }
+        for chunk in elsewhere.chunks(LOOKUP_CHUNK) {
+            let mut statement = self
+                .connection
+                .prepare_cached(&format!(
+                    "SELECT output_key, prediction FROM extractions
+                     WHERE extractor = ?1 AND version = ?2 AND output_key IN ({})",
+                    placeholders(chunk.len())
+                ))
+                .map_err(|error| self.wrap(error))?;
+            let mut parameters: Vec<rusqlite::types::Value> =
+                vec![extractor.to_owned().into(), i64::from(version).into()];
+            parameters.extend(chunk.iter().map(|key| rusqlite::types::Value::Blob(key.0.to_vec())));
+            let rows = statement
+                .query_map(params_from_iter(parameters), |row| {
+                    Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Option<String>>(1)?))
+                })
+                .map_err(|error| self.wrap(error))?;
+            for row in rows {
+                let (key, prediction) = row.map_err(|error| self.wrap(error))?;
+                if let Ok(key) = <[u8; 32]>::try_from(key.as_slice()) {
+                    if let Some((_, extraction)) = found.get_mut(&CacheKey(key)) {
+                        *extraction = Some(CachedExtraction { prediction });
+                    }
                 }
             }
         }

@@ -253,24 +253,25 @@ fn evaluate_rows(
 /// The item sent to the model for `record`: the rendered prompt (or, for log-likelihood
 /// scoring, the context the options continue), options in `other_args`.
 pub fn build_item(id: u64, record: &McqRecord, dataset: &DatasetPlan, scoring: Scoring) -> OwnedItem {
-    /// `other_args` serialized straight from the record, without building a JSON value first.
+    /// `other_args` serialized straight from the record, without building a JSON value first,
+    /// in canonical form (keys sorted at every level) so the cache key can hash it as it is.
     #[derive(Serialize)]
     struct OtherArgs<'a> {
-        options: Options<'a>,
         #[serde(skip_serializing_if = "Option::is_none")]
         group: Option<&'a str>,
+        options: Options<'a>,
     }
-    struct Options<'a>(&'a [(String, String)]);
+    struct Options<'a>(Vec<&'a (String, String)>);
     impl Serialize for Options<'_> {
         fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             serializer.collect_map(self.0.iter().map(|(letter, text)| (letter, text)))
         }
     }
-    let other_args = serde_json::to_string(&OtherArgs {
-        options: Options(&record.options),
-        group: record.group.as_deref(),
-    })
-    .unwrap_or_else(|_| "{}".to_owned());
+    let mut options: Vec<&(String, String)> = record.options.iter().collect();
+    options.sort_by(|a, b| a.0.cmp(&b.0));
+    let other_args =
+        serde_json::to_string(&OtherArgs { group: record.group.as_deref(), options: Options(options) })
+            .unwrap_or_else(|_| "{}".to_owned());
     OwnedItem {
         id,
         input: Some(match scoring {
