@@ -10,6 +10,7 @@ use crate::datasets::item::OwnedItem;
 pub struct CacheKey(pub [u8; 32]);
 
 /// The model side of the key, shared by every item of a run.
+#[derive(Clone)]
 pub struct KeyContext {
     digest: Sha256,
 }

@@ -181,10 +181,27 @@ pub(super) fn run(
         }
     };
     let result = files.map_err(|error| error.to_string()).and_then(|files| {
-        progress.outcome.content_sha256 =
-            Some(source::content_hash(&files).map_err(|error| error.to_string())?);
         progress.outcome.files = files.clone();
-        evaluate_rows(&mut progress, source::rows(files), instance, loaded, &mut cache, reporter, on_samples)
+        // The content hash (a full read of the files, for the manifest) runs beside the
+        // evaluation instead of before it.
+        std::thread::scope(|scope| {
+            let hashing = scope.spawn(|| source::content_hash(&files));
+            let evaluated = evaluate_rows(
+                &mut progress,
+                files.clone(),
+                instance,
+                loaded,
+                &mut cache,
+                reporter,
+                on_samples,
+            );
+            let hash = hashing
+                .join()
+                .map_err(|_| "hashing the dataset files failed unexpectedly".to_owned())?
+                .map_err(|error| error.to_string())?;
+            progress.outcome.content_sha256 = Some(hash);
+            evaluated
+        })
     });
     if let Err(error) = result {
         progress.outcome.status = DatasetStatus::Failed;
@@ -207,25 +224,54 @@ pub(super) fn run(
 /// misses go to the plugin in batches of `batch_size`, each committed before the next.
 const LOOKUP_WINDOW: usize = 512;
 
-fn evaluate_rows(
-    progress: &mut Progress<'_>,
-    mut rows: impl Iterator<Item = Result<SourceRow, source::SourceError>>,
-    instance: &mut ModelInstance,
-    loaded: &mut bool,
-    cache: &mut Option<&mut Cache>,
-    reporter: &dyn Reporter,
-    on_samples: &mut dyn FnMut(&[SampleRecord]) -> std::io::Result<()>,
-) -> Result<(), String> {
-    let limit = progress.plan.max_samples.unwrap_or(u64::MAX);
-    let definition = progress.dataset.definition;
-    let window_size = LOOKUP_WINDOW.max(progress.plan.batch_size);
-    let mut next_index = 0u64;
-    loop {
-        let mut window: Vec<Pending> = Vec::with_capacity(window_size);
-        while window.len() < window_size && next_index < limit {
+/// Windows the reading thread may prepare ahead of the evaluation.
+const WINDOWS_AHEAD: usize = 2;
+
+/// A window of items with their cache keys, as the reading thread hands it over.
+struct Window {
+    pending: Vec<Pending>,
+    keys: Vec<CacheKey>,
+}
+
+/// The reading side of a dataset: rows to records, items and cache keys. It runs on its own
+/// thread, a window or two ahead of the lookups, the plugin and the commits.
+struct WindowReader<'a> {
+    dataset: &'a DatasetPlan,
+    scoring: Scoring,
+    /// `None` without a cache: hashing every prompt would be wasted work.
+    key_context: Option<KeyContext>,
+    shows_expected: bool,
+    limit: u64,
+    window_size: usize,
+}
+
+impl WindowReader<'_> {
+    /// Sends windows until the rows (or `limit`) run out, a row is bad (its error is sent), or
+    /// the evaluation stops listening.
+    fn read(&self, files: Vec<PathBuf>, windows: std::sync::mpsc::SyncSender<Result<Window, String>>) {
+        let mut rows = source::rows(files);
+        let mut next_index = 0u64;
+        loop {
+            let window = self.next_window(&mut rows, &mut next_index);
+            let last = !matches!(&window, Ok(window) if window.pending.len() == self.window_size);
+            let empty = matches!(&window, Ok(window) if window.pending.is_empty());
+            if empty || windows.send(window).is_err() || last {
+                return;
+            }
+        }
+    }
+
+    fn next_window(
+        &self,
+        rows: &mut impl Iterator<Item = Result<SourceRow, source::SourceError>>,
+        next_index: &mut u64,
+    ) -> Result<Window, String> {
+        let definition = self.dataset.definition;
+        let mut pending = Vec::with_capacity(self.window_size);
+        while pending.len() < self.window_size && *next_index < self.limit {
             let Some(row) = rows.next() else { break };
             let row = row.map_err(|error| error.to_string())?;
-            let record = definition.schema.record(&row.value, next_index).map_err(|problem| {
+            let record = definition.schema.record(&row.value, *next_index).map_err(|problem| {
                 format!(
                     "`{}` row {}: field `{}`: {}",
                     row.path.display(),
@@ -234,20 +280,54 @@ fn evaluate_rows(
                     problem.problem
                 )
             })?;
-            let item = build_item(next_index, &record, progress.dataset, progress.plan.scoring);
-            window.push(Pending { record, item });
-            next_index += 1;
+            let item = build_item(*next_index, &record, self.dataset, self.scoring);
+            pending.push(Pending { record, item });
+            *next_index += 1;
         }
-        if window.is_empty() {
-            return Ok(());
-        }
-        let samples = run_window(progress, &window, instance, loaded, cache, reporter)?;
-        on_samples(&samples).map_err(|error| format!("cannot write samples: {error}"))?;
-        if interrupted() {
-            progress.outcome.status = super::DatasetStatus::Interrupted;
-            return Ok(());
-        }
+        let keys = match &self.key_context {
+            Some(context) => {
+                pending.iter().map(|pending| item_key(context, &pending.item, self.shows_expected)).collect()
+            }
+            None => vec![CacheKey([0; 32]); pending.len()],
+        };
+        Ok(Window { pending, keys })
     }
+}
+
+fn evaluate_rows(
+    progress: &mut Progress<'_>,
+    files: Vec<PathBuf>,
+    instance: &mut ModelInstance,
+    loaded: &mut bool,
+    cache: &mut Option<&mut Cache>,
+    reporter: &dyn Reporter,
+    on_samples: &mut dyn FnMut(&[SampleRecord]) -> std::io::Result<()>,
+) -> Result<(), String> {
+    let plan = progress.plan;
+    let reader = WindowReader {
+        dataset: progress.dataset,
+        scoring: plan.scoring,
+        key_context: (plan.cache != CacheMode::Off).then(|| progress.key_context.clone()),
+        shows_expected: plan.model.meta.wants_expected_output,
+        limit: plan.max_samples.unwrap_or(u64::MAX),
+        window_size: LOOKUP_WINDOW.max(plan.batch_size),
+    };
+    let reader = &reader;
+    std::thread::scope(|scope| {
+        let (sender, windows) = std::sync::mpsc::sync_channel(WINDOWS_AHEAD);
+        scope.spawn(move || reader.read(files, sender));
+        // Leaving this loop early drops `windows`, which stops the reader at its next send.
+        for window in windows {
+            let window = window?;
+            let samples = run_window(progress, &window, instance, loaded, cache, reporter)?;
+            on_samples(&samples).map_err(|error| format!("cannot write samples: {error}"))?;
+            if interrupted() {
+                progress.outcome.status = super::DatasetStatus::Interrupted;
+                return Ok(());
+            }
+        }
+        Ok(())
+    })
 }
 
 /// The item sent to the model for `record`: the rendered prompt (or, for log-likelihood
@@ -296,24 +376,17 @@ enum ItemResult {
 /// window is cut after the last committed batch.
 fn run_window(
     progress: &mut Progress<'_>,
-    window: &[Pending],
+    Window { pending: window, keys }: &Window,
     instance: &mut ModelInstance,
     loaded: &mut bool,
     cache: &mut Option<&mut Cache>,
     reporter: &dyn Reporter,
 ) -> Result<Vec<SampleRecord>, String> {
     let plan = progress.plan;
-    let shows_expected = plan.model.meta.wants_expected_output;
     let extraction = progress.extraction;
-    // Without a cache the keys are never used: hashing every prompt would be wasted work.
-    let keys: Vec<CacheKey> = if plan.cache == CacheMode::Off {
-        vec![CacheKey([0; 32]); window.len()]
-    } else {
-        window.iter().map(|pending| item_key(&progress.key_context, &pending.item, shows_expected)).collect()
-    };
     let mut hits = match (cache.as_deref(), plan.cache) {
         (Some(cache), CacheMode::Normal) => cache
-            .get_outputs_with_extractions(&keys, extraction.id(), extraction.version())
+            .get_outputs_with_extractions(keys, extraction.id(), extraction.version())
             .map_err(|error| error.to_string())?,
         _ => Default::default(),
     };
@@ -331,7 +404,7 @@ fn run_window(
     let mut cut = window.len();
     let mut reported = 0usize;
     for batch in misses.chunks(plan.batch_size) {
-        run_plugin_batch(progress, window, batch, &keys, &mut results, instance, loaded, cache)?;
+        run_plugin_batch(progress, window, batch, keys, &mut results, instance, loaded, cache)?;
         let done = batch[batch.len() - 1] + 1;
         let hits_so_far = results[reported..done]
             .iter()
@@ -350,7 +423,7 @@ fn run_window(
 
     let mut late_extractions = Vec::new();
     let mut samples = Vec::with_capacity(cut);
-    for ((pending, key), result) in window.iter().zip(&keys).zip(results).take(cut) {
+    for ((pending, key), result) in window.iter().zip(keys.iter()).zip(results).take(cut) {
         let Some(result) = result else { continue };
         let (sample, late) = finish_item(progress, pending, *key, result);
         late_extractions.extend(late);
