@@ -11,14 +11,13 @@
 mod key;
 
 use std::{
-    collections::HashMap,
     path::{Path, PathBuf},
     time::Duration,
 };
 
 use rusqlite::{params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
-pub use key::{item_key, CacheKey, KeyContext};
+pub use key::{item_key, CacheKey, KeyContext, KeyMap};
 
 /// A cache failure, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +150,14 @@ impl Cache {
         Ok(Cache { connection, path: path.to_owned() })
     }
 
+    /// A second connection to the same file (for lookups on another thread).
+    pub fn reopen(&self) -> Result<Cache, CacheError> {
+        let wrap = |source| CacheError { path: self.path.clone(), source };
+        let connection = Connection::open(&self.path).map_err(wrap)?;
+        connection.busy_timeout(BUSY_TIMEOUT).map_err(wrap)?;
+        Ok(Cache { connection, path: self.path.clone() })
+    }
+
     fn wrap(&self, source: rusqlite::Error) -> CacheError {
         CacheError { path: self.path.clone(), source }
     }
@@ -162,8 +169,8 @@ impl Cache {
         keys: &[CacheKey],
         extractor: &str,
         version: u32,
-    ) -> Result<HashMap<CacheKey, (CachedOutput, Option<CachedExtraction>)>, CacheError> {
-        let mut found = HashMap::with_capacity(keys.len());
+    ) -> Result<KeyMap<(CachedOutput, Option<CachedExtraction>)>, CacheError> {
+        let mut found = KeyMap::with_capacity_and_hasher(keys.len(), Default::default());
         // Extractions made at store time sit in the output's row; only outputs stored under
         // another rule need the `extractions` table (a second lookup, usually skipped).
         let mut elsewhere = Vec::new();
@@ -256,7 +263,7 @@ impl Cache {
             self.connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(wrap)?;
         {
             // An extraction of an output stored in the same batch is written into its row.
-            let mut inline: HashMap<CacheKey, &Option<String>> =
+            let mut inline: KeyMap<&Option<String>> =
                 extractions.iter().map(|(key, prediction)| (*key, prediction)).collect();
             let mut insert_output = transaction
                 .prepare_cached(

@@ -15,7 +15,7 @@ use super::{
     Scoring,
 };
 use crate::{
-    cache::{item_key, Cache, CacheKey, CachedExtraction, CachedOutput, KeyContext, NewOutput},
+    cache::{item_key, Cache, CacheKey, CachedExtraction, CachedOutput, KeyContext, KeyMap, NewOutput},
     datasets::{
         extract::Extraction,
         hub,
@@ -227,11 +227,15 @@ const LOOKUP_WINDOW: usize = 512;
 /// Windows the reading thread may prepare ahead of the evaluation.
 const WINDOWS_AHEAD: usize = 2;
 
-/// A window of items with their cache keys, as the reading thread hands it over.
+/// A window of items with their cache keys, as the reading thread hands it over, and the
+/// cached outputs the lookup thread found for it.
 struct Window {
     pending: Vec<Pending>,
     keys: Vec<CacheKey>,
+    hits: CacheHits,
 }
+
+type CacheHits = KeyMap<(CachedOutput, Option<CachedExtraction>)>;
 
 /// The reading side of a dataset: rows to records, items and cache keys. It runs on its own
 /// thread, a window or two ahead of the lookups, the plugin and the commits.
@@ -290,7 +294,7 @@ impl WindowReader<'_> {
             }
             None => vec![CacheKey([0; 32]); pending.len()],
         };
-        Ok(Window { pending, keys })
+        Ok(Window { pending, keys, hits: CacheHits::default() })
     }
 }
 
@@ -313,13 +317,46 @@ fn evaluate_rows(
         window_size: LOOKUP_WINDOW.max(plan.batch_size),
     };
     let reader = &reader;
+    // Lookups run on a connection of their own, so they overlap the commits of earlier windows
+    // (a cold cache spends most of its time committing). An item repeated within a few windows
+    // may then miss where a strictly sequential run would have found it: it is simply
+    // evaluated again.
+    let mut lookups = match (cache.as_deref(), plan.cache) {
+        (Some(cache), CacheMode::Normal) => Some(cache.reopen().map_err(|error| error.to_string())?),
+        _ => None,
+    };
+    let extraction = progress.extraction;
     std::thread::scope(|scope| {
-        let (sender, windows) = std::sync::mpsc::sync_channel(WINDOWS_AHEAD);
+        let (sender, read) = std::sync::mpsc::sync_channel(WINDOWS_AHEAD);
         scope.spawn(move || reader.read(files, sender));
-        // Leaving this loop early drops `windows`, which stops the reader at its next send.
+        let windows = match lookups.as_mut() {
+            None => read,
+            Some(lookups) => {
+                let (sender, looked_up) = std::sync::mpsc::sync_channel(WINDOWS_AHEAD);
+                scope.spawn(move || {
+                    for window in read {
+                        let window = window.and_then(|mut window| {
+                            window.hits = lookups
+                                .get_outputs_with_extractions(
+                                    &window.keys,
+                                    extraction.id(),
+                                    extraction.version(),
+                                )
+                                .map_err(|error| error.to_string())?;
+                            Ok(window)
+                        });
+                        if sender.send(window).is_err() {
+                            return;
+                        }
+                    }
+                });
+                looked_up
+            }
+        };
+        // Leaving this loop early drops `windows`, which stops the stages before it at their
+        // next send.
         for window in windows {
-            let window = window?;
-            let samples = run_window(progress, &window, instance, loaded, cache, reporter)?;
+            let samples = run_window(progress, window?, instance, loaded, cache, reporter)?;
             on_samples(&samples).map_err(|error| format!("cannot write samples: {error}"))?;
             if interrupted() {
                 progress.outcome.status = super::DatasetStatus::Interrupted;
@@ -376,7 +413,7 @@ enum ItemResult {
 /// window is cut after the last committed batch.
 fn run_window(
     progress: &mut Progress<'_>,
-    Window { pending: window, keys }: &Window,
+    Window { pending: window, keys, mut hits }: Window,
     instance: &mut ModelInstance,
     loaded: &mut bool,
     cache: &mut Option<&mut Cache>,
@@ -384,12 +421,6 @@ fn run_window(
 ) -> Result<Vec<SampleRecord>, String> {
     let plan = progress.plan;
     let extraction = progress.extraction;
-    let mut hits = match (cache.as_deref(), plan.cache) {
-        (Some(cache), CacheMode::Normal) => cache
-            .get_outputs_with_extractions(keys, extraction.id(), extraction.version())
-            .map_err(|error| error.to_string())?,
-        _ => Default::default(),
-    };
     let mut results: Vec<Option<ItemResult>> = keys
         .iter()
         .map(|key| {
@@ -404,7 +435,7 @@ fn run_window(
     let mut cut = window.len();
     let mut reported = 0usize;
     for batch in misses.chunks(plan.batch_size) {
-        run_plugin_batch(progress, window, batch, keys, &mut results, instance, loaded, cache)?;
+        run_plugin_batch(progress, &window, batch, &keys, &mut results, instance, loaded, cache)?;
         let done = batch[batch.len() - 1] + 1;
         let hits_so_far = results[reported..done]
             .iter()
