@@ -155,6 +155,8 @@ impl Cache {
         let wrap = |source| CacheError { path: self.path.clone(), source };
         let connection = Connection::open(&self.path).map_err(wrap)?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(wrap)?;
+        // Its own page cache, as large as the writer's: a lookup touches pages all over the file.
+        connection.execute_batch("PRAGMA cache_size = -65536;").map_err(wrap)?;
         Ok(Cache { connection, path: self.path.clone() })
     }
 

@@ -182,10 +182,14 @@ pub(super) fn run(
     };
     let result = files.map_err(|error| error.to_string()).and_then(|files| {
         progress.outcome.files = files.clone();
-        // The content hash (a full read of the files, for the manifest) runs beside the
-        // evaluation instead of before it.
+        // A local dataset's revision is its content hash already. A hub dataset's files are
+        // hashed (a full read, for the manifest) beside the evaluation instead of before it.
+        let known = match &dataset.source {
+            DatasetSource::Local { revision, .. } => revision.strip_prefix("local:").map(str::to_owned),
+            DatasetSource::Hub { .. } => None,
+        };
         std::thread::scope(|scope| {
-            let hashing = scope.spawn(|| source::content_hash(&files));
+            let hashing = known.is_none().then(|| scope.spawn(|| source::content_hash(&files)));
             let evaluated = evaluate_rows(
                 &mut progress,
                 files.clone(),
@@ -195,11 +199,15 @@ pub(super) fn run(
                 reporter,
                 on_samples,
             );
-            let hash = hashing
-                .join()
-                .map_err(|_| "hashing the dataset files failed unexpectedly".to_owned())?
-                .map_err(|error| error.to_string())?;
-            progress.outcome.content_sha256 = Some(hash);
+            progress.outcome.content_sha256 = match hashing {
+                Some(hashing) => Some(
+                    hashing
+                        .join()
+                        .map_err(|_| "hashing the dataset files failed unexpectedly".to_owned())?
+                        .map_err(|error| error.to_string())?,
+                ),
+                None => known,
+            };
             evaluated
         })
     });
