@@ -59,9 +59,17 @@ impl EvalEnv {
             .collect()
     }
 
+    /// Committed outputs: merged into `outputs`, or still pending (a run merges at its end).
+    /// 0 while the file exists but its tables are still being created.
     fn cached_outputs(&self) -> i64 {
         let connection = rusqlite::Connection::open(self.path("cache.sqlite")).unwrap();
-        connection.query_row("SELECT COUNT(*) FROM outputs", [], |row| row.get(0)).unwrap()
+        connection
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM outputs) + (SELECT COUNT(*) FROM pending_outputs)",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap_or(0)
     }
 }
 

@@ -66,9 +66,15 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Connection settings and tables. The extraction made when an output is stored lives in the
 /// output's row (one page written per item instead of two); extractions made later, under
-/// another rule version, go to `extractions`. Keys are random hashes, so every insert lands on another
-/// page: the tables are clustered on the key (WITHOUT ROWID: one B-tree instead of table plus
-/// index), the page cache holds the working set, and the WAL is checkpointed less often.
+/// another rule version, go to `extractions`. Keys are random hashes: the tables are clustered
+/// on the key (WITHOUT ROWID: one B-tree instead of table plus index), the page cache holds
+/// the working set, and the WAL is checkpointed less often.
+///
+/// New outputs are first appended to `pending_outputs`, in commit order: a batch's commit then
+/// writes one or two pages instead of one per item (random keys land on random pages, and at
+/// batch size 8 the WAL writes were most of a cold-cache run). [`Cache::merge_pending`] moves
+/// them into `outputs` in key order, many per transaction, when a run ends and whenever a cache
+/// is opened, so outputs a killed run committed are found by the next one.
 const SCHEMA: &str = "PRAGMA journal_mode = WAL;
      PRAGMA synchronous = NORMAL;
      PRAGMA cache_size = -65536;
@@ -86,6 +92,19 @@ const SCHEMA: &str = "PRAGMA journal_mode = WAL;
          extractor_version INTEGER,
          prediction TEXT
      ) WITHOUT ROWID;
+     CREATE TABLE IF NOT EXISTS pending_outputs (
+         seq INTEGER PRIMARY KEY,
+         key BLOB NOT NULL,
+         model TEXT NOT NULL,
+         raw_output TEXT NOT NULL,
+         prompt_tokens INTEGER,
+         completion_tokens INTEGER,
+         latency_us INTEGER NOT NULL,
+         created_at INTEGER NOT NULL,
+         extractor TEXT,
+         extractor_version INTEGER,
+         prediction TEXT
+     );
      CREATE TABLE IF NOT EXISTS extractions (
          output_key BLOB NOT NULL,
          extractor TEXT NOT NULL,
@@ -94,6 +113,14 @@ const SCHEMA: &str = "PRAGMA journal_mode = WAL;
          PRIMARY KEY (output_key, extractor, version)
      ) WITHOUT ROWID;
      INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '2');";
+
+/// Pending outputs moved per merge transaction: bounds the WAL a merge writes.
+const MERGE_CHUNK: i64 = 50_000;
+
+/// The columns `outputs` and `pending_outputs` share.
+const OUTPUT_COLUMNS: &str =
+    "key, model, raw_output, prompt_tokens, completion_tokens, latency_us, created_at,
+     extractor, extractor_version, prediction";
 
 /// Keys per lookup query (SQLite allows 32766 parameters; 500 keeps statements small).
 const LOOKUP_CHUNK: usize = 500;
@@ -147,7 +174,9 @@ impl Cache {
                 "unsupported cache schema version {version:?}; use another --cache-path or `karma-host cache clear`"
             ))));
         }
-        Ok(Cache { connection, path: path.to_owned() })
+        let mut cache = Cache { connection, path: path.to_owned() };
+        cache.merge_pending()?;
+        Ok(cache)
     }
 
     /// A second connection to the same file (for lookups on another thread).
@@ -158,6 +187,35 @@ impl Cache {
         // Its own page cache, as large as the writer's: a lookup touches pages all over the file.
         connection.execute_batch("PRAGMA cache_size = -65536;").map_err(wrap)?;
         Ok(Cache { connection, path: self.path.clone() })
+    }
+
+    /// Moves committed outputs from `pending_outputs` into `outputs` (a later output for the
+    /// same key replaces an earlier one), in transactions of [`MERGE_CHUNK`] rows.
+    pub fn merge_pending(&mut self) -> Result<(), CacheError> {
+        let path = self.path.clone();
+        let wrap = |source| CacheError { path: path.clone(), source };
+        loop {
+            let transaction =
+                self.connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(wrap)?;
+            let first: Option<i64> = transaction
+                .query_row("SELECT MIN(seq) FROM pending_outputs", [], |row| row.get(0))
+                .map_err(wrap)?;
+            let Some(first) = first else {
+                return transaction.commit().map_err(wrap);
+            };
+            let last = first + MERGE_CHUNK - 1;
+            transaction
+                .execute(
+                    &format!(
+                        "INSERT OR REPLACE INTO outputs ({OUTPUT_COLUMNS})
+                         SELECT {OUTPUT_COLUMNS} FROM pending_outputs WHERE seq <= ?1 ORDER BY key, seq"
+                    ),
+                    [last],
+                )
+                .map_err(wrap)?;
+            transaction.execute("DELETE FROM pending_outputs WHERE seq <= ?1", [last]).map_err(wrap)?;
+            transaction.commit().map_err(wrap)?;
+        }
     }
 
     fn wrap(&self, source: rusqlite::Error) -> CacheError {
@@ -269,8 +327,8 @@ impl Cache {
                 extractions.iter().map(|(key, prediction)| (*key, prediction)).collect();
             let mut insert_output = transaction
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO outputs (key, model, raw_output, prompt_tokens, completion_tokens, latency_us, created_at,
-                                                     extractor, extractor_version, prediction)
+                    "INSERT INTO pending_outputs (key, model, raw_output, prompt_tokens, completion_tokens, latency_us, created_at,
+                                                  extractor, extractor_version, prediction)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )
                 .map_err(wrap)?;
@@ -315,7 +373,10 @@ impl Cache {
         };
         let mut statement = self
             .connection
-            .prepare("SELECT model, COUNT(*) FROM outputs GROUP BY model ORDER BY model")
+            .prepare(
+                "SELECT model, COUNT(*) FROM (SELECT model FROM outputs UNION ALL SELECT model FROM pending_outputs)
+                 GROUP BY model ORDER BY model",
+            )
             .map_err(|error| self.wrap(error))?;
         let models = statement
             .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64)))
@@ -328,7 +389,8 @@ impl Cache {
             .map(|metadata| metadata.len())
             .sum();
         Ok(CacheStats {
-            outputs: count("SELECT COUNT(*) FROM outputs")?,
+            // Pending rows are another live run's, not yet merged.
+            outputs: count("SELECT COUNT(*) FROM outputs")? + count("SELECT COUNT(*) FROM pending_outputs")?,
             extractions: count("SELECT COUNT(*) FROM extractions")?
                 + count("SELECT COUNT(*) FROM outputs WHERE extractor IS NOT NULL")?,
             models,
@@ -352,11 +414,13 @@ impl Cache {
                         [model],
                     )
                     .map_err(wrap)?;
-                transaction.execute("DELETE FROM outputs WHERE model = ?1", [model]).map_err(wrap)?
+                transaction.execute("DELETE FROM pending_outputs WHERE model = ?1", [model]).map_err(wrap)?
+                    + transaction.execute("DELETE FROM outputs WHERE model = ?1", [model]).map_err(wrap)?
             }
             None => {
                 transaction.execute("DELETE FROM extractions", []).map_err(wrap)?;
-                transaction.execute("DELETE FROM outputs", []).map_err(wrap)?
+                transaction.execute("DELETE FROM pending_outputs", []).map_err(wrap)?
+                    + transaction.execute("DELETE FROM outputs", []).map_err(wrap)?
             }
         };
         transaction.commit().map_err(wrap)?;
@@ -415,6 +479,35 @@ mod tests {
             (stats.outputs, stats.extractions, stats.models.clone()),
             (2, 2, vec![("m".to_owned(), 2)])
         );
+    }
+
+    #[test]
+    fn pending_outputs_are_merged_on_request_and_at_open_later_ones_winning() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("c.sqlite");
+        let mut cache = Cache::open(&path).unwrap();
+        let key = CacheKey([7; 32]);
+        let store = |cache: &mut Cache, text: &str| {
+            cache
+                .store_batch(&[NewOutput { key, model: "m", output: output(text) }], &[(key, None)], "e", 1)
+                .unwrap()
+        };
+        store(&mut cache, "first");
+        store(&mut cache, "second");
+        assert!(
+            cache.get_outputs_with_extractions(&[key], "e", 1).unwrap().is_empty(),
+            "committed but pending until merged"
+        );
+        assert_eq!(cache.stats().unwrap().outputs, 2, "pending rows are counted");
+        cache.merge_pending().unwrap();
+        assert_eq!(cache.get_outputs_with_extractions(&[key], "e", 1).unwrap()[&key].0, output("second"));
+        assert_eq!(cache.stats().unwrap().outputs, 1);
+
+        // A run killed before merging leaves its outputs pending: the next open merges them.
+        store(&mut cache, "third");
+        drop(cache);
+        let cache = Cache::open(&path).unwrap();
+        assert_eq!(cache.get_outputs_with_extractions(&[key], "e", 1).unwrap()[&key].0, output("third"));
     }
 
     #[test]

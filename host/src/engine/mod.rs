@@ -66,5 +66,11 @@ pub fn run(
         on_dataset_done(&outcome);
         outcomes.push(outcome);
     }
+    if let Some(cache) = cache.as_mut() {
+        // Not fatal: what stays pending is merged when the cache is next opened.
+        if let Err(error) = cache.merge_pending() {
+            tracing::warn!("{error}; the outputs are kept and merged when the cache is next opened");
+        }
+    }
     Ok(outcomes)
 }
