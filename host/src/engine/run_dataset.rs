@@ -250,7 +250,9 @@ type CacheHits = KeyMap<(CachedOutput, Option<CachedExtraction>)>;
 struct WindowReader<'a> {
     dataset: &'a DatasetPlan,
     scoring: Scoring,
-    /// `None` without a cache: hashing every prompt would be wasted work.
+    /// Set when this thread computes the keys: with a cache but no lookup thread. Without a
+    /// cache hashing every prompt would be wasted work; with a lookup thread, that thread
+    /// hashes (reading and parsing is the heavier half).
     key_context: Option<KeyContext>,
     shows_expected: bool,
     limit: u64,
@@ -296,13 +298,18 @@ impl WindowReader<'_> {
             pending.push(Pending { record, item });
             *next_index += 1;
         }
-        let keys = match &self.key_context {
-            Some(context) => {
-                pending.iter().map(|pending| item_key(context, &pending.item, self.shows_expected)).collect()
-            }
-            None => vec![CacheKey([0; 32]); pending.len()],
+        let mut window = Window { pending, keys: Vec::new(), hits: CacheHits::default() };
+        window.keys = match &self.key_context {
+            Some(context) => window.keys_under(context, self.shows_expected),
+            None => vec![CacheKey([0; 32]); window.pending.len()],
         };
-        Ok(Window { pending, keys, hits: CacheHits::default() })
+        Ok(window)
+    }
+}
+
+impl Window {
+    fn keys_under(&self, context: &KeyContext, shows_expected: bool) -> Vec<CacheKey> {
+        self.pending.iter().map(|pending| item_key(context, &pending.item, shows_expected)).collect()
     }
 }
 
@@ -319,7 +326,7 @@ fn evaluate_rows(
     let reader = WindowReader {
         dataset: progress.dataset,
         scoring: plan.scoring,
-        key_context: (plan.cache != CacheMode::Off).then(|| progress.key_context.clone()),
+        key_context: (plan.cache == CacheMode::Refresh).then(|| progress.key_context.clone()),
         shows_expected: plan.model.meta.wants_expected_output,
         limit: plan.max_samples.unwrap_or(u64::MAX),
         window_size: LOOKUP_WINDOW.max(plan.batch_size),
@@ -334,6 +341,9 @@ fn evaluate_rows(
         _ => None,
     };
     let extraction = progress.extraction;
+    let key_context = progress.key_context.clone();
+    let key_context = &key_context;
+    let shows_expected = plan.model.meta.wants_expected_output;
     std::thread::scope(|scope| {
         let (sender, read) = std::sync::mpsc::sync_channel(WINDOWS_AHEAD);
         scope.spawn(move || reader.read(files, sender));
@@ -344,6 +354,7 @@ fn evaluate_rows(
                 scope.spawn(move || {
                     for window in read {
                         let window = window.and_then(|mut window| {
+                            window.keys = window.keys_under(key_context, shows_expected);
                             window.hits = lookups
                                 .get_outputs_with_extractions(
                                     &window.keys,
