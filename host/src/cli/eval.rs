@@ -234,8 +234,7 @@ fn resolve_datasets(arguments: &EvalArgs) -> anyhow::Result<Vec<DatasetPlan>> {
                     hint: "pass an existing .jsonl/.json/.csv/.parquet file or a directory of them"
                         .to_owned(),
                 })?;
-                let revision = format!("local:{}", source::content_hash(&files)?);
-                DatasetSource::Local { files, revision }
+                DatasetSource::Local { files }
             }
             None => DatasetSource::Hub {
                 repo: definition.repo_id,
@@ -439,8 +438,9 @@ fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
     for dataset in &plan.datasets {
         writeln!(stdout, "\ndataset:   {} ({})", dataset.name, dataset.definition.task_type.as_str())?;
         let files = match &dataset.source {
-            DatasetSource::Local { files, revision } => {
-                writeln!(stdout, "source:    {} file(s), revision {revision}", files.len())?;
+            DatasetSource::Local { files } => {
+                let revision = source::content_hash(files)?;
+                writeln!(stdout, "source:    {} file(s), revision local:{revision}", files.len())?;
                 Some(files.clone())
             }
             DatasetSource::Hub { repo, config, split, revision } => {

@@ -41,8 +41,9 @@ pub enum CacheMode {
 /// Where a dataset's rows come from.
 #[derive(Clone, Debug)]
 pub enum DatasetSource {
-    /// Local files; `revision` is `local:<sha256 of their bytes>`.
-    Local { files: Vec<PathBuf>, revision: String },
+    /// Local files; their revision is `local:<sha256 of their bytes>`, computed while they are
+    /// evaluated (a full read, kept off the critical path).
+    Local { files: Vec<PathBuf> },
     /// The hub (or the local HF cache).
     Hub { repo: &'static str, config: Option<&'static str>, split: &'static str, revision: String },
 }

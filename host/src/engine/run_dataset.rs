@@ -167,10 +167,7 @@ pub(super) fn run(
     };
     reporter.dataset_started(&dataset.name, plan.max_samples);
     let files = match &dataset.source {
-        DatasetSource::Local { files, revision } => {
-            progress.outcome.revision = Some(revision.clone());
-            Ok(files.clone())
-        }
+        DatasetSource::Local { files } => Ok(files.clone()),
         DatasetSource::Hub { repo, config, split, revision } => {
             hub::fetch(&super::plan::hub_request(repo, *config, split, revision), plan.offline).map(
                 |snapshot| {
@@ -182,14 +179,10 @@ pub(super) fn run(
     };
     let result = files.map_err(|error| error.to_string()).and_then(|files| {
         progress.outcome.files = files.clone();
-        // A local dataset's revision is its content hash already. A hub dataset's files are
-        // hashed (a full read, for the manifest) beside the evaluation instead of before it.
-        let known = match &dataset.source {
-            DatasetSource::Local { revision, .. } => revision.strip_prefix("local:").map(str::to_owned),
-            DatasetSource::Hub { .. } => None,
-        };
+        // The content hash (a full read of the files, for the manifest; a local dataset's
+        // revision) runs beside the evaluation instead of before it.
         std::thread::scope(|scope| {
-            let hashing = known.is_none().then(|| scope.spawn(|| source::content_hash(&files)));
+            let hashing = scope.spawn(|| source::content_hash(&files));
             let evaluated = evaluate_rows(
                 &mut progress,
                 files.clone(),
@@ -199,15 +192,14 @@ pub(super) fn run(
                 reporter,
                 on_samples,
             );
-            progress.outcome.content_sha256 = match hashing {
-                Some(hashing) => Some(
-                    hashing
-                        .join()
-                        .map_err(|_| "hashing the dataset files failed unexpectedly".to_owned())?
-                        .map_err(|error| error.to_string())?,
-                ),
-                None => known,
-            };
+            let hash = hashing
+                .join()
+                .map_err(|_| "hashing the dataset files failed unexpectedly".to_owned())?
+                .map_err(|error| error.to_string())?;
+            if let DatasetSource::Local { .. } = dataset.source {
+                progress.outcome.revision = Some(format!("local:{hash}"));
+            }
+            progress.outcome.content_sha256 = Some(hash);
             evaluated
         })
     });
