@@ -91,34 +91,20 @@ const SCHEMA: &str = "PRAGMA journal_mode = WAL;
 /// The output tables (see [`SCHEMA`]). `outputs` is a rowid table whose rowid is the key's
 /// first 8 bytes: integer seeks, with no key comparisons inside the B-tree, made warm-cache
 /// lookups the cheaper half of a run. The full key is kept and checked, so two keys sharing
-/// 8 bytes (about one in 10^10 at a million outputs) cost a miss, never a wrong answer.
-const OUTPUT_TABLES: &str = "CREATE TABLE IF NOT EXISTS outputs (
-         id INTEGER PRIMARY KEY,
-         key BLOB NOT NULL,
-         model TEXT NOT NULL,
-         raw_output TEXT NOT NULL,
-         prompt_tokens INTEGER,
-         completion_tokens INTEGER,
-         latency_us INTEGER NOT NULL,
-         created_at INTEGER NOT NULL,
-         extractor TEXT,
-         extractor_version INTEGER,
-         prediction TEXT
-     );
-     CREATE TABLE IF NOT EXISTS pending_outputs (
-         seq INTEGER PRIMARY KEY,
-         id INTEGER NOT NULL,
-         key BLOB NOT NULL,
-         model TEXT NOT NULL,
-         raw_output TEXT NOT NULL,
-         prompt_tokens INTEGER,
-         completion_tokens INTEGER,
-         latency_us INTEGER NOT NULL,
-         created_at INTEGER NOT NULL,
-         extractor TEXT,
-         extractor_version INTEGER,
-         prediction TEXT
-     );";
+/// 8 bytes (any such pair among a million outputs: about 3 in 10^8) cost a miss, never a
+/// wrong answer.
+fn output_tables() -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS outputs (id INTEGER PRIMARY KEY, {OUTPUT_ROW});
+         CREATE TABLE IF NOT EXISTS pending_outputs (seq INTEGER PRIMARY KEY, id INTEGER NOT NULL, {OUTPUT_ROW});"
+    )
+}
+
+/// The columns both output tables have after their own key columns.
+const OUTPUT_ROW: &str =
+    "key BLOB NOT NULL, model TEXT NOT NULL, raw_output TEXT NOT NULL, prompt_tokens INTEGER,
+     completion_tokens INTEGER, latency_us INTEGER NOT NULL, created_at INTEGER NOT NULL, extractor TEXT,
+     extractor_version INTEGER, prediction TEXT";
 
 /// Pending outputs moved per merge transaction: bounds the WAL a merge writes.
 const MERGE_CHUNK: i64 = 50_000;
@@ -207,7 +193,7 @@ impl Cache {
             .map_err(wrap)?;
         match version.as_deref() {
             None => {
-                transaction.execute_batch(OUTPUT_TABLES).map_err(wrap)?;
+                transaction.execute_batch(&output_tables()).map_err(wrap)?;
                 transaction
                     .execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?1)", [SCHEMA_VERSION])
                     .map_err(wrap)?;
@@ -220,7 +206,7 @@ impl Cache {
                          DROP TABLE IF EXISTS pending_outputs;",
                     )
                     .map_err(wrap)?;
-                transaction.execute_batch(OUTPUT_TABLES).map_err(wrap)?;
+                transaction.execute_batch(&output_tables()).map_err(wrap)?;
                 {
                     let mut old = transaction
                         .prepare(

@@ -311,6 +311,11 @@ mod tests {
         if let Some(pre) = pre {
             metadata.insert("tokenizer.ggml.pre".to_owned(), Value::String(pre.into()));
         }
+        metadata_only(metadata)
+    }
+
+    /// A GGUF file's content with `metadata` and no tensors.
+    fn metadata_only(metadata: HashMap<String, Value>) -> Content {
         Content {
             magic: VersionedMagic::GgufV3,
             metadata,
@@ -379,12 +384,7 @@ mod tests {
         if let Some(prefix) = space_prefix {
             metadata.insert("tokenizer.ggml.add_space_prefix".to_owned(), Value::Bool(prefix));
         }
-        Content {
-            magic: VersionedMagic::GgufV3,
-            metadata,
-            tensor_infos: HashMap::new(),
-            tensor_data_offset: 0,
-        }
+        metadata_only(metadata)
     }
 
     #[test]
