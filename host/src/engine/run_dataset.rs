@@ -324,10 +324,9 @@ fn evaluate_rows(
         window_size: LOOKUP_WINDOW.max(plan.batch_size),
     };
     let reader = &reader;
-    // Lookups run on a connection of their own, so they overlap the commits of earlier windows
-    // (a cold cache spends most of its time committing). An item repeated within a few windows
-    // may then miss where a strictly sequential run would have found it: it is simply
-    // evaluated again.
+    // Lookups run on a connection of their own, so they overlap the commits of earlier windows.
+    // What this run commits is merged into the looked-up table when the run ends (see
+    // `Cache::merge_pending`), so an item repeated within one run is evaluated again.
     let mut lookups = match (cache.as_deref(), plan.cache) {
         (Some(cache), CacheMode::Normal) => Some(cache.reopen().map_err(|error| error.to_string())?),
         _ => None,
