@@ -160,12 +160,13 @@ fn is_canonical(text: &str) -> bool {
 /// `expected_output` counts only when the model is shown it.
 pub fn item_key(context: &KeyContext, item: &OwnedItem, shows_expected_output: bool) -> CacheKey {
     let mut hasher = context.digest.clone();
-    let optional = |hasher: &mut Sha256, tag: &str, text: &Option<String>| match text {
+    // An absent text is tagged `<tag>:none`; the tags are spelt out (no formatting per item).
+    let optional = |hasher: &mut Sha256, (tag, none_tag): (&str, &str), text: &Option<String>| match text {
         Some(text) => field(hasher, tag, text.as_bytes()),
-        None => field(hasher, &format!("{tag}:none"), b""),
+        None => field(hasher, none_tag, b""),
     };
-    optional(&mut hasher, "input", &item.input);
-    optional(&mut hasher, "system_prompt", &item.system_prompt);
+    optional(&mut hasher, ("input", "input:none"), &item.input);
+    optional(&mut hasher, ("system_prompt", "system_prompt:none"), &item.system_prompt);
     for turn in &item.conversation {
         field(&mut hasher, "turn.role", turn.role.as_bytes());
         field(&mut hasher, "turn.content", turn.content.as_bytes());
@@ -174,10 +175,12 @@ pub fn item_key(context: &KeyContext, item: &OwnedItem, shows_expected_output: b
         field(&mut hasher, "image", &image.data);
         field(&mut hasher, "image.format", image.format.as_bytes());
     }
-    for (tag, media) in [("audio", &item.audio), ("video", &item.video)] {
+    for (tag, format_tag, media) in
+        [("audio", "audio.format", &item.audio), ("video", "video.format", &item.video)]
+    {
         if let Some(media) = media {
             field(&mut hasher, tag, &media.data);
-            field(&mut hasher, &format!("{tag}.format"), media.format.as_bytes());
+            field(&mut hasher, format_tag, media.format.as_bytes());
         }
     }
     for criterion in &item.rubric {
@@ -197,7 +200,7 @@ pub fn item_key(context: &KeyContext, item: &OwnedItem, shows_expected_output: b
         field(&mut hasher, "other_args", canonical_json(&other_args).as_bytes());
     }
     if shows_expected_output {
-        optional(&mut hasher, "expected_output", &item.expected_output);
+        optional(&mut hasher, ("expected_output", "expected_output:none"), &item.expected_output);
     }
     CacheKey(hasher.finalize().into())
 }
@@ -267,6 +270,34 @@ mod tests {
         assert_eq!(
             item_key(&context, &item(r#"{"a":"x","b":"y"}"#), false),
             item_key(&context, &item(r#"{ "b" : "y", "a" : "x" }"#), false)
+        );
+    }
+
+    /// Keys are stored in users' caches: a change to what is hashed, or how, must be deliberate
+    /// (a new key version), never a side effect. The expected digests were computed once.
+    #[test]
+    fn keys_are_stable_across_releases() {
+        let context = KeyContext::new("karma/constant", "karma-baseline", "0.1.0", &json!({"seed": 1}));
+        let item = OwnedItem {
+            id: 3,
+            input: Some("Question: 1 + 1?\nA. 2\nB. 3".into()),
+            expected_output: Some("A".into()),
+            other_args: r#"{"options":{"A":"2","B":"3"}}"#.into(),
+            ..OwnedItem::default()
+        };
+        let with_media = OwnedItem {
+            system_prompt: Some("Be brief.".into()),
+            audio: Some(MediaBlob { data: vec![0, 1, 2], format: "wav".into() }),
+            ..item.clone()
+        };
+        let hex = |key: CacheKey| key.0.iter().map(|byte| format!("{byte:02x}")).collect::<String>();
+        assert_eq!(
+            hex(item_key(&context, &item, false)),
+            "65e01ddd76b45de7c092e73066ff654e3e0ca7b93764b0f44c4f78242ea6dc77"
+        );
+        assert_eq!(
+            hex(item_key(&context, &with_media, true)),
+            "5957c9ffca8b603a426a9c5cfa709581bde06a0f1625832711b609cc99a5e6e9"
         );
     }
 }

@@ -321,14 +321,15 @@ impl Cache {
                             row.get::<_, Option<String>>(6).map(|prediction| CachedExtraction { prediction })
                         })
                         .transpose()?;
-                    Ok((row.get::<_, Vec<u8>>(0)?, output, extraction))
+                    let key = <[u8; 32]>::try_from(row.get_ref(0)?.as_blob()?).ok().map(CacheKey);
+                    Ok((key, output, extraction))
                 })
                 .map_err(|error| self.wrap(error))?;
             for row in rows {
                 let (key, output, extraction) = row.map_err(|error| self.wrap(error))?;
                 // A row whose key only shares its first 8 bytes with the one asked for is
                 // another item's: it matches no key of the chunk.
-                let Ok(key) = <[u8; 32]>::try_from(key.as_slice()).map(CacheKey) else { continue };
+                let Some(key) = key else { continue };
                 if wanted.contains_key(&key) {
                     if extraction.is_none() {
                         elsewhere.push(key);
