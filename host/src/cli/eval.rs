@@ -472,7 +472,8 @@ fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
         let Some(files) = files else { continue };
         let (mut count, mut hits, mut first_prompt) = (0u64, 0u64, None);
         let mut keys = Vec::new();
-        for row in source::rows(files) {
+        let mut rows = source::RowReader::new(files);
+        while let Some(row) = rows.next_row() {
             if plan.max_samples.is_some_and(|limit| count >= limit) {
                 break;
             }

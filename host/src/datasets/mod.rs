@@ -8,4 +8,5 @@ pub mod hub;
 pub mod item;
 pub mod prompt;
 pub mod record;
+pub mod row;
 pub mod source;

@@ -13,7 +13,7 @@ pub enum Template {
 }
 
 /// Appends the question and its `X. option` lines.
-fn push_question_block(prompt: &mut String, record: &McqRecord) {
+fn push_question_block(prompt: &mut String, record: &McqRecord<'_>) {
     prompt.push_str(&record.question);
     for (letter, text) in &record.options {
         prompt.push('\n');
@@ -24,7 +24,7 @@ fn push_question_block(prompt: &mut String, record: &McqRecord) {
 }
 
 /// Appends `A, B, C or D`.
-fn push_letters(prompt: &mut String, record: &McqRecord) {
+fn push_letters(prompt: &mut String, record: &McqRecord<'_>) {
     let count = record.options.len();
     for (index, (letter, _)) in record.options.iter().enumerate() {
         if index > 0 {
@@ -44,7 +44,7 @@ impl Template {
     /// Renders the prompt for `record`. `override_text`, from the `confinement_instructions`
     /// dataset argument, replaces the template: `<QUESTION>` becomes the question with its
     /// options and `<CONTEXT>` the context.
-    pub fn render(self, record: &McqRecord, override_text: Option<&str>) -> String {
+    pub fn render(self, record: &McqRecord<'_>, override_text: Option<&str>) -> String {
         if let Some(text) = override_text {
             let mut question_block = String::new();
             push_question_block(&mut question_block, record);
@@ -56,7 +56,7 @@ impl Template {
         let mut prompt = String::with_capacity(
             256 + record.question.len()
                 + record.options.iter().map(|(_, text)| text.len() + 4).sum::<usize>()
-                + record.context.as_ref().map_or(0, String::len),
+                + record.context.as_ref().map_or(0, |context| context.len()),
         );
         prompt.push_str(match self {
             Template::ContextualMcq if record.context.is_some() => CONTEXTUAL_INTRODUCTION,
@@ -73,7 +73,7 @@ impl Template {
 /// The context a model is scored on under `--scoring loglikelihood` (lm-eval-harness style):
 /// context, question and options, ending in `Answer:`; each option is then scored as the
 /// continuation ` A`, ` B`, ...
-pub fn loglikelihood_context(record: &McqRecord) -> String {
+pub fn loglikelihood_context(record: &McqRecord<'_>) -> String {
     let mut prompt = String::new();
     push_context_and_question(&mut prompt, record);
     prompt.push_str("\nAnswer:");
@@ -82,7 +82,7 @@ pub fn loglikelihood_context(record: &McqRecord) -> String {
 
 /// Appends `Context: ...` (when the record has one, shown once) then `Question: ` and the
 /// question block.
-fn push_context_and_question(prompt: &mut String, record: &McqRecord) {
+fn push_context_and_question(prompt: &mut String, record: &McqRecord<'_>) {
     if let Some(context) = &record.context {
         prompt.push_str("Context: ");
         prompt.push_str(context);
@@ -101,11 +101,11 @@ pub fn loglikelihood_continuation(letter: &str) -> String {
 mod tests {
     use super::*;
 
-    fn record(context: Option<&str>) -> McqRecord {
+    fn record(context: Option<&str>) -> McqRecord<'_> {
         McqRecord {
             source_id: "1".into(),
             question: "Which organ secretes insulin?".into(),
-            context: context.map(str::to_owned),
+            context: context.map(Into::into),
             options: vec![
                 ("A".into(), "Liver".into()),
                 ("B".into(), "Pancreas".into()),

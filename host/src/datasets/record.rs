@@ -1,6 +1,8 @@
 //! Rows in the datasets' own schemas (as published on the hub) mapped to MCQ records.
 
-use serde_json::Value;
+use std::{borrow::Cow, sync::Arc};
+
+use super::row::RowValue;
 
 /// The row schemas the registry knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,20 +21,64 @@ pub enum Schema {
     LocalMcq,
 }
 
-/// One multiple-choice question, normalised.
+/// One multiple-choice question, normalised; its text borrows from the row.
 #[derive(Clone, Debug, PartialEq)]
-pub struct McqRecord {
+pub struct McqRecord<'a> {
     /// The dataset's own id (or the row number when it has none).
-    pub source_id: String,
-    pub question: String,
-    pub context: Option<String>,
+    pub source_id: Cow<'a, str>,
+    pub question: Cow<'a, str>,
+    pub context: Option<Cow<'a, str>>,
     /// `(letter, text)` in display order.
-    pub options: Vec<(String, String)>,
+    pub options: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// The correct letter.
+    pub answer: Cow<'a, str>,
+    /// Subgroup for per-group breakdowns (medmcqa's `subject_name`).
+    pub group: Option<Cow<'a, str>>,
+    pub system_prompt: Option<Cow<'a, str>>,
+}
+
+/// What scoring needs of a record once its prompt is rendered. It travels with the item to
+/// the evaluation; the question and option texts stay behind.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnswerKey {
+    pub source_id: String,
+    /// The option letters, in display order: one shared list for a run of records with the
+    /// same letters (see [`AnswerKeys`]).
+    pub letters: Arc<[String]>,
     /// The correct letter.
     pub answer: String,
-    /// Subgroup for per-group breakdowns (medmcqa's `subject_name`).
     pub group: Option<String>,
-    pub system_prompt: Option<String>,
+}
+
+/// Makes answer keys, sharing the letter list between consecutive records with equal letters
+/// (nearly every record of a dataset): no allocation per record for it.
+#[derive(Default)]
+pub struct AnswerKeys {
+    last_letters: Option<Arc<[String]>>,
+}
+
+impl AnswerKeys {
+    pub fn key(&mut self, record: &McqRecord<'_>) -> AnswerKey {
+        let same = self.last_letters.as_ref().is_some_and(|letters| {
+            letters.len() == record.options.len()
+                && letters.iter().zip(&record.options).all(|(letter, (other, _))| letter == other)
+        });
+        let letters = match (&self.last_letters, same) {
+            (Some(letters), true) => Arc::clone(letters),
+            _ => {
+                let letters: Arc<[String]> =
+                    record.options.iter().map(|(letter, _)| letter.to_string()).collect();
+                self.last_letters = Some(Arc::clone(&letters));
+                letters
+            }
+        };
+        AnswerKey {
+            source_id: record.source_id.to_string(),
+            letters,
+            answer: record.answer.to_string(),
+            group: record.group.as_deref().map(str::to_owned),
+        }
+    }
 }
 
 /// What is wrong with a row: the field and the problem.
@@ -46,83 +92,115 @@ fn error(field: &str, problem: impl Into<String>) -> RowError {
     RowError { field: field.to_owned(), problem: problem.into() }
 }
 
-fn text(value: &Value) -> Option<String> {
+fn text<'a>(value: &'a RowValue<'_>) -> Option<Cow<'a, str>> {
     match value {
-        Value::String(text) => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
-        Value::Bool(flag) => Some(flag.to_string()),
+        RowValue::Text(text) => Some(Cow::Borrowed(text)),
+        RowValue::Number(number) => Some(Cow::Owned(number.to_string())),
+        RowValue::Bool(flag) => Some(Cow::Owned(flag.to_string())),
         _ => None,
     }
 }
 
-fn required_text(row: &Value, field: &str) -> Result<String, RowError> {
+fn required_text<'a>(row: &'a RowValue<'_>, field: &str) -> Result<Cow<'a, str>, RowError> {
     match row.get(field) {
-        None | Some(Value::Null) => Err(error(field, "missing")),
+        None | Some(RowValue::Null) => Err(error(field, "missing")),
         Some(value) => text(value).ok_or_else(|| error(field, format!("expected text, found {value}"))),
     }
 }
 
-fn optional_text(row: &Value, field: &str) -> Option<String> {
+fn optional_text<'a>(row: &'a RowValue<'_>, field: &str) -> Option<Cow<'a, str>> {
     row.get(field).and_then(text).filter(|value| !value.is_empty())
 }
 
-fn id_of(row: &Value, field: &str, row_number: u64) -> String {
-    optional_text(row, field).unwrap_or_else(|| row_number.to_string())
+fn id_of<'a>(row: &'a RowValue<'_>, field: &str, row_number: u64) -> Cow<'a, str> {
+    optional_text(row, field).unwrap_or_else(|| Cow::Owned(row_number.to_string()))
 }
 
+/// `text` upper-cased, still borrowed when that changes nothing (the usual `A`, `B`).
+fn upper(text: Cow<'_, str>) -> Cow<'_, str> {
+    match text {
+        Cow::Borrowed(text) if text.bytes().all(|byte| byte.is_ascii() && !byte.is_ascii_lowercase()) => {
+            Cow::Borrowed(text)
+        }
+        text => Cow::Owned(text.to_uppercase()),
+    }
+}
+
+/// Option letters for a list: `A`, `B`, ... (at most 26).
+const LETTERS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
 /// Options from an object (keys are letters, in order) or a list (lettered A, B, ...).
-fn options(value: Option<&Value>, field: &str) -> Result<Vec<(String, String)>, RowError> {
+#[allow(clippy::type_complexity)]
+fn options<'a>(
+    value: Option<&'a RowValue<'_>>,
+    field: &str,
+) -> Result<Vec<(Cow<'a, str>, Cow<'a, str>)>, RowError> {
     match value {
-        Some(Value::Object(map)) if !map.is_empty() => map
+        Some(RowValue::Object(entries)) if !entries.is_empty() => entries
             .iter()
             .map(|(letter, option)| {
                 text(option)
-                    .map(|option| (letter.trim().to_uppercase(), option))
+                    .map(|option| (upper(Cow::Borrowed(letter.trim())), option))
                     .ok_or_else(|| error(&format!("{field}.{letter}"), "expected text"))
             })
             .collect(),
-        Some(Value::Array(list)) if !list.is_empty() => {
-            if list.len() > 26 {
+        Some(RowValue::List(list)) if !list.is_empty() => {
+            if list.len() > LETTERS.len() {
                 return Err(error(field, "more than 26 options"));
             }
             list.iter()
-                .zip('A'..='Z')
-                .map(|(option, letter)| {
+                .enumerate()
+                .map(|(index, option)| {
                     text(option)
-                        .map(|option| (letter.to_string(), option))
+                        .map(|option| (Cow::Borrowed(&LETTERS[index..index + 1]), option))
                         .ok_or_else(|| error(field, "expected text options"))
                 })
                 .collect()
         }
-        Some(Value::String(encoded)) => {
+        Some(RowValue::Text(encoded)) => {
             // CSV cells hold the options as JSON text.
-            let parsed: Value =
+            let parsed: serde_json::Value =
                 serde_json::from_str(encoded).map_err(|_| error(field, "expected an object or a list"))?;
-            options(Some(&parsed), field)
+            let parsed = RowValue::from_json(parsed);
+            let options = options(Some(&parsed), field)?;
+            Ok(options
+                .into_iter()
+                .map(|(letter, text)| (Cow::Owned(letter.into_owned()), Cow::Owned(text.into_owned())))
+                .collect())
         }
-        None | Some(Value::Null) => Err(error(field, "missing")),
+        None | Some(RowValue::Null) => Err(error(field, "missing")),
         Some(_) => Err(error(field, "expected a non-empty object or list")),
     }
 }
 
-fn check_answer(answer: String, options: &[(String, String)], field: &str) -> Result<String, RowError> {
-    let answer = answer.trim().trim_matches(|c| c == '(' || c == ')').to_uppercase();
+fn check_answer<'a>(
+    answer: Cow<'a, str>,
+    options: &[(Cow<'_, str>, Cow<'_, str>)],
+    field: &str,
+) -> Result<Cow<'a, str>, RowError> {
+    fn unwrap(text: &str) -> &str {
+        text.trim().trim_matches(|c| c == '(' || c == ')')
+    }
+    let answer = upper(match answer {
+        Cow::Borrowed(text) => Cow::Borrowed(unwrap(text)),
+        Cow::Owned(text) => Cow::Owned(unwrap(&text).to_owned()),
+    });
     if options.iter().any(|(letter, _)| *letter == answer) {
         Ok(answer)
     } else {
-        let letters: Vec<&str> = options.iter().map(|(letter, _)| letter.as_str()).collect();
+        let letters: Vec<&str> = options.iter().map(|(letter, _)| letter.as_ref()).collect();
         Err(error(field, format!("`{answer}` is not one of the options {}", letters.join(", "))))
     }
 }
 
 /// A row with `id`, `question` and an `options` object, whose answer letter is in
 /// `answer_field` and subgroup, if any, in `group_field`.
-fn flat_options_record(
-    row: &Value,
+fn flat_options_record<'a>(
+    row: &'a RowValue<'_>,
     row_number: u64,
     answer_field: &str,
     group_field: Option<&str>,
-) -> Result<McqRecord, RowError> {
+) -> Result<McqRecord<'a>, RowError> {
     let options = options(row.get("options"), "options")?;
     let answer = check_answer(required_text(row, answer_field)?, &options, answer_field)?;
     Ok(McqRecord {
@@ -138,7 +216,7 @@ fn flat_options_record(
 
 impl Schema {
     /// Maps one row; `row_number` is its 0-based position in the source.
-    pub fn record(self, row: &Value, row_number: u64) -> Result<McqRecord, RowError> {
+    pub fn record<'a>(self, row: &'a RowValue<'_>, row_number: u64) -> Result<McqRecord<'a>, RowError> {
         if !row.is_object() {
             return Err(error("<row>", "expected a JSON object"));
         }
@@ -156,9 +234,9 @@ impl Schema {
                     "data.Correct Option",
                 )?;
                 let context = match data.get("Context") {
-                    Some(Value::Array(parts)) => {
-                        let parts: Vec<String> = parts.iter().filter_map(text).collect();
-                        Some(parts.join("\n")).filter(|joined| !joined.is_empty())
+                    Some(RowValue::List(parts)) => {
+                        let parts: Vec<Cow<'_, str>> = parts.iter().filter_map(text).collect();
+                        Some(Cow::<str>::Owned(parts.join("\n"))).filter(|joined| !joined.is_empty())
                     }
                     Some(value) => text(value).filter(|joined| !joined.is_empty()),
                     None => None,
@@ -179,12 +257,12 @@ impl Schema {
                     .iter()
                     .zip(["A", "B", "C", "D"])
                     .map(|(field, letter)| {
-                        required_text(row, field).map(|option| (letter.to_owned(), option))
+                        required_text(row, field).map(|option| (Cow::Borrowed(letter), option))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 let cop = row
                     .get("cop")
-                    .and_then(Value::as_i64)
+                    .and_then(RowValue::as_i64)
                     .ok_or_else(|| error("cop", "expected an integer 0-3"))?;
                 let answer = ["A", "B", "C", "D"]
                     .get(usize::try_from(cop).map_err(|_| error("cop", format!("{cop} is not in 0-3")))?)
@@ -194,7 +272,7 @@ impl Schema {
                     question: required_text(row, "question")?,
                     context: None,
                     options,
-                    answer: (*answer).to_owned(),
+                    answer: Cow::Borrowed(answer),
                     group: optional_text(row, "subject_name"),
                     system_prompt: None,
                 })
@@ -224,32 +302,67 @@ mod tests {
 
     use super::*;
 
+    fn row(value: serde_json::Value) -> RowValue<'static> {
+        RowValue::from_json(value)
+    }
+
     #[test]
     fn openlifescience_rows_map_with_context() {
-        let row = json!({"id": "q1", "data": {"Question": "Q?", "Options": {"A": "yes", "B": "no", "C": "maybe"},
-            "Correct Option": "B", "Correct Answer": "no", "Context": ["one", "two"]}});
+        let row = row(
+            json!({"id": "q1", "data": {"Question": "Q?", "Options": {"A": "yes", "B": "no", "C": "maybe"},
+            "Correct Option": "B", "Correct Answer": "no", "Context": ["one", "two"]}}),
+        );
         let record = Schema::OpenLifeScience.record(&row, 0).unwrap();
         assert_eq!(record.answer, "B");
         assert_eq!(record.context.as_deref(), Some("one\ntwo"));
-        assert_eq!(record.options[2], ("C".to_owned(), "maybe".to_owned()));
+        assert_eq!(record.options[2], (Cow::Borrowed("C"), Cow::Borrowed("maybe")));
     }
 
     #[test]
     fn medmcqa_cop_maps_to_letters_and_groups_by_subject() {
-        let row = json!({"id": "m", "question": "Q", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 3, "subject_name": "Anatomy"});
-        let record = Schema::MedMcqa.record(&row, 5).unwrap();
-        assert_eq!((record.answer.as_str(), record.group.as_deref()), ("D", Some("Anatomy")));
-        let bad = json!({"question": "Q", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 4});
+        let good = row(
+            json!({"id": "m", "question": "Q", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 3, "subject_name": "Anatomy"}),
+        );
+        let record = Schema::MedMcqa.record(&good, 5).unwrap();
+        assert_eq!((record.answer.as_ref(), record.group.as_deref()), ("D", Some("Anatomy")));
+        let bad = row(json!({"question": "Q", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 4}));
         assert_eq!(Schema::MedMcqa.record(&bad, 0).unwrap_err(), error("cop", "4 is not in 0-3"));
     }
 
     #[test]
     fn answers_must_be_an_option() {
-        let row = json!({"question": "Q", "options": ["x", "y"], "answer": "C"});
-        let problem = Schema::LocalMcq.record(&row, 0).unwrap_err();
+        let unknown = row(json!({"question": "Q", "options": ["x", "y"], "answer": "C"}));
+        let problem = Schema::LocalMcq.record(&unknown, 0).unwrap_err();
         assert_eq!(problem, error("answer", "`C` is not one of the options A, B"));
-        let missing =
-            Schema::UsmleOptions.record(&json!({"options": {"A": "x"}, "answer_idx": "A"}), 0).unwrap_err();
-        assert_eq!(missing, error("question", "missing"));
+        let missing = row(json!({"options": {"A": "x"}, "answer_idx": "A"}));
+        assert_eq!(Schema::UsmleOptions.record(&missing, 0).unwrap_err(), error("question", "missing"));
+        let number = row(json!({"question": ["not", "text"], "options": {"A": "x"}, "answer_idx": "A"}));
+        assert_eq!(
+            Schema::UsmleOptions.record(&number, 0).unwrap_err(),
+            error("question", r#"expected text, found ["not","text"]"#)
+        );
+    }
+
+    #[test]
+    fn letters_and_answers_are_trimmed_and_upper_cased() {
+        let spaced =
+            row(json!({"question": "Q", "options": {" a ": "x", "b": "y"}, "answer": " (b) ", "id": 7}));
+        let record = Schema::LocalMcq.record(&spaced, 0).unwrap();
+        let letters: Vec<&str> = record.options.iter().map(|(letter, _)| letter.as_ref()).collect();
+        assert_eq!((letters, record.answer.as_ref(), record.source_id.as_ref()), (vec!["A", "B"], "B", "7"));
+    }
+
+    #[test]
+    fn answer_keys_share_equal_letter_lists() {
+        let mut keys = AnswerKeys::default();
+        let four = row(json!({"question": "Q", "options": ["w", "x", "y", "z"], "answer": "D"}));
+        let two = row(json!({"question": "Q", "options": ["x", "y"], "answer": "A", "group": "g"}));
+        let first = keys.key(&Schema::LocalMcq.record(&four, 0).unwrap());
+        let second = keys.key(&Schema::LocalMcq.record(&four, 1).unwrap());
+        let third = keys.key(&Schema::LocalMcq.record(&two, 2).unwrap());
+        assert!(Arc::ptr_eq(&first.letters, &second.letters));
+        assert_eq!(*third.letters, ["A".to_owned(), "B".to_owned()]);
+        assert_eq!((second.source_id.as_str(), second.answer.as_str()), ("1", "D"));
+        assert_eq!(third.group.as_deref(), Some("g"));
     }
 }

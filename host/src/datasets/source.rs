@@ -2,14 +2,16 @@
 //! as a stream of JSON rows, with errors that name the file and the row.
 
 use std::{
+    borrow::Cow,
     fs::File,
     io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
 };
 
 use parquet::file::reader::SerializedFileReader;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use super::row::RowValue;
 
 /// A problem reading a dataset source.
 #[derive(Debug, thiserror::Error)]
@@ -26,13 +28,14 @@ pub enum SourceError {
     Row { path: PathBuf, row: u64, message: String },
 }
 
-/// A row and where it came from.
+/// A row and where it came from. Its text may borrow from the reader's buffer, so it lives
+/// until the next row is read.
 #[derive(Debug)]
-pub struct SourceRow {
-    pub path: PathBuf,
+pub struct SourceRow<'a> {
+    pub path: &'a Path,
     /// 1-based row (line) number within its file.
     pub row: u64,
-    pub value: Value,
+    pub value: RowValue<'a>,
 }
 
 const EXTENSIONS: [&str; 4] = ["jsonl", "json", "csv", "parquet"];
@@ -94,113 +97,188 @@ pub fn content_hash(files: &[PathBuf]) -> Result<String, SourceError> {
     Ok(format!("{:x}", hasher.finalize()))
 }
 
-/// Streams the rows of `files` in order.
-pub fn rows(files: Vec<PathBuf>) -> impl Iterator<Item = Result<SourceRow, SourceError>> {
-    files.into_iter().flat_map(|path| -> Box<dyn Iterator<Item = Result<SourceRow, SourceError>>> {
-        match file_rows(&path) {
-            Ok(rows) => rows,
-            Err(error) => Box::new(std::iter::once(Err(error))),
-        }
-    })
+/// Reads the rows of `files` in order, one at a time: a row borrows the reader's line buffer
+/// (no copy of its text) until the next row is read.
+pub struct RowReader {
+    files: std::vec::IntoIter<PathBuf>,
+    current: Option<FileRows>,
 }
 
-fn file_rows(path: &Path) -> Result<Box<dyn Iterator<Item = Result<SourceRow, SourceError>>>, SourceError> {
-    let io = |source| SourceError::Io { path: path.to_owned(), source };
-    let file = File::open(path).map_err(io)?;
-    let owned = path.to_owned();
-    match path.extension().and_then(|extension| extension.to_str()) {
-        Some("jsonl") => Ok(Box::new(json_lines(owned, BufReader::new(file)))),
-        Some("json") => {
-            let mut reader = BufReader::new(file);
-            let starts_with_array = loop {
-                let buffer = reader.fill_buf().map_err(io)?;
-                match buffer.iter().position(|byte| !byte.is_ascii_whitespace()) {
-                    Some(index) => break buffer[index] == b'[',
-                    None if buffer.is_empty() => break false,
-                    None => {
-                        let len = buffer.len();
-                        reader.consume(len);
-                    }
-                }
+impl RowReader {
+    pub fn new(files: Vec<PathBuf>) -> Self {
+        RowReader { files: files.into_iter(), current: None }
+    }
+
+    /// The next row, an error (after which the rest of that file is skipped), or `None` at the
+    /// end of the last file.
+    pub fn next_row(&mut self) -> Option<Result<SourceRow<'_>, SourceError>> {
+        loop {
+            let file = match &mut self.current {
+                Some(file) => file,
+                None => match FileRows::open(self.files.next()?) {
+                    Ok(file) => self.current.insert(file),
+                    Err(error) => return Some(Err(error)),
+                },
             };
-            if starts_with_array {
-                // A JSON array cannot be streamed row by row with serde_json; prefer .jsonl or
-                // .parquet for large datasets.
-                let values: Vec<Value> =
-                    serde_json::from_reader(reader).map_err(|error| SourceError::Row {
-                        path: owned.clone(),
-                        row: error.line() as u64,
-                        message: error.to_string(),
-                    })?;
-                Ok(Box::new(
-                    values
-                        .into_iter()
-                        .zip(1..)
-                        .map(move |(value, row)| Ok(SourceRow { path: owned.clone(), row, value })),
-                ))
-            } else {
-                Ok(Box::new(json_lines(owned, reader)))
+            match file.advance() {
+                Ok(true) => break,
+                Ok(false) => self.current = None,
+                Err(error) => {
+                    self.current = None;
+                    return Some(Err(error));
+                }
             }
         }
-        Some("csv") => {
-            let mut reader = csv::Reader::from_reader(file);
-            let headers = reader
-                .headers()
-                .map_err(|error| SourceError::Row {
-                    path: owned.clone(),
-                    row: 1,
-                    message: error.to_string(),
-                })?
-                .clone();
-            Ok(Box::new(reader.into_records().zip(2..).map(move |(record, row)| {
-                let record = record.map_err(|error| SourceError::Row {
-                    path: owned.clone(),
-                    row,
-                    message: error.to_string(),
-                })?;
-                let object = headers
-                    .iter()
-                    .zip(record.iter())
-                    .map(|(key, value)| (key.to_owned(), Value::String(value.to_owned())))
-                    .collect();
-                Ok(SourceRow { path: owned.clone(), row, value: Value::Object(object) })
-            })))
-        }
-        Some("parquet") => {
-            let reader = SerializedFileReader::new(file).map_err(|error| SourceError::Row {
-                path: owned.clone(),
-                row: 0,
-                message: format!("not a readable parquet file: {error}"),
-            })?;
-            let rows = reader.into_iter().zip(1..).map(move |(row, number)| match row {
-                Ok(row) => Ok(SourceRow { path: owned.clone(), row: number, value: row.to_json_value() }),
-                Err(error) => {
-                    Err(SourceError::Row { path: owned.clone(), row: number, message: error.to_string() })
-                }
-            });
-            Ok(Box::new(rows))
-        }
-        _ => Err(SourceError::Unsupported { path: path.to_owned() }),
+        self.current.as_mut().map(FileRows::take)
     }
 }
 
-fn json_lines(
+/// The rows of one file.
+struct FileRows {
     path: PathBuf,
-    reader: impl BufRead + 'static,
-) -> impl Iterator<Item = Result<SourceRow, SourceError>> {
-    reader.lines().zip(1..).filter_map(move |(line, row)| match line {
-        Err(source) => Some(Err(SourceError::Io { path: path.clone(), source })),
-        Ok(text) if text.trim().is_empty() => None,
-        Ok(text) => Some(
-            serde_json::from_str(&text).map(|value| SourceRow { path: path.clone(), row, value }).map_err(
-                |error| SourceError::Row {
+    kind: FileKind,
+}
+
+enum FileKind {
+    /// JSON lines: the current line, parsed when it is taken.
+    Lines { reader: Box<dyn BufRead>, line: String, row: u64 },
+    /// Rows parsed as they are read (CSV, parquet) or whole (a JSON array), owning their text.
+    Values {
+        rows: Box<dyn Iterator<Item = Result<(u64, RowValue<'static>), SourceError>>>,
+        current: (u64, RowValue<'static>),
+    },
+}
+
+impl FileRows {
+    fn open(path: PathBuf) -> Result<FileRows, SourceError> {
+        let io = |source| SourceError::Io { path: path.clone(), source };
+        let file = File::open(&path).map_err(io)?;
+        let values = |rows| Ok(FileKind::Values { rows, current: (0, RowValue::Null) });
+        let kind = match path.extension().and_then(|extension| extension.to_str()) {
+            Some("jsonl") => Ok(lines(BufReader::new(file))),
+            Some("json") => {
+                let mut reader = BufReader::new(file);
+                let starts_with_array = loop {
+                    let buffer = reader.fill_buf().map_err(io)?;
+                    match buffer.iter().position(|byte| !byte.is_ascii_whitespace()) {
+                        Some(index) => break buffer[index] == b'[',
+                        None if buffer.is_empty() => break false,
+                        None => {
+                            let len = buffer.len();
+                            reader.consume(len);
+                        }
+                    }
+                };
+                if starts_with_array {
+                    // A JSON array cannot be streamed row by row with serde_json; prefer .jsonl or
+                    // .parquet for large datasets.
+                    let rows: Vec<serde_json::Value> =
+                        serde_json::from_reader(reader).map_err(|error| SourceError::Row {
+                            path: path.clone(),
+                            row: error.line() as u64,
+                            message: error.to_string(),
+                        })?;
+                    values(Box::new(
+                        rows.into_iter().zip(1..).map(|(value, row)| Ok((row, RowValue::from_json(value)))),
+                    ))
+                } else {
+                    Ok(lines(reader))
+                }
+            }
+            Some("csv") => {
+                let mut reader = csv::Reader::from_reader(file);
+                let headers = reader
+                    .headers()
+                    .map_err(|error| SourceError::Row {
+                        path: path.clone(),
+                        row: 1,
+                        message: error.to_string(),
+                    })?
+                    .clone();
+                let owned = path.clone();
+                values(Box::new(reader.into_records().zip(2..).map(move |(record, row)| {
+                    let record = record.map_err(|error| SourceError::Row {
+                        path: owned.clone(),
+                        row,
+                        message: error.to_string(),
+                    })?;
+                    let entries = headers
+                        .iter()
+                        .zip(record.iter())
+                        .map(|(key, value)| {
+                            (Cow::Owned(key.to_owned()), RowValue::Text(Cow::Owned(value.to_owned())))
+                        })
+                        .collect();
+                    Ok((row, RowValue::Object(entries)))
+                })))
+            }
+            Some("parquet") => {
+                let reader = SerializedFileReader::new(file).map_err(|error| SourceError::Row {
                     path: path.clone(),
-                    row,
+                    row: 0,
+                    message: format!("not a readable parquet file: {error}"),
+                })?;
+                let owned = path.clone();
+                values(Box::new(reader.into_iter().zip(1..).map(move |(row, number)| match row {
+                    Ok(row) => Ok((number, RowValue::from_json(row.to_json_value()))),
+                    Err(error) => {
+                        Err(SourceError::Row { path: owned.clone(), row: number, message: error.to_string() })
+                    }
+                })))
+            }
+            _ => Err(SourceError::Unsupported { path: path.clone() }),
+        }?;
+        Ok(FileRows { path, kind })
+    }
+
+    /// Moves to the next row; `false` at the end of the file.
+    fn advance(&mut self) -> Result<bool, SourceError> {
+        match &mut self.kind {
+            FileKind::Lines { reader, line, row } => loop {
+                line.clear();
+                let read = reader
+                    .read_line(line)
+                    .map_err(|source| SourceError::Io { path: self.path.clone(), source })?;
+                if read == 0 {
+                    return Ok(false);
+                }
+                *row += 1;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                return Ok(true);
+            },
+            FileKind::Values { rows, current } => match rows.next().transpose()? {
+                Some(next) => {
+                    *current = next;
+                    Ok(true)
+                }
+                None => Ok(false),
+            },
+        }
+    }
+
+    /// The row [`FileRows::advance`] moved to.
+    fn take(&mut self) -> Result<SourceRow<'_>, SourceError> {
+        let path = &self.path;
+        match &mut self.kind {
+            FileKind::Lines { line, row, .. } => serde_json::from_str(line.trim_end_matches(['\n', '\r']))
+                .map(|value| SourceRow { path, row: *row, value })
+                .map_err(|error| SourceError::Row {
+                    path: path.clone(),
+                    row: *row,
                     message: format!("invalid JSON: {error}"),
-                },
-            ),
-        ),
-    })
+                }),
+            FileKind::Values { current, .. } => {
+                let (row, value) = std::mem::replace(current, (0, RowValue::Null));
+                Ok(SourceRow { path, row, value })
+            }
+        }
+    }
+}
+
+fn lines(reader: impl BufRead + 'static) -> FileKind {
+    FileKind::Lines { reader: Box::new(reader), line: String::new(), row: 0 }
 }
 
 #[cfg(test)]
@@ -211,17 +289,17 @@ mod tests {
     fn jsonl_csv_and_json_arrays_stream_rows_with_numbers() {
         let directory = tempfile::tempdir().unwrap();
         let jsonl = directory.path().join("a.jsonl");
-        std::fs::write(&jsonl, "{\"q\": 1}\n\n{\"q\": 2}\n{broken\n").unwrap();
-        let rows: Vec<_> = rows(vec![jsonl.clone()]).collect();
-        assert_eq!(rows[0].as_ref().unwrap().value["q"], 1);
-        assert_eq!(rows[1].as_ref().unwrap().row, 3);
-        let error = rows[2].as_ref().unwrap_err().to_string();
+        std::fs::write(&jsonl, "{\"q\": 1}\n\n{\"q\": 2}\r\n{broken\n{\"q\": 4}").unwrap();
+        let rows = rows_of(&jsonl);
+        assert_eq!(rows[0], Ok((1, r#"{"q":1}"#.to_owned())));
+        assert_eq!(rows[1], Ok((3, r#"{"q":2}"#.to_owned())));
+        let error = rows[2].as_ref().unwrap_err();
         assert!(error.starts_with(&format!("`{}` row 4: invalid JSON", jsonl.display())), "{error}");
+        assert_eq!(rows[3], Ok((5, r#"{"q":4}"#.to_owned())), "a line without a newline at the end");
 
         let csv_path = directory.path().join("b.csv");
         std::fs::write(&csv_path, "question,answer\n\"Q, with comma\",B\n").unwrap();
-        let row = rows_of(&csv_path).remove(0);
-        assert_eq!((row.row, row.value["question"].as_str()), (2, Some("Q, with comma")));
+        assert_eq!(rows_of(&csv_path), [Ok((2, r#"{"question":"Q, with comma","answer":"B"}"#.to_owned()))]);
 
         let json = directory.path().join("c.json");
         std::fs::write(&json, " [ {\"q\": 1}, {\"q\": 2} ]").unwrap();
@@ -229,8 +307,14 @@ mod tests {
         assert_eq!(data_files(directory.path()).unwrap(), vec![jsonl, csv_path, json]);
     }
 
-    fn rows_of(path: &Path) -> Vec<SourceRow> {
-        rows(vec![path.to_owned()]).map(Result::unwrap).collect()
+    /// Every row of `path` as its line number and JSON text, or its error.
+    fn rows_of(path: &Path) -> Vec<Result<(u64, String), String>> {
+        let mut reader = RowReader::new(vec![path.to_owned()]);
+        let mut rows = Vec::new();
+        while let Some(row) = reader.next_row() {
+            rows.push(row.map(|row| (row.row, row.value.to_string())).map_err(|error| error.to_string()));
+        }
+        rows
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One dataset through the loop.
 
 use std::{
+    borrow::Cow,
     collections::BTreeMap,
     path::PathBuf,
     time::{Duration, Instant},
@@ -21,8 +22,8 @@ use crate::{
         hub,
         item::{with_batch_view, OwnedItem},
         prompt,
-        record::McqRecord,
-        source::{self, SourceRow},
+        record::{AnswerKey, AnswerKeys, McqRecord},
+        source::{self, RowReader},
     },
     metrics::{self, Sample, Score},
     plugins::ModelInstance,
@@ -121,9 +122,9 @@ impl DatasetOutcome {
     }
 }
 
-/// A record and the item built from it.
+/// An item and what scoring needs of the record it was built from.
 struct Pending {
-    record: McqRecord,
+    answer: AnswerKey,
     item: OwnedItem,
 }
 
@@ -242,9 +243,8 @@ type CacheHits = KeyMap<(CachedOutput, Option<CachedExtraction>)>;
 struct WindowReader<'a> {
     dataset: &'a DatasetPlan,
     scoring: Scoring,
-    /// Set when this thread computes the keys: with a cache but no lookup thread. Without a
-    /// cache hashing every prompt would be wasted work; with a lookup thread, that thread
-    /// hashes (reading and parsing is the heavier half).
+    /// Set when there is a cache: this thread hashes the keys (the lookup thread's SQLite
+    /// seeks are the heavier half). Without a cache hashing every prompt would be wasted work.
     key_context: Option<KeyContext>,
     shows_expected: bool,
     limit: u64,
@@ -255,10 +255,11 @@ impl WindowReader<'_> {
     /// Sends windows until the rows (or `limit`) run out, a row is bad (its error is sent), or
     /// the evaluation stops listening.
     fn read(&self, files: Vec<PathBuf>, windows: std::sync::mpsc::SyncSender<Result<Window, String>>) {
-        let mut rows = source::rows(files);
+        let mut rows = RowReader::new(files);
+        let mut answer_keys = AnswerKeys::default();
         let mut next_index = 0u64;
         loop {
-            let window = self.next_window(&mut rows, &mut next_index);
+            let window = self.next_window(&mut rows, &mut answer_keys, &mut next_index);
             let last = !matches!(&window, Ok(window) if window.pending.len() == self.window_size);
             let empty = matches!(&window, Ok(window) if window.pending.is_empty());
             if empty || windows.send(window).is_err() || last {
@@ -269,13 +270,14 @@ impl WindowReader<'_> {
 
     fn next_window(
         &self,
-        rows: &mut impl Iterator<Item = Result<SourceRow, source::SourceError>>,
+        rows: &mut RowReader,
+        answer_keys: &mut AnswerKeys,
         next_index: &mut u64,
     ) -> Result<Window, String> {
         let definition = self.dataset.definition;
         let mut pending = Vec::with_capacity(self.window_size);
         while pending.len() < self.window_size && *next_index < self.limit {
-            let Some(row) = rows.next() else { break };
+            let Some(row) = rows.next_row() else { break };
             let row = row.map_err(|error| error.to_string())?;
             let record = definition.schema.record(&row.value, *next_index).map_err(|problem| {
                 format!(
@@ -287,7 +289,7 @@ impl WindowReader<'_> {
                 )
             })?;
             let item = build_item(*next_index, &record, self.dataset, self.scoring);
-            pending.push(Pending { record, item });
+            pending.push(Pending { answer: answer_keys.key(&record), item });
             *next_index += 1;
         }
         let mut window = Window { pending, keys: Vec::new(), hits: CacheHits::default() };
@@ -318,7 +320,7 @@ fn evaluate_rows(
     let reader = WindowReader {
         dataset: progress.dataset,
         scoring: plan.scoring,
-        key_context: (plan.cache == CacheMode::Refresh).then(|| progress.key_context.clone()),
+        key_context: cache.is_some().then(|| progress.key_context.clone()),
         shows_expected: plan.model.meta.wants_expected_output,
         limit: plan.max_samples.unwrap_or(u64::MAX),
         window_size: LOOKUP_WINDOW.max(plan.batch_size),
@@ -332,9 +334,6 @@ fn evaluate_rows(
         _ => None,
     };
     let extraction = progress.extraction;
-    let key_context = progress.key_context.clone();
-    let key_context = &key_context;
-    let shows_expected = plan.model.meta.wants_expected_output;
     std::thread::scope(|scope| {
         let (sender, read) = std::sync::mpsc::sync_channel(WINDOWS_AHEAD);
         scope.spawn(move || reader.read(files, sender));
@@ -345,7 +344,6 @@ fn evaluate_rows(
                 scope.spawn(move || {
                     for window in read {
                         let window = window.and_then(|mut window| {
-                            window.keys = window.keys_under(key_context, shows_expected);
                             window.hits = lookups
                                 .get_outputs_with_extractions(
                                     &window.keys,
@@ -379,7 +377,7 @@ fn evaluate_rows(
 
 /// The item sent to the model for `record`: the rendered prompt (or, for log-likelihood
 /// scoring, the context the options continue), options in `other_args`.
-pub fn build_item(id: u64, record: &McqRecord, dataset: &DatasetPlan, scoring: Scoring) -> OwnedItem {
+pub fn build_item(id: u64, record: &McqRecord<'_>, dataset: &DatasetPlan, scoring: Scoring) -> OwnedItem {
     /// `other_args` serialized straight from the record, without building a JSON value first,
     /// in canonical form (keys sorted at every level) so the cache key can hash it as it is.
     #[derive(Serialize)]
@@ -388,13 +386,13 @@ pub fn build_item(id: u64, record: &McqRecord, dataset: &DatasetPlan, scoring: S
         group: Option<&'a str>,
         options: Options<'a>,
     }
-    struct Options<'a>(Vec<&'a (String, String)>);
+    struct Options<'a>(Vec<&'a (Cow<'a, str>, Cow<'a, str>)>);
     impl Serialize for Options<'_> {
         fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             serializer.collect_map(self.0.iter().map(|(letter, text)| (letter, text)))
         }
     }
-    let mut options: Vec<&(String, String)> = record.options.iter().collect();
+    let mut options: Vec<&(Cow<'_, str>, Cow<'_, str>)> = record.options.iter().collect();
     options.sort_by(|a, b| a.0.cmp(&b.0));
     let other_args =
         serde_json::to_string(&OtherArgs { group: record.group.as_deref(), options: Options(options) })
@@ -405,8 +403,8 @@ pub fn build_item(id: u64, record: &McqRecord, dataset: &DatasetPlan, scoring: S
             Scoring::Generate => dataset.definition.template.render(record, dataset.template_override()),
             Scoring::Loglikelihood => prompt::loglikelihood_context(record),
         }),
-        system_prompt: record.system_prompt.clone(),
-        expected_output: Some(record.answer.clone()),
+        system_prompt: record.system_prompt.as_deref().map(str::to_owned),
+        expected_output: Some(record.answer.to_string()),
         other_args,
         ..OwnedItem::default()
     }
@@ -507,8 +505,8 @@ fn run_plugin_batch(
             with_batch_view(&items, plan.model.meta.wants_expected_output, |view| instance.run(view))
         }
         Scoring::Loglikelihood => {
-            let records: Vec<&McqRecord> = batch.iter().map(|index| &window[*index].record).collect();
-            score_options(instance, &items, &records)
+            let answers: Vec<&AnswerKey> = batch.iter().map(|index| &window[*index].answer).collect();
+            score_options(instance, &items, &answers)
         }
     };
     progress.model_time += model_started.elapsed();
@@ -526,8 +524,7 @@ fn run_plugin_batch(
                             completion_tokens: output.completion_tokens.into_option(),
                             latency_us: output.latency_us,
                         };
-                        let prediction =
-                            extraction.apply(&output.raw_output, &letters(&window[*index].record));
+                        let prediction = extraction.apply(&output.raw_output, &window[*index].answer.letters);
                         new_extractions.push((keys[*index], prediction.clone()));
                         new_outputs.push(NewOutput {
                             key: keys[*index],
@@ -566,13 +563,13 @@ fn run_plugin_batch(
 fn score_options(
     instance: &mut ModelInstance,
     items: &[&OwnedItem],
-    records: &[&McqRecord],
+    answers: &[&AnswerKey],
 ) -> Result<Vec<ItemOutput>, crate::plugins::CallError> {
     let started = Instant::now();
-    let continuations: Vec<Vec<String>> = records
+    let continuations: Vec<Vec<String>> = answers
         .iter()
-        .map(|record| {
-            record.options.iter().map(|(letter, _)| prompt::loglikelihood_continuation(letter)).collect()
+        .map(|answer| {
+            answer.letters.iter().map(|letter| prompt::loglikelihood_continuation(letter)).collect()
         })
         .collect();
     let continuation_views: Vec<Vec<RStr<'_>>> =
@@ -590,8 +587,8 @@ fn score_options(
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     Ok(outputs
         .into_iter()
-        .zip(records)
-        .map(|(output, record)| {
+        .zip(answers)
+        .map(|(output, answer)| {
             let result = match output.result {
                 RResult::ROk(scores) if scores.iter().any(|score| !score.logprob.is_finite()) => {
                     // JSON cannot carry them, and a NaN ranks nothing: a failure, not an answer.
@@ -604,11 +601,11 @@ fn score_options(
                     ))
                 }
                 RResult::ROk(scores) => {
-                    let by_letter: serde_json::Map<String, serde_json::Value> = record
-                        .options
+                    let by_letter: serde_json::Map<String, serde_json::Value> = answer
+                        .letters
                         .iter()
                         .zip(scores.iter())
-                        .map(|((letter, _), score)| (letter.clone(), serde_json::json!(score.logprob)))
+                        .map(|(letter, score)| (letter.clone(), serde_json::json!(score.logprob)))
                         .collect();
                     RResult::ROk(RString::from(serde_json::Value::Object(by_letter).to_string()))
                 }
@@ -625,10 +622,6 @@ fn score_options(
         .collect())
 }
 
-fn letters(record: &McqRecord) -> Vec<String> {
-    record.options.iter().map(|(letter, _)| letter.clone()).collect()
-}
-
 /// Extraction (if not cached), counters, scoring and the sample record of one item. Returns
 /// the extraction to store when a cached output had none under the current rule.
 fn finish_item(
@@ -637,24 +630,24 @@ fn finish_item(
     key: CacheKey,
     result: ItemResult,
 ) -> (SampleRecord, Option<(CacheKey, Option<String>)>) {
-    let record = &pending.record;
+    let answer = &pending.answer;
     let collect = progress.plan.collect_samples;
     // Texts are copied into the record only when samples are written.
     let copy = |text: &str| if collect { text.to_owned() } else { String::new() };
     let mut sample = SampleRecord {
         dataset: copy(&progress.dataset.name),
-        id: copy(&record.source_id),
+        id: copy(&answer.source_id),
         prompt: copy(pending.item.input.as_deref().unwrap_or_default()),
         raw_output: None,
         prediction: None,
-        expected: copy(&record.answer),
+        expected: copy(&answer.answer),
         correct: None,
         from_cache: false,
         error: None,
         input_tokens: None,
         output_tokens: None,
         latency_ms: None,
-        group: if collect { record.group.clone() } else { None },
+        group: if collect { answer.group.clone() } else { None },
     };
     progress.outcome.num_items += 1;
     let mut late = None;
@@ -663,7 +656,7 @@ fn finish_item(
             let prediction = match extraction {
                 Some(cached) => cached.prediction,
                 None => {
-                    let prediction = progress.extraction.apply(&output.raw_output, &letters(record));
+                    let prediction = progress.extraction.apply(&output.raw_output, &answer.letters);
                     late = Some((key, prediction.clone()));
                     prediction
                 }
@@ -684,10 +677,10 @@ fn finish_item(
                 };
             let scored = Sample {
                 prediction: prediction.as_deref(),
-                reference: &record.answer,
+                reference: &answer.answer,
                 other_args: &other_args,
             };
-            let group = record.group.as_ref().map(|group| {
+            let group = answer.group.as_ref().map(|group| {
                 match progress.group_names.iter().position(|name| name == group) {
                     Some(index) => index as u32,
                     None => {
@@ -700,7 +693,7 @@ fn finish_item(
                 accumulator.add(*metric, &scored, group);
             }
             sample.correct =
-                Some(prediction.as_deref().is_some_and(|letter| letter.eq_ignore_ascii_case(&record.answer)));
+                Some(prediction.as_deref().is_some_and(|letter| letter.eq_ignore_ascii_case(&answer.answer)));
             sample.prediction = if collect { prediction } else { None };
             sample.from_cache = from_cache;
             sample.input_tokens = output.prompt_tokens;
