@@ -12,10 +12,11 @@ mod key;
 
 use std::{
     path::{Path, PathBuf},
+    rc::Rc,
     time::Duration,
 };
 
-use rusqlite::{params_from_iter, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params_from_iter, types::Value, Connection, OptionalExtension, TransactionBehavior};
 
 pub use key::{item_key, CacheKey, KeyContext, KeyMap};
 
@@ -66,9 +67,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Connection settings and tables. The extraction made when an output is stored lives in the
 /// output's row (one page written per item instead of two); extractions made later, under
-/// another rule version, go to `extractions`. Keys are random hashes: the tables are clustered
-/// on the key (WITHOUT ROWID: one B-tree instead of table plus index), the page cache holds
-/// the working set, and the WAL is checkpointed less often.
+/// another rule version, go to `extractions` (clustered on the key: WITHOUT ROWID, one B-tree
+/// instead of table plus index). Keys are random hashes, so the page cache is sized for the
+/// working set and the WAL is checkpointed less often.
 ///
 /// New outputs are first appended to `pending_outputs`, in commit order: a batch's commit then
 /// writes one or two pages instead of one per item (random keys land on random pages, and at
@@ -121,12 +122,14 @@ fn row_id(key: &CacheKey) -> i64 {
     i64::from_le_bytes(first)
 }
 
-/// Keys per lookup query (SQLite allows 32766 parameters; 500 keeps statements small).
-const LOOKUP_CHUNK: usize = 500;
-
-/// `?3,?4,...`: placeholders for `count` keys after the extractor and version parameters.
-fn placeholders(count: usize) -> String {
-    (3..3 + count).map(|index| format!("?{index}")).collect::<Vec<_>>().join(",")
+/// Opens a connection with what every use of it needs: the `rarray` table-valued function
+/// (a lookup passes its keys as one array parameter, without a statement per key count) and
+/// a busy timeout so concurrent evaluations wait for each other.
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    rusqlite::vtab::array::load_module(&connection)?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(connection)
 }
 
 /// An open cache file.
@@ -145,11 +148,7 @@ impl Cache {
             })?;
         }
         let wrap = |source| CacheError { path: path.to_owned(), source };
-        let connection = Connection::open(path).map_err(wrap)?;
-        // Keys are random hashes, so every insert lands on another page: the tables are clustered
-        // on the key (WITHOUT ROWID, one B-tree instead of table + index), the page cache holds
-        // the working set, and the WAL is checkpointed less often.
-        connection.busy_timeout(Duration::from_secs(60)).map_err(wrap)?;
+        let connection = connect(path).map_err(wrap)?;
         // Two processes creating the same file at once can find it locked while the other
         // switches it to WAL or creates the tables, in ways SQLite reports as BUSY without
         // waiting on the busy handler: retry within the busy timeout.
@@ -173,8 +172,7 @@ impl Cache {
     /// A second connection to the same file (for lookups on another thread).
     pub fn reopen(&self) -> Result<Cache, CacheError> {
         let wrap = |source| CacheError { path: self.path.clone(), source };
-        let connection = Connection::open(&self.path).map_err(wrap)?;
-        connection.busy_timeout(BUSY_TIMEOUT).map_err(wrap)?;
+        let connection = connect(&self.path).map_err(wrap)?;
         // Its own page cache, as large as the writer's: a lookup touches pages all over the file.
         connection.execute_batch("PRAGMA cache_size = -65536;").map_err(wrap)?;
         Ok(Cache { connection, path: self.path.clone() })
@@ -289,78 +287,76 @@ impl Cache {
         extractor: &str,
         version: u32,
     ) -> Result<KeyMap<(CachedOutput, Option<CachedExtraction>)>, CacheError> {
+        let wrap = |error| self.wrap(error);
         let mut found = KeyMap::with_capacity_and_hasher(keys.len(), Default::default());
         // Extractions made at store time sit in the output's row; only outputs stored under
         // another rule need the `extractions` table (a second lookup, usually skipped).
         let mut elsewhere = Vec::new();
         let wanted: KeyMap<()> = keys.iter().map(|key| (*key, ())).collect();
-        for chunk in keys.chunks(LOOKUP_CHUNK) {
-            let mut statement = self
-                .connection
-                .prepare_cached(&format!(
-                    "SELECT key, raw_output, prompt_tokens, completion_tokens, latency_us,
-                            IFNULL(extractor = ?1 AND extractor_version = ?2, 0), prediction
-                     FROM outputs WHERE id IN ({})",
-                    placeholders(chunk.len())
-                ))
-                .map_err(|error| self.wrap(error))?;
-            let mut parameters: Vec<rusqlite::types::Value> =
-                vec![extractor.to_owned().into(), i64::from(version).into()];
-            parameters.extend(chunk.iter().map(|key| rusqlite::types::Value::Integer(row_id(key))));
-            let rows = statement
-                .query_map(params_from_iter(parameters), |row| {
-                    let output = CachedOutput {
-                        raw_output: row.get(1)?,
-                        prompt_tokens: row.get::<_, Option<i64>>(2)?.map(|value| value as u64),
-                        completion_tokens: row.get::<_, Option<i64>>(3)?.map(|value| value as u64),
-                        latency_us: row.get::<_, i64>(4)? as u64,
-                    };
-                    let extraction = row
-                        .get::<_, bool>(5)?
-                        .then(|| {
-                            row.get::<_, Option<String>>(6).map(|prediction| CachedExtraction { prediction })
-                        })
-                        .transpose()?;
-                    let key = <[u8; 32]>::try_from(row.get_ref(0)?.as_blob()?).ok().map(CacheKey);
-                    Ok((key, output, extraction))
-                })
-                .map_err(|error| self.wrap(error))?;
-            for row in rows {
-                let (key, output, extraction) = row.map_err(|error| self.wrap(error))?;
-                // A row whose key only shares its first 8 bytes with the one asked for is
-                // another item's: it matches no key of the chunk.
-                let Some(key) = key else { continue };
-                if wanted.contains_key(&key) {
-                    if extraction.is_none() {
-                        elsewhere.push(key);
-                    }
-                    found.insert(key, (output, extraction));
-                }
+        // One seek per key, in row order: neighbouring seeks share the B-tree's upper pages.
+        let mut ids: Vec<i64> = keys.iter().map(row_id).collect();
+        ids.sort_unstable();
+        let ids: Rc<Vec<Value>> = Rc::new(ids.into_iter().map(Value::Integer).collect());
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT key, raw_output, prompt_tokens, completion_tokens, latency_us,
+                        IFNULL(extractor = ?1 AND extractor_version = ?2, 0), prediction
+                 FROM rarray(?3) AS wanted CROSS JOIN outputs ON outputs.id = wanted.value",
+            )
+            .map_err(wrap)?;
+        let mut rows =
+            statement.query(rusqlite::params![extractor, i64::from(version), ids]).map_err(wrap)?;
+        while let Some(row) = rows.next().map_err(wrap)? {
+            // A row whose key only shares its first 8 bytes with one asked for is another
+            // item's: it matches no wanted key.
+            let Ok(key) =
+                <[u8; 32]>::try_from(row.get_ref(0).and_then(|key| Ok(key.as_blob()?)).map_err(wrap)?)
+            else {
+                continue;
+            };
+            let key = CacheKey(key);
+            if !wanted.contains_key(&key) {
+                continue;
             }
+            let read = || -> rusqlite::Result<_> {
+                let output = CachedOutput {
+                    raw_output: row.get(1)?,
+                    prompt_tokens: row.get::<_, Option<i64>>(2)?.map(|value| value as u64),
+                    completion_tokens: row.get::<_, Option<i64>>(3)?.map(|value| value as u64),
+                    latency_us: row.get::<_, i64>(4)? as u64,
+                };
+                let extraction = match row.get::<_, bool>(5)? {
+                    true => Some(CachedExtraction { prediction: row.get(6)? }),
+                    false => None,
+                };
+                Ok((output, extraction))
+            };
+            let (output, extraction) = read().map_err(wrap)?;
+            if extraction.is_none() {
+                elsewhere.push(Value::Blob(key.0.to_vec()));
+            }
+            found.insert(key, (output, extraction));
         }
-        for chunk in elsewhere.chunks(LOOKUP_CHUNK) {
-            let mut statement = self
-                .connection
-                .prepare_cached(&format!(
-                    "SELECT output_key, prediction FROM extractions
-                     WHERE extractor = ?1 AND version = ?2 AND output_key IN ({})",
-                    placeholders(chunk.len())
-                ))
-                .map_err(|error| self.wrap(error))?;
-            let mut parameters: Vec<rusqlite::types::Value> =
-                vec![extractor.to_owned().into(), i64::from(version).into()];
-            parameters.extend(chunk.iter().map(|key| rusqlite::types::Value::Blob(key.0.to_vec())));
-            let rows = statement
-                .query_map(params_from_iter(parameters), |row| {
-                    Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Option<String>>(1)?))
-                })
-                .map_err(|error| self.wrap(error))?;
-            for row in rows {
-                let (key, prediction) = row.map_err(|error| self.wrap(error))?;
-                if let Ok(key) = <[u8; 32]>::try_from(key.as_slice()) {
-                    if let Some((_, extraction)) = found.get_mut(&CacheKey(key)) {
-                        *extraction = Some(CachedExtraction { prediction });
-                    }
+        if elsewhere.is_empty() {
+            return Ok(found);
+        }
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT output_key, prediction FROM extractions
+                 WHERE extractor = ?1 AND version = ?2 AND output_key IN rarray(?3)",
+            )
+            .map_err(wrap)?;
+        let mut rows = statement
+            .query(rusqlite::params![extractor, i64::from(version), Rc::new(elsewhere)])
+            .map_err(wrap)?;
+        while let Some(row) = rows.next().map_err(wrap)? {
+            let (key, prediction): (Vec<u8>, Option<String>) =
+                (row.get(0).map_err(wrap)?, row.get(1).map_err(wrap)?);
+            if let Ok(key) = <[u8; 32]>::try_from(key.as_slice()) {
+                if let Some((_, extraction)) = found.get_mut(&CacheKey(key)) {
+                    *extraction = Some(CachedExtraction { prediction });
                 }
             }
         }
@@ -539,10 +535,16 @@ mod tests {
         );
         let new_rule = cache.get_outputs_with_extractions(&[first], "mcq_letter", 2).unwrap();
         assert_eq!(new_rule[&first].1, None, "a new rule version has no extraction yet");
+        // Extractions made later, under the new rule, come from the extractions table.
+        let mut cache = cache;
+        cache.store_batch(&[], &[(first, Some("B".into())), (second, None)], "mcq_letter", 2).unwrap();
+        let rescored = cache.get_outputs_with_extractions(&[second, absent, first], "mcq_letter", 2).unwrap();
+        assert_eq!(rescored[&first], (output("A"), Some(CachedExtraction { prediction: Some("B".into()) })));
+        assert_eq!(rescored[&second], (output("zz"), Some(CachedExtraction { prediction: None })));
         let stats = cache.stats().unwrap();
         assert_eq!(
             (stats.outputs, stats.extractions, stats.models.clone()),
-            (2, 2, vec![("m".to_owned(), 2)])
+            (2, 4, vec![("m".to_owned(), 2)])
         );
     }
 
