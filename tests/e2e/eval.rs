@@ -646,3 +646,74 @@ fn secrets_in_the_model_configuration_never_reach_output_files() {
         serde_json::json!({"api_key": "***", "hf_token": "***", "max_tokens": 5})
     );
 }
+
+/// Runs `karma-host` in `env`'s directory with stderr on a pseudo-terminal (120 columns) and
+/// returns what it wrote there.
+fn stderr_on_a_terminal(env: &EvalEnv, args: &[&str]) -> String {
+    use std::{io::Read, os::fd::FromRawFd};
+
+    let (mut controller, mut terminal) = (-1, -1);
+    let size = libc::winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: openpty writes two new descriptors into the integers it is given.
+    let opened = unsafe {
+        libc::openpty(&mut controller, &mut terminal, std::ptr::null_mut(), std::ptr::null(), &size)
+    };
+    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened and are owned by nothing else.
+    let (mut controller, terminal) =
+        unsafe { (std::fs::File::from_raw_fd(controller), std::os::fd::OwnedFd::from_raw_fd(terminal)) };
+    let mut child = karma_process(args, &[], Some(env.work.path()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(terminal))
+        .spawn()
+        .expect("run karma-host");
+    // The child holds the terminal's only remaining descriptor: reading ends (EIO) when it exits.
+    let mut written = Vec::new();
+    let _ = controller.read_to_end(&mut written);
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{}", String::from_utf8_lossy(&written));
+    String::from_utf8_lossy(&written).into_owned()
+}
+
+#[test]
+fn progress_bars_show_counts_eta_and_cache_hits_on_a_terminal_only() {
+    let env = EvalEnv::new(&[fixture("slow-echo")]);
+    datagen::write_jsonl(
+        &env.path("q.jsonl"),
+        &datagen::openlifescience_rows(&datagen::questions(12, 5), false),
+    );
+    let plugins = env.plugins.display().to_string();
+    let cache = env.path("cache.sqlite").display().to_string();
+    let mut args = vec![
+        "--plugins-dir",
+        &plugins,
+        "eval",
+        "--cache-path",
+        &cache,
+        "--model",
+        "fixture/slow-echo",
+        "--model-args",
+        r#"{"delay_ms": 60}"#,
+        "--batch-size",
+        "2",
+        "--datasets",
+        "medqa",
+        "--dataset-arg",
+        "medqa.data_files=q.jsonl",
+    ];
+    // The row count comes from the file (no --max-samples), so the bar has a length and an ETA.
+    let first = stderr_on_a_terminal(&env, &args);
+    assert!(first.contains("/12 ("), "{first}");
+    assert!(first.contains("items/s, eta "), "{first}");
+    assert!(first.contains("openlifescienceai/medqa: 12 items, 0 cached"), "{first}");
+    let second = stderr_on_a_terminal(&env, &args);
+    assert!(second.contains("openlifescienceai/medqa: 12 items, 12 cached"), "{second}");
+
+    // No bar when asked not to, or when stderr is not a terminal.
+    args.push("--no-progress");
+    let quiet = stderr_on_a_terminal(&env, &args);
+    assert!(!quiet.contains("eta") && !quiet.contains("cached"), "{quiet}");
+    args.pop();
+    let piped = karma_command(&args, &[], Some(env.work.path()));
+    piped.assert_code(0);
+    assert!(!piped.stderr.contains("eta") && !piped.stderr.contains("cached"), "{}", piped.stderr);
+}

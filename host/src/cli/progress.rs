@@ -3,13 +3,15 @@
 
 use std::cell::Cell;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::engine::Reporter;
 
 pub(super) struct Progress {
     bar: Option<ProgressBar>,
     hits: Cell<u64>,
+    /// The started dataset's `--max-samples`, which caps its row count.
+    limit: Cell<Option<u64>>,
 }
 
 impl Progress {
@@ -17,12 +19,25 @@ impl Progress {
         let bar = enabled.then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template("{spinner} {prefix} {pos} items ({per_sec}, {elapsed}) {msg}")
+                ProgressStyle::with_template("{spinner} {prefix} {pos} items ({rate}, {elapsed}) {msg}")
+                    .map(with_rate)
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             bar
         });
-        Progress { bar, hits: Cell::new(0) }
+        Progress { bar, hits: Cell::new(0), limit: Cell::new(None) }
+    }
+
+    /// Turns the spinner into a bar with an ETA.
+    fn set_total(&self, total: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} ({rate}, eta {eta}) {msg}")
+                    .map(with_rate)
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+        }
     }
 
     pub(super) fn finish(&self) {
@@ -32,22 +47,32 @@ impl Progress {
     }
 }
 
+/// `{rate}`: whole items per second (indicatif's `{per_sec}` prints four decimals).
+fn with_rate(style: ProgressStyle) -> ProgressStyle {
+    style.with_key("rate", |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+        let _ = write!(out, "{:.0} items/s", state.per_sec());
+    })
+}
+
 impl Reporter for Progress {
     fn dataset_started(&self, name: &str, total: Option<u64>) {
         self.hits.set(0);
+        self.limit.set(total);
         if let Some(bar) = &self.bar {
             bar.reset();
-            bar.set_length(total.unwrap_or(0));
-            if total.is_some() {
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{prefix} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta}) {msg}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                );
-            }
             bar.set_prefix(name.to_owned());
         }
+        if let Some(total) = total {
+            self.set_total(total);
+        }
+    }
+
+    fn wants_row_counts(&self) -> bool {
+        self.bar.is_some()
+    }
+
+    fn dataset_rows(&self, rows: u64) {
+        self.set_total(self.limit.get().map_or(rows, |limit| limit.min(rows)));
     }
 
     fn batch_done(&self, items: u64, cache_hits: u64) {

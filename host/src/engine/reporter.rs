@@ -2,8 +2,15 @@
 
 /// Receives progress events. Implementations must be cheap: they are called per batch.
 pub trait Reporter {
-    /// A dataset starts; `total` items when known.
+    /// A dataset starts; `total` items when known (`--max-samples`).
     fn dataset_started(&self, name: &str, total: Option<u64>);
+    /// Whether [`Reporter::dataset_rows`] is wanted: counting rows can cost a pass over the
+    /// files, worth it only for a display.
+    fn wants_row_counts(&self) -> bool {
+        false
+    }
+    /// The started dataset's files hold `rows` rows.
+    fn dataset_rows(&self, _rows: u64) {}
     /// A batch finished: items done, of which served from the cache.
     fn batch_done(&self, items: u64, cache_hits: u64);
     /// The dataset finished.
