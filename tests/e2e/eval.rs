@@ -681,6 +681,7 @@ fn progress_bars_show_counts_eta_and_cache_hits_on_a_terminal_only() {
         &env.path("q.jsonl"),
         &datagen::openlifescience_rows(&datagen::questions(12, 5), false),
     );
+    datagen::write_medmcqa_parquet(&env.path("m.parquet"), &datagen::questions(7, 6));
     let plugins = env.plugins.display().to_string();
     let cache = env.path("cache.sqlite").display().to_string();
     let mut args = vec![
@@ -696,15 +697,17 @@ fn progress_bars_show_counts_eta_and_cache_hits_on_a_terminal_only() {
         "--batch-size",
         "2",
         "--datasets",
-        "medqa",
-        "--dataset-arg",
-        "medqa.data_files=q.jsonl",
+        "medqa,medmcqa",
+        "--dataset-args",
+        "medqa:data_files=q.jsonl;medmcqa:data_files=m.parquet",
     ];
-    // The row count comes from the file (no --max-samples), so the bar has a length and an ETA.
+    // Row counts come from the files (no --max-samples): JSONL lines, the parquet footer. So
+    // the bars have a length and an ETA.
     let first = stderr_on_a_terminal(&env, &args);
-    assert!(first.contains("/12 ("), "{first}");
+    assert!(first.contains("/12 (") && first.contains("/7 ("), "{first}");
     assert!(first.contains("items/s, eta "), "{first}");
     assert!(first.contains("openlifescienceai/medqa: 12 items, 0 cached"), "{first}");
+    assert!(first.contains("openlifescienceai/medmcqa: 7 items, 0 cached"), "{first}");
     let second = stderr_on_a_terminal(&env, &args);
     assert!(second.contains("openlifescienceai/medqa: 12 items, 12 cached"), "{second}");
 

@@ -350,6 +350,22 @@ mod tests {
         assert_eq!(data_files(directory.path()).unwrap(), vec![jsonl, csv_path, json]);
     }
 
+    #[test]
+    fn row_counts_skip_blank_lines_and_are_unknown_for_arrays_and_csv() {
+        let directory = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = directory.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let lines = write("a.jsonl", "{}\n\n  \n{}\r\n{}");
+        let object_lines = write("b.json", "\n {}\n{}\n");
+        assert_eq!(count_rows(std::slice::from_ref(&lines)), Some(3), "the last line has no newline");
+        assert_eq!(count_rows(&[lines, object_lines.clone()]), Some(5));
+        assert_eq!(count_rows(&[object_lines.clone(), write("c.json", " [{}, {}]")]), None);
+        assert_eq!(count_rows(&[object_lines, write("d.csv", "q\nx\n")]), None);
+    }
+
     /// Every row of `path` as its line number and JSON text, or its error.
     fn rows_of(path: &Path) -> Vec<Result<(u64, String), String>> {
         let mut reader = RowReader::new(vec![path.to_owned()]);
