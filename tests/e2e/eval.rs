@@ -650,28 +650,55 @@ fn secrets_in_the_model_configuration_never_reach_output_files() {
 /// Runs `karma-host` in `env`'s directory with stderr on a pseudo-terminal (120 columns) and
 /// returns what it wrote there.
 fn stderr_on_a_terminal(env: &EvalEnv, args: &[&str]) -> String {
-    use std::{io::Read, os::fd::FromRawFd};
-
-    let (mut controller, mut terminal) = (-1, -1);
-    let size = libc::winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
-    // SAFETY: openpty writes two new descriptors into the integers it is given.
-    let opened = unsafe {
-        libc::openpty(&mut controller, &mut terminal, std::ptr::null_mut(), std::ptr::null(), &size)
+    use std::{
+        io::Read,
+        os::fd::{FromRawFd, OwnedFd},
     };
-    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both descriptors were just opened and are owned by nothing else.
-    let (mut controller, terminal) =
-        unsafe { (std::fs::File::from_raw_fd(controller), std::os::fd::OwnedFd::from_raw_fd(terminal)) };
+
+    // Both ends close on exec: children other tests spawn meanwhile must not hold the terminal
+    // (reading ends only when every holder has exited). The child gets it as its stderr.
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: plain libc calls on a descriptor this function owns; `name` is NUL-terminated
+    // by ptsname_r.
+    let (controller, terminal) = unsafe {
+        let controller = libc::posix_openpt(flags);
+        assert!(controller >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
+        let controller = std::fs::File::from_raw_fd(controller);
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&controller);
+        assert_eq!(libc::grantpt(raw) | libc::unlockpt(raw), 0, "{}", std::io::Error::last_os_error());
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(raw, name.as_mut_ptr(), name.len()), 0);
+        let terminal = libc::open(name.as_ptr(), flags);
+        assert!(terminal >= 0, "open terminal: {}", std::io::Error::last_os_error());
+        let size = libc::winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
+        assert_eq!(libc::ioctl(terminal, libc::TIOCSWINSZ, &size), 0);
+        (controller, OwnedFd::from_raw_fd(terminal))
+    };
     let mut child = karma_process(args, &[], Some(env.work.path()))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::from(terminal))
         .spawn()
         .expect("run karma-host");
-    // The child holds the terminal's only remaining descriptor: reading ends (EIO) when it exits.
-    let mut written = Vec::new();
-    let _ = controller.read_to_end(&mut written);
-    assert_eq!(child.wait().unwrap().code(), Some(0), "{}", String::from_utf8_lossy(&written));
-    String::from_utf8_lossy(&written).into_owned()
+    // The child holds the terminal's only descriptor: reading ends (EIO) when it exits.
+    let reader = std::thread::spawn(move || {
+        let mut written = Vec::new();
+        let _ = (&controller).read_to_end(&mut written);
+        written
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("karma-host did not finish within 120 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let written = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
+    assert_eq!(status.code(), Some(0), "{written}");
+    written
 }
 
 #[test]
@@ -682,14 +709,7 @@ fn progress_bars_show_counts_eta_and_cache_hits_on_a_terminal_only() {
         &datagen::openlifescience_rows(&datagen::questions(12, 5), false),
     );
     datagen::write_medmcqa_parquet(&env.path("m.parquet"), &datagen::questions(7, 6));
-    let plugins = env.plugins.display().to_string();
-    let cache = env.path("cache.sqlite").display().to_string();
-    let mut args = vec![
-        "--plugins-dir",
-        &plugins,
-        "eval",
-        "--cache-path",
-        &cache,
+    let mut owned = env.args(&[
         "--model",
         "fixture/slow-echo",
         "--model-args",
@@ -700,7 +720,9 @@ fn progress_bars_show_counts_eta_and_cache_hits_on_a_terminal_only() {
         "medqa,medmcqa",
         "--dataset-args",
         "medqa:data_files=q.jsonl;medmcqa:data_files=m.parquet",
-    ];
+    ]);
+    owned.retain(|arg| arg != "--no-progress");
+    let mut args: Vec<&str> = owned.iter().map(String::as_str).collect();
     // Row counts come from the files (no --max-samples): JSONL lines, the parquet footer. So
     // the bars have a length and an ETA.
     let first = stderr_on_a_terminal(&env, &args);

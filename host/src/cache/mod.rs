@@ -296,6 +296,7 @@ impl Cache {
         // One seek per key, in row order: neighbouring seeks share the B-tree's upper pages.
         let mut ids: Vec<i64> = keys.iter().map(row_id).collect();
         ids.sort_unstable();
+        ids.dedup();
         let ids: Rc<Vec<Value>> = Rc::new(ids.into_iter().map(Value::Integer).collect());
         let mut statement = self
             .connection

@@ -10,33 +10,35 @@ use crate::engine::Reporter;
 pub(super) struct Progress {
     bar: Option<ProgressBar>,
     hits: Cell<u64>,
-    /// The started dataset's `--max-samples`, which caps its row count.
-    limit: Cell<Option<u64>>,
 }
 
 impl Progress {
     pub(super) fn new(enabled: bool) -> Self {
-        let bar = enabled.then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {prefix} {pos} items ({rate}, {elapsed}) {msg}")
-                    .map(with_rate)
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            bar
-        });
-        Progress { bar, hits: Cell::new(0), limit: Cell::new(None) }
+        let bar = enabled.then(|| ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()));
+        Progress { bar, hits: Cell::new(0) }
     }
 
-    /// Turns the spinner into a bar with an ETA.
-    fn set_total(&self, total: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_length(total);
-            bar.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} ({rate}, eta {eta}) {msg}")
-                    .map(with_rate)
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
+    /// A bar with an ETA when the total is known, else a counter.
+    fn set_total(&self, total: Option<u64>) {
+        let Some(bar) = &self.bar else { return };
+        match total {
+            Some(total) => {
+                bar.set_length(total);
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} ({rate}, eta {eta}) {msg}")
+                        .map(with_rate)
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+            }
+            None => {
+                // `reset` keeps the previous dataset's length: drop it.
+                bar.unset_length();
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {prefix} {pos} items ({rate}, {elapsed}) {msg}")
+                        .map(with_rate)
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+            }
         }
     }
 
@@ -57,14 +59,11 @@ fn with_rate(style: ProgressStyle) -> ProgressStyle {
 impl Reporter for Progress {
     fn dataset_started(&self, name: &str, total: Option<u64>) {
         self.hits.set(0);
-        self.limit.set(total);
         if let Some(bar) = &self.bar {
             bar.reset();
             bar.set_prefix(name.to_owned());
         }
-        if let Some(total) = total {
-            self.set_total(total);
-        }
+        self.set_total(total);
     }
 
     fn wants_row_counts(&self) -> bool {
@@ -72,7 +71,7 @@ impl Reporter for Progress {
     }
 
     fn dataset_rows(&self, rows: u64) {
-        self.set_total(self.limit.get().map_or(rows, |limit| limit.min(rows)));
+        self.set_total(Some(rows));
     }
 
     fn batch_done(&self, items: u64, cache_hits: u64) {

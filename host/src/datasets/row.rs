@@ -5,7 +5,7 @@
 //! was allocated and every key hashed into an ordered map, which was most of the cost of reading
 //! a dataset; here a row of plain text allocates one vector per object.
 
-use std::{borrow::Cow, fmt, marker::PhantomData};
+use std::{borrow::Cow, collections::HashMap, fmt, marker::PhantomData};
 
 use serde::{
     de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor},
@@ -160,13 +160,30 @@ impl<'de: 'a, 'a> Visitor<'de> for ValueVisitor<'a> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        /// Past this many keys, repeated keys are found through a hash map instead of a scan.
+        const SCANNED_KEYS: usize = 32;
         let mut entries: Vec<(Cow<'a, str>, RowValue<'a>)> = Vec::with_capacity(8);
+        let mut positions: HashMap<Cow<'a, str>, usize> = HashMap::new();
         while let Some(Key(key)) = map.next_key()? {
             let value = map.next_value()?;
             // Rows have a handful of keys: a linear search beats hashing them.
-            match entries.iter_mut().find(|(name, _)| *name == key) {
-                Some(entry) => entry.1 = value,
-                None => entries.push((key, value)),
+            let existing = if entries.len() < SCANNED_KEYS {
+                entries.iter().position(|(name, _)| *name == key)
+            } else {
+                if positions.is_empty() {
+                    positions
+                        .extend(entries.iter().enumerate().map(|(index, (name, _))| (name.clone(), index)));
+                }
+                positions.get(&key).copied()
+            };
+            match existing {
+                Some(index) => entries[index].1 = value,
+                None => {
+                    if !positions.is_empty() {
+                        positions.insert(key.clone(), entries.len());
+                    }
+                    entries.push((key, value));
+                }
             }
         }
         Ok(RowValue::Object(entries))
@@ -227,5 +244,18 @@ mod tests {
         assert_eq!(keys, ["B", "A"]);
         assert_eq!(row.get("B").and_then(RowValue::as_i64), Some(3));
         assert_eq!(row.to_string(), r#"{"B":3,"A":2}"#);
+
+        // Past the scanned keys, a hash map finds repeats: same result.
+        let mut text: Vec<String> = (0..100).map(|index| format!("\"k{index}\": {index}")).collect();
+        text.push("\"k3\": -1".to_owned());
+        text.push("\"k70\": -2".to_owned());
+        let line = format!("{{{}}}", text.join(","));
+        let large: RowValue<'_> = serde_json::from_str(&line).unwrap();
+        let RowValue::Object(entries) = &large else { panic!("not an object") };
+        assert_eq!(entries.len(), 100);
+        assert_eq!((entries[3].0.as_ref(), entries[70].0.as_ref()), ("k3", "k70"));
+        assert_eq!(large.get("k3").and_then(RowValue::as_i64), Some(-1));
+        assert_eq!(large.get("k70").and_then(RowValue::as_i64), Some(-2));
+        assert_eq!(large.get("k99").and_then(RowValue::as_i64), Some(99));
     }
 }

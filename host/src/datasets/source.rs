@@ -97,47 +97,63 @@ pub fn content_hash(files: &[PathBuf]) -> Result<String, SourceError> {
     Ok(format!("{:x}", hasher.finalize()))
 }
 
-/// How many rows `files` hold, when that is cheap to know: a JSON-lines file's non-blank
-/// lines (one fast pass over its bytes), a parquet file's row count (its footer). `None` when a
-/// file is CSV (quoted newlines make lines a poor count) or a JSON array, or unreadable (the
-/// evaluation reports that). Progress bars use it for their ETA.
-pub fn count_rows(files: &[PathBuf]) -> Option<u64> {
-    files.iter().map(|path| count_file_rows(path)).sum()
+/// Whether a JSON-lines line holds nothing: only JSON's whitespace (spaces, tabs, CR, LF; also
+/// form feeds). Such lines are skipped, and not counted.
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
 }
 
-fn count_file_rows(path: &Path) -> Option<u64> {
-    match path.extension().and_then(|extension| extension.to_str())? {
-        "parquet" => {
-            let reader = SerializedFileReader::new(File::open(path).ok()?).ok()?;
-            u64::try_from(reader.metadata().file_metadata().num_rows()).ok()
+/// How many rows `files` hold (at most `limit`), when that is cheap to know: a JSON-lines
+/// file's non-blank lines (one fast pass over its bytes, stopping at `limit`), a parquet file's
+/// row count (its footer). `None` when a file is CSV (quoted newlines make lines a poor count)
+/// or a JSON array, or unreadable (the evaluation reports that). Progress bars use it for their
+/// ETA.
+pub fn count_rows(files: &[PathBuf], limit: Option<u64>) -> Option<u64> {
+    let limit = limit.unwrap_or(u64::MAX);
+    let mut total = 0u64;
+    for path in files {
+        total = total.saturating_add(count_file_rows(path, limit - total)?);
+        if total >= limit {
+            return Some(limit);
         }
-        "jsonl" | "json" => {
-            let mut file = File::open(path).ok()?;
-            let mut buffer = vec![0u8; 1 << 20];
-            let (mut rows, mut line_has_text, mut first_byte) = (0u64, false, None);
-            loop {
-                let read = file.read(&mut buffer).ok()?;
-                if read == 0 {
-                    break;
-                }
-                let mut start = 0;
-                for end in memchr::memchr_iter(b'\n', &buffer[..read]).chain([read]) {
-                    let line = &buffer[start..end];
-                    first_byte =
-                        first_byte.or_else(|| line.iter().copied().find(|byte| !byte.is_ascii_whitespace()));
-                    line_has_text |= line.iter().any(|byte| !byte.is_ascii_whitespace());
-                    if end < read {
-                        rows += u64::from(line_has_text);
-                        line_has_text = false;
-                    }
-                    start = end + 1;
-                }
-            }
-            // A `.json` file holding one array is not read line by line.
-            (first_byte != Some(b'[')).then_some(rows + u64::from(line_has_text))
-        }
-        _ => None,
     }
+    Some(total)
+}
+
+/// The rows of one file, or `limit` if it has at least that many.
+fn count_file_rows(path: &Path, limit: u64) -> Option<u64> {
+    let extension = path.extension().and_then(|extension| extension.to_str())?;
+    if extension == "parquet" {
+        let reader = SerializedFileReader::new(File::open(path).ok()?).ok()?;
+        return u64::try_from(reader.metadata().file_metadata().num_rows()).ok();
+    }
+    if extension != "jsonl" && extension != "json" {
+        return None;
+    }
+    let mut file = File::open(path).ok()?;
+    let mut buffer = vec![0u8; 1 << 20];
+    // A line may span reads: whether its part so far holds text.
+    let (mut rows, mut line_has_text, mut first_byte) = (0u64, false, None);
+    while rows < limit {
+        let read = file.read(&mut buffer).ok()?;
+        if read == 0 {
+            break;
+        }
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', &buffer[..read]).chain([read]) {
+            let line = &buffer[start..end];
+            line_has_text |= !is_blank(line);
+            first_byte = first_byte.or_else(|| line.iter().copied().find(|byte| !byte.is_ascii_whitespace()));
+            if end < read {
+                rows += u64::from(line_has_text);
+                line_has_text = false;
+            }
+            start = end + 1;
+        }
+    }
+    // A `.json` file holding one array is not read line by line.
+    let array = extension == "json" && first_byte == Some(b'[');
+    (!array).then_some(rows.saturating_add(u64::from(line_has_text)).min(limit))
 }
 
 /// Reads the rows of `files` in order, one at a time: a row borrows the reader's line buffer
@@ -152,8 +168,9 @@ impl RowReader {
         RowReader { files: files.into_iter(), current: None }
     }
 
-    /// The next row, an error (after which the rest of that file is skipped), or `None` at the
-    /// end of the last file.
+    /// The next row, an error, or `None` at the end of the last file. After a row that is not
+    /// valid JSON the next call reads on; after a read error (I/O, CSV, parquet) it goes on with
+    /// the next file. (The evaluation stops at the first error either way.)
     pub fn next_row(&mut self) -> Option<Result<SourceRow<'_>, SourceError>> {
         loop {
             let file = match &mut self.current {
@@ -198,9 +215,12 @@ impl FileRows {
         let file = File::open(&path).map_err(io)?;
         let values = |rows| Ok(FileKind::Values { rows, current: (0, RowValue::Null) });
         let kind = match path.extension().and_then(|extension| extension.to_str()) {
-            Some("jsonl") => Ok(lines(BufReader::new(file))),
+            Some("jsonl") => Ok(lines(BufReader::new(file), 0)),
             Some("json") => {
                 let mut reader = BufReader::new(file);
+                // Leading whitespace is skipped to see whether the file is one array; the lines
+                // skipped still count in row numbers.
+                let mut skipped_lines = 0u64;
                 let starts_with_array = loop {
                     let buffer = reader.fill_buf().map_err(io)?;
                     match buffer.iter().position(|byte| !byte.is_ascii_whitespace()) {
@@ -208,6 +228,7 @@ impl FileRows {
                         None if buffer.is_empty() => break false,
                         None => {
                             let len = buffer.len();
+                            skipped_lines += memchr::memchr_iter(b'\n', buffer).count() as u64;
                             reader.consume(len);
                         }
                     }
@@ -225,7 +246,7 @@ impl FileRows {
                         rows.into_iter().zip(1..).map(|(value, row)| Ok((row, RowValue::from_json(value)))),
                     ))
                 } else {
-                    Ok(lines(reader))
+                    Ok(lines(reader, skipped_lines))
                 }
             }
             Some("csv") => {
@@ -279,14 +300,19 @@ impl FileRows {
         match &mut self.kind {
             FileKind::Lines { reader, line, row } => loop {
                 line.clear();
-                let read = reader
-                    .read_line(line)
-                    .map_err(|source| SourceError::Io { path: self.path.clone(), source })?;
+                let read = reader.read_line(line).map_err(|source| match source.kind() {
+                    std::io::ErrorKind::InvalidData => SourceError::Row {
+                        path: self.path.clone(),
+                        row: *row + 1,
+                        message: format!("not UTF-8 text: {source}"),
+                    },
+                    _ => SourceError::Io { path: self.path.clone(), source },
+                })?;
                 if read == 0 {
                     return Ok(false);
                 }
                 *row += 1;
-                if line.trim().is_empty() {
+                if is_blank(line.as_bytes()) {
                     continue;
                 }
                 return Ok(true);
@@ -320,8 +346,9 @@ impl FileRows {
     }
 }
 
-fn lines(reader: impl BufRead + 'static) -> FileKind {
-    FileKind::Lines { reader: Box::new(reader), line: String::new(), row: 0 }
+/// JSON lines from `reader`, after `lines_before` lines already read.
+fn lines(reader: impl BufRead + 'static, lines_before: u64) -> FileKind {
+    FileKind::Lines { reader: Box::new(reader), line: String::new(), row: lines_before }
 }
 
 #[cfg(test)]
@@ -360,10 +387,30 @@ mod tests {
         };
         let lines = write("a.jsonl", "{}\n\n  \n{}\r\n{}");
         let object_lines = write("b.json", "\n {}\n{}\n");
-        assert_eq!(count_rows(std::slice::from_ref(&lines)), Some(3), "the last line has no newline");
-        assert_eq!(count_rows(&[lines, object_lines.clone()]), Some(5));
-        assert_eq!(count_rows(&[object_lines.clone(), write("c.json", " [{}, {}]")]), None);
-        assert_eq!(count_rows(&[object_lines, write("d.csv", "q\nx\n")]), None);
+        assert_eq!(count_rows(std::slice::from_ref(&lines), None), Some(3), "the last line has no newline");
+        assert_eq!(count_rows(&[lines.clone(), object_lines.clone()], None), Some(5));
+        assert_eq!(count_rows(&[lines.clone(), object_lines.clone()], Some(4)), Some(4), "capped");
+        assert_eq!(count_rows(&[object_lines.clone(), write("c.json", " [{}, {}]")], None), None);
+        assert_eq!(count_rows(&[object_lines, write("d.csv", "q\nx\n")], None), None);
+        // Only a `.json` file can be one array; a JSON-lines file starting with `[` is lines.
+        assert_eq!(count_rows(&[write("e.jsonl", "[1]\n[2]\n")], None), Some(2));
+        // The rows read are the rows counted.
+        assert_eq!(rows_of(&lines).len(), 3);
+    }
+
+    #[test]
+    fn row_numbers_count_skipped_leading_lines_and_name_invalid_utf8() {
+        let directory = tempfile::tempdir().unwrap();
+        let json = directory.path().join("a.json");
+        let mut text = "\n".repeat(10_000);
+        text.push_str("{\"q\": 1}\n");
+        std::fs::write(&json, text).unwrap();
+        assert_eq!(rows_of(&json), [Ok((10_001, r#"{"q":1}"#.to_owned()))]);
+        let jsonl = directory.path().join("b.jsonl");
+        std::fs::write(&jsonl, b"{}\n{\"q\": \"\xff\"}\n").unwrap();
+        let rows = rows_of(&jsonl);
+        let error = rows[1].as_ref().unwrap_err();
+        assert!(error.starts_with(&format!("`{}` row 2: not UTF-8 text", jsonl.display())), "{error}");
     }
 
     /// Every row of `path` as its line number and JSON text, or its error.

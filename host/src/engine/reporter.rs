@@ -9,7 +9,7 @@ pub trait Reporter {
     fn wants_row_counts(&self) -> bool {
         false
     }
-    /// The started dataset's files hold `rows` rows.
+    /// The started dataset has `rows` rows to evaluate (capped by `--max-samples`).
     fn dataset_rows(&self, _rows: u64) {}
     /// A batch finished: items done, of which served from the cache.
     fn batch_done(&self, items: u64, cache_hits: u64);

@@ -180,7 +180,8 @@ pub(super) fn run(
     };
     let result = files.map_err(|error| error.to_string()).and_then(|files| {
         progress.outcome.files = files.clone();
-        if let Some(rows) = reporter.wants_row_counts().then(|| source::count_rows(&files)).flatten() {
+        let counted = reporter.wants_row_counts().then(|| source::count_rows(&files, plan.max_samples));
+        if let Some(rows) = counted.flatten() {
             reporter.dataset_rows(rows);
         }
         // The content hash (a full read of the files, for the manifest; a local dataset's
