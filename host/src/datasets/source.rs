@@ -130,7 +130,8 @@ fn count_file_rows(path: &Path, limit: u64) -> Option<u64> {
     if extension != "jsonl" && extension != "json" {
         return None;
     }
-    let mut file = File::open(path).ok()?;
+    let mut file = BufReader::new(File::open(path).ok()?);
+    skip_byte_order_mark(&mut file).ok()?;
     let mut buffer = vec![0u8; 1 << 20];
     // A line may span reads: whether its part so far holds text.
     let (mut rows, mut line_has_text, mut first_byte) = (0u64, false, None);
@@ -215,9 +216,14 @@ impl FileRows {
         let file = File::open(&path).map_err(io)?;
         let values = |rows| Ok(FileKind::Values { rows, current: (0, RowValue::Null) });
         let kind = match path.extension().and_then(|extension| extension.to_str()) {
-            Some("jsonl") => Ok(lines(BufReader::new(file), 0)),
+            Some("jsonl") => {
+                let mut reader = BufReader::new(file);
+                skip_byte_order_mark(&mut reader).map_err(io)?;
+                Ok(lines(reader, 0))
+            }
             Some("json") => {
                 let mut reader = BufReader::new(file);
+                skip_byte_order_mark(&mut reader).map_err(io)?;
                 // Leading whitespace is skipped to see whether the file is one array; the lines
                 // skipped still count in row numbers.
                 let mut skipped_lines = 0u64;
@@ -346,6 +352,17 @@ impl FileRows {
     }
 }
 
+/// UTF-8's byte order mark, which editors on Windows put at the start of text files.
+const BYTE_ORDER_MARK: &[u8] = b"\xef\xbb\xbf";
+
+/// Skips a byte order mark at the start of `reader` (JSON has none; the CSV reader skips its own).
+fn skip_byte_order_mark(reader: &mut impl BufRead) -> std::io::Result<()> {
+    if reader.fill_buf()?.starts_with(BYTE_ORDER_MARK) {
+        reader.consume(BYTE_ORDER_MARK.len());
+    }
+    Ok(())
+}
+
 /// JSON lines from `reader`, after `lines_before` lines already read.
 fn lines(reader: impl BufRead + 'static, lines_before: u64) -> FileKind {
     FileKind::Lines { reader: Box::new(reader), line: String::new(), row: lines_before }
@@ -396,16 +413,27 @@ mod tests {
         assert_eq!(count_rows(&[write("e.jsonl", "[1]\n[2]\n")], None), Some(2));
         // The rows read are the rows counted.
         assert_eq!(rows_of(&lines).len(), 3);
+        // A byte order mark is not text.
+        assert_eq!(count_rows(&[write("f.json", "\u{feff}[{}]")], None), None);
+        assert_eq!(count_rows(&[write("g.jsonl", "\u{feff}\n{}\n")], None), Some(1));
     }
 
     #[test]
-    fn row_numbers_count_skipped_leading_lines_and_name_invalid_utf8() {
+    fn row_numbers_count_skipped_leading_lines_byte_order_marks_are_skipped_and_invalid_utf8_is_named() {
         let directory = tempfile::tempdir().unwrap();
         let json = directory.path().join("a.json");
         let mut text = "\n".repeat(10_000);
         text.push_str("{\"q\": 1}\n");
         std::fs::write(&json, text).unwrap();
         assert_eq!(rows_of(&json), [Ok((10_001, r#"{"q":1}"#.to_owned()))]);
+        for name in ["bom.jsonl", "bom.json"] {
+            let path = directory.path().join(name);
+            std::fs::write(&path, "\u{feff}{\"q\": 1}\n").unwrap();
+            assert_eq!(rows_of(&path), [Ok((1, r#"{"q":1}"#.to_owned()))], "{name}");
+        }
+        let array = directory.path().join("array.json");
+        std::fs::write(&array, "\u{feff}[{\"q\": 1}]").unwrap();
+        assert_eq!(rows_of(&array), [Ok((1, r#"{"q":1}"#.to_owned()))]);
         let jsonl = directory.path().join("b.jsonl");
         std::fs::write(&jsonl, b"{}\n{\"q\": \"\xff\"}\n").unwrap();
         let rows = rows_of(&jsonl);
