@@ -373,7 +373,11 @@ fn bad_input_is_refused_before_anything_loads() {
         ),
         (
             vec!["--model", "karma/constant", "--datasets", "medqa", "--max-samples", "-1"],
-            "invalid value '-1' for '--max-samples <N>'",
+            "invalid value '-1' for '--max-samples <N>': expected a whole number of rows, at least 1",
+        ),
+        (
+            vec!["--model", "karma/constant", "--datasets", "medqa", "--max-samples", "0"],
+            "invalid value '0' for '--max-samples <N>': must be at least 1",
         ),
         (
             vec!["--model", "karma/constant", "--datasets", "medqa", "--batch-size", "0"],

@@ -71,7 +71,7 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub batch_size: u32,
     /// Evaluate only the first N rows of each dataset, in file order.
-    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_max_samples)]
     pub max_samples: Option<u64>,
     /// Neither read nor write the cache.
     #[arg(long, conflicts_with = "refresh_cache")]
@@ -215,4 +215,13 @@ pub enum ModelsFormat {
 pub enum TableOrJson {
     Table,
     Json,
+}
+
+/// `--max-samples`: a whole number of rows, at least 1 (0 would evaluate nothing).
+fn parse_max_samples(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(0) => Err("must be at least 1 (0 would evaluate nothing)".to_owned()),
+        Ok(count) => Ok(count),
+        Err(_) => Err("expected a whole number of rows, at least 1".to_owned()),
+    }
 }
