@@ -38,14 +38,37 @@ impl fmt::Display for Hinted {
 
 impl std::error::Error for Hinted {}
 
-/// Renders an error chain to stderr text.
+/// Renders an error chain to stderr text. A cause whose text an earlier line already shows
+/// (many errors quote their source) is not repeated.
 pub fn render(error: &anyhow::Error) -> String {
     let mut text = format!("error: {error}\n");
     for cause in error.chain().skip(1) {
-        text.push_str(&format!("  caused by: {cause}\n"));
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(&format!("  caused by: {cause}\n"));
+        }
     }
     if let Some(hinted) = error.chain().find_map(|cause| cause.downcast_ref::<Hinted>()) {
         text.push_str(&format!("\nhint: {}\n", hinted.hint));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_are_listed_once_and_hints_last() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let quoted = anyhow::Error::new(io).context("cache `c.sqlite`: no such file");
+        assert_eq!(render(&quoted), "error: cache `c.sqlite`: no such file\n");
+        let hinted =
+            anyhow::Error::new(Hinted { message: "unknown model `m`".into(), hint: "list them".into() })
+                .context("cannot evaluate");
+        assert_eq!(
+            render(&hinted),
+            "error: cannot evaluate\n  caused by: unknown model `m`\n\nhint: list them\n"
+        );
+    }
 }
