@@ -12,6 +12,9 @@ pub const NO_COLOR: &str = "NO_COLOR";
 /// SQLite cache of model outputs; `--cache-path` overrides it.
 pub const KARMA_CACHE_PATH: &str = "KARMA_CACHE_PATH";
 
+/// Seconds to wait for another process holding the cache file before giving up (default 60).
+pub const KARMA_CACHE_BUSY_TIMEOUT_SECS: &str = "KARMA_CACHE_BUSY_TIMEOUT_SECS";
+
 // The Hugging Face variables are read by the shared hub client: `HF_HOME`, `HF_HUB_CACHE`,
 // `HF_HUB_OFFLINE` (as `--offline`), `HF_ENDPOINT`, `HF_TOKEN` and `KARMA_HUB_TIMEOUT_SECS`.
 pub use karma_hub::{HF_ENDPOINT, HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE, HF_TOKEN, KARMA_HUB_TIMEOUT_SECS};

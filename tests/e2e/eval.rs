@@ -2,100 +2,13 @@
 //! and parquet), scores checked against values computed here, cache behaviour, resume after
 //! SIGKILL, and the errors for bad input.
 
-use std::path::PathBuf;
-
 use serde_json::Value;
 
 use crate::{
     datagen::{self, Question},
-    harness::{baseline_plugin, fixture, karma_command, karma_process, Run, Workdir},
+    eval_env::{signal_after_commits, EvalEnv},
+    harness::{baseline_plugin, fixture, karma_command, karma_process, Run},
 };
-
-/// A work dir with plugins and a private cache and HF home.
-struct EvalEnv {
-    work: Workdir,
-    plugins: PathBuf,
-}
-
-impl EvalEnv {
-    fn new(plugins: &[PathBuf]) -> Self {
-        let work = Workdir::new();
-        let plugins = work.plugins_dir("plugins", plugins);
-        EvalEnv { work, plugins }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.work.path().join(name)
-    }
-
-    fn args<'a>(&'a self, extra: &[&'a str]) -> Vec<String> {
-        let mut args =
-            vec!["--plugins-dir".to_owned(), self.plugins.display().to_string(), "eval".to_owned()];
-        args.extend([
-            "--cache-path".to_owned(),
-            self.path("cache.sqlite").display().to_string(),
-            "--no-progress".to_owned(),
-        ]);
-        args.extend(extra.iter().map(|arg| (*arg).to_owned()));
-        args
-    }
-
-    fn eval(&self, extra: &[&str]) -> Run {
-        let args = self.args(extra);
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let hf_home = self.path("hf");
-        karma_command(&refs, &[("HF_HOME", hf_home.to_str().unwrap())], Some(self.work.path()))
-    }
-
-    fn results(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(self.path("results.json")).unwrap()).unwrap()
-    }
-
-    fn samples(&self, name: &str) -> Vec<Value> {
-        std::fs::read_to_string(self.path(name))
-            .unwrap()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
-    }
-
-    /// Committed outputs: merged into `outputs`, or still pending (a run merges at its end).
-    /// 0 while the file exists but its tables are still being created.
-    fn cached_outputs(&self) -> i64 {
-        let connection = rusqlite::Connection::open(self.path("cache.sqlite")).unwrap();
-        connection
-            .query_row(
-                "SELECT (SELECT COUNT(*) FROM outputs) + (SELECT COUNT(*) FROM pending_outputs)",
-                [],
-                |row| row.get(0),
-            )
-            .unwrap_or(0)
-    }
-}
-
-/// Starts `karma-host args`, waits until `commits` outputs are in the cache, sends `signal`,
-/// and returns how the process ended.
-fn signal_after_commits(
-    env: &EvalEnv,
-    args: &[String],
-    commits: i64,
-    signal: i32,
-) -> std::process::ExitStatus {
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = karma_process(&refs, &[], Some(env.work.path()))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while (!env.path("cache.sqlite").exists() || env.cached_outputs() < commits)
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    unsafe { libc::kill(child.id() as i32, signal) };
-    child.wait().unwrap()
-}
 
 fn first_option_accuracy(questions: &[Question]) -> f64 {
     questions.iter().filter(|q| q.answer == q.options[0].0).count() as f64 / questions.len() as f64
@@ -341,6 +254,7 @@ fn one_failing_dataset_does_not_lose_the_others() {
         "medmcqa,medqa",
         "--dataset-args",
         "medqa:data_files=good.jsonl;medmcqa:data_files=bad.jsonl",
+        "--strict",
     ]);
     run.assert_code(1);
     let results = env.results();
@@ -373,7 +287,7 @@ fn bad_input_is_refused_before_anything_loads() {
         ),
         (
             vec!["--model", "karma/constant", "--datasets", "medqa", "--max-samples", "-1"],
-            "invalid value '-1' for '--max-samples <N>': expected a whole number of rows, at least 1",
+            "invalid value '-1' for '--max-samples <N>': `-1` is not a whole number from 1 to 18446744073709551615",
         ),
         (
             vec!["--model", "karma/constant", "--datasets", "medqa", "--max-samples", "0"],

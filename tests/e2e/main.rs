@@ -11,10 +11,14 @@ mod candle_llm;
 mod datagen;
 /// `karma-host eval` end to end.
 mod eval;
+/// The work dir `eval` tests share.
+mod eval_env;
 /// Hub datasets through a fake hub on loopback.
 mod fake_hub;
 /// The plugin author guide, followed literally.
 mod guide;
+/// Bad input, signals, full disks and shared caches: no data lost, every failure named.
+mod hardening;
 /// The library API in one process: recovery after panics, extensions, zero-copy batches.
 mod in_process;
 /// `list`, `info`, `--version` and the plugin search path.

@@ -8,6 +8,7 @@
 //! Only successful outputs are stored; failures are never cached as answers. Extractions are
 //! keyed by extractor id and version, so a changed rule re-scores without re-running the model.
 
+mod error;
 mod key;
 
 use std::{
@@ -18,16 +19,8 @@ use std::{
 
 use rusqlite::{params_from_iter, types::Value, Connection, OptionalExtension, TransactionBehavior};
 
-pub use key::{item_key, CacheKey, KeyContext, KeyMap};
-
-/// A cache failure, naming the file.
-#[derive(Debug, thiserror::Error)]
-#[error("cache `{}`: {source}", path.display())]
-pub struct CacheError {
-    pub path: PathBuf,
-    #[source]
-    pub source: rusqlite::Error,
-}
+pub use error::{CacheError, CacheProblem};
+pub use key::{item_key, CacheKey, KeyContext, KeyHasher, KeyMap};
 
 /// A cached model output.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,8 +55,15 @@ pub struct CacheStats {
 
 const SCHEMA_VERSION: &str = "3";
 
-/// How long to wait for another process holding the file.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long to wait for another process holding the file: 60 s, or
+/// `KARMA_CACHE_BUSY_TIMEOUT_SECS`.
+fn busy_timeout() -> Duration {
+    let seconds = std::env::var(crate::env_vars::KARMA_CACHE_BUSY_TIMEOUT_SECS)
+        .ok()
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .unwrap_or(60);
+    Duration::from_secs(seconds)
+}
 
 /// Connection settings and tables. The extraction made when an output is stored lives in the
 /// output's row (one page written per item instead of two); extractions made later, under
@@ -128,7 +128,7 @@ fn row_id(key: &CacheKey) -> i64 {
 fn connect(path: &Path) -> rusqlite::Result<Connection> {
     let connection = Connection::open(path)?;
     rusqlite::vtab::array::load_module(&connection)?;
-    connection.busy_timeout(BUSY_TIMEOUT)?;
+    connection.busy_timeout(busy_timeout())?;
     Ok(connection)
 }
 
@@ -144,15 +144,15 @@ impl Cache {
         if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|error| CacheError {
                 path: path.to_owned(),
-                source: rusqlite::Error::ToSqlConversionFailure(Box::new(error)),
+                problem: CacheProblem::Folder(error),
             })?;
         }
-        let wrap = |source| CacheError { path: path.to_owned(), source };
+        let wrap = |source| CacheError::sqlite(path, source);
         let connection = connect(path).map_err(wrap)?;
         // Two processes creating the same file at once can find it locked while the other
         // switches it to WAL or creates the tables, in ways SQLite reports as BUSY without
         // waiting on the busy handler: retry within the busy timeout.
-        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        let deadline = std::time::Instant::now() + busy_timeout();
         while let Err(error) = connection.execute_batch(SCHEMA) {
             let busy = matches!(
                 error.sqlite_error_code(),
@@ -171,7 +171,7 @@ impl Cache {
 
     /// A second connection to the same file (for lookups on another thread).
     pub fn reopen(&self) -> Result<Cache, CacheError> {
-        let wrap = |source| CacheError { path: self.path.clone(), source };
+        let wrap = |source| CacheError::sqlite(&self.path, source);
         let connection = connect(&self.path).map_err(wrap)?;
         // Its own page cache, as large as the writer's: a lookup touches pages all over the file.
         connection.execute_batch("PRAGMA cache_size = -65536;").map_err(wrap)?;
@@ -182,7 +182,7 @@ impl Cache {
     /// by the whole key) in one transaction; refuses versions it does not know.
     fn upgrade_schema(&mut self) -> Result<(), CacheError> {
         let path = self.path.clone();
-        let wrap = |source| CacheError { path: path.clone(), source };
+        let wrap = |source| CacheError::sqlite(&path, source);
         let transaction =
             self.connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(wrap)?;
         let version: Option<String> = transaction
@@ -237,10 +237,13 @@ impl Cache {
                     .map_err(wrap)?;
             }
             Some(other) => {
-                return Err(wrap(rusqlite::Error::InvalidParameterName(format!(
-                    "cache schema version {other} is newer than this karma-host knows ({SCHEMA_VERSION}); \
-                     upgrade karma-host or use another --cache-path"
-                ))))
+                let newer = other.trim().parse::<u64>().is_ok_and(|version| version > 3);
+                let problem = if newer {
+                    CacheProblem::NewerSchema(other.to_owned())
+                } else {
+                    CacheProblem::UnknownSchema(other.to_owned())
+                };
+                return Err(CacheError { path: path.clone(), problem });
             }
         }
         transaction.commit().map_err(wrap)
@@ -250,7 +253,7 @@ impl Cache {
     /// same key replaces an earlier one), in transactions of [`MERGE_CHUNK`] rows.
     pub fn merge_pending(&mut self) -> Result<(), CacheError> {
         let path = self.path.clone();
-        let wrap = |source| CacheError { path: path.clone(), source };
+        let wrap = |source| CacheError::sqlite(&path, source);
         loop {
             let transaction =
                 self.connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(wrap)?;
@@ -276,7 +279,7 @@ impl Cache {
     }
 
     fn wrap(&self, source: rusqlite::Error) -> CacheError {
-        CacheError { path: self.path.clone(), source }
+        CacheError::sqlite(&self.path, source)
     }
 
     /// Looks up many keys at once, with each output's extraction under `extractor`/`version`
@@ -377,7 +380,7 @@ impl Cache {
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         let path = self.path.clone();
-        let wrap = |source| CacheError { path: path.clone(), source };
+        let wrap = |source| CacheError::sqlite(&path, source);
         // IMMEDIATE: take the write lock up front, so a concurrent writer makes us wait (busy
         // handler) instead of failing on a read-to-write upgrade.
         let transaction =
@@ -463,7 +466,7 @@ impl Cache {
     /// Deletes everything (or one model's outputs and their extractions).
     pub fn clear(&mut self, model: Option<&str>) -> Result<u64, CacheError> {
         let path = self.path.clone();
-        let wrap = |source| CacheError { path: path.clone(), source };
+        let wrap = |source| CacheError::sqlite(&path, source);
         // IMMEDIATE: take the write lock up front, so a concurrent writer makes us wait (busy
         // handler) instead of failing on a read-to-write upgrade.
         let transaction =
@@ -613,7 +616,7 @@ mod tests {
 
         Connection::open(&path).unwrap().execute("UPDATE meta SET value = '4'", []).unwrap();
         let error = Cache::open(&path).err().unwrap().to_string();
-        assert!(error.contains("version 4 is newer"), "{error}");
+        assert!(error.contains("schema version 4, newer than this karma-host knows (3)"), "{error}");
     }
 
     #[test]

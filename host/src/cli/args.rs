@@ -46,8 +46,9 @@ pub struct EvalArgs {
     #[arg(long)]
     pub model: String,
     /// Comma-separated dataset names or aliases (`karma-host list datasets`), or paths of local
-    /// MCQ files (columns question, options, answer).
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// MCQ files (columns question, options, answer). An existing path containing a comma is
+    /// one dataset.
+    #[arg(long, required = true)]
     pub datasets: Vec<String>,
     /// Local path or hub id overriding the model's default weights (passed as `model_path`).
     #[arg(long, value_name = "PATH")]
@@ -67,8 +68,8 @@ pub struct EvalArgs {
     /// Metric arguments: `metric:key=value;metric2:key=value`.
     #[arg(long, value_name = "SPEC")]
     pub metric_args: Option<String>,
-    /// Items per plugin call.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    /// Items per plugin call (1 to 4096).
+    #[arg(long, default_value_t = 8, allow_hyphen_values = true, value_parser = parse_batch_size)]
     pub batch_size: u32,
     /// Evaluate only the first N rows of each dataset, in file order.
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_max_samples)]
@@ -103,9 +104,13 @@ pub struct EvalArgs {
     /// Use only the local Hugging Face cache (also HF_HUB_OFFLINE=1).
     #[arg(long)]
     pub offline: bool,
-    /// Seed for bootstrap intervals (recorded in the manifest).
-    #[arg(long, default_value_t = 0)]
+    /// Seed for bootstrap intervals (recorded in the manifest), 0 to 2^64-1.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true, value_parser = parse_seed)]
     pub seed: u64,
+    /// Stop a dataset at its first bad row (invalid JSON, a missing field) instead of recording
+    /// the row as a failure and scoring the others.
+    #[arg(long)]
+    pub strict: bool,
     /// How MCQ items are answered: `generate` (the model writes an answer) or `loglikelihood`
     /// (each option scored as a continuation, lm-eval-harness style; needs model support).
     #[arg(long, value_enum, default_value_t = Scoring::Generate)]
@@ -217,11 +222,56 @@ pub enum TableOrJson {
     Json,
 }
 
+/// A whole number in `low..=high`, or a message that says the allowed range.
+fn whole_number(text: &str, low: u64, high: u64) -> Result<u64, String> {
+    let range = if high == u64::MAX {
+        format!("a whole number from {low} to {high} (2^64-1)")
+    } else {
+        format!("a whole number from {low} to {high}")
+    };
+    let trimmed = text.trim();
+    let digits = trimmed.strip_prefix('+').unwrap_or(trimmed);
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(format!("`{text}` is not {range}"));
+    }
+    match digits.parse::<u64>() {
+        Ok(value) if (low..=high).contains(&value) => Ok(value),
+        _ => Err(format!("{text} is out of range: expected {range}")),
+    }
+}
+
 /// `--max-samples`: a whole number of rows, at least 1 (0 would evaluate nothing).
 fn parse_max_samples(text: &str) -> Result<u64, String> {
-    match text.parse::<u64>() {
-        Ok(0) => Err("must be at least 1 (0 would evaluate nothing)".to_owned()),
-        Ok(count) => Ok(count),
-        Err(_) => Err("expected a whole number of rows, at least 1".to_owned()),
+    if text.trim() == "0" {
+        return Err("must be at least 1 (0 would evaluate nothing)".to_owned());
+    }
+    whole_number(text, 1, u64::MAX)
+}
+
+fn parse_batch_size(text: &str) -> Result<u32, String> {
+    whole_number(text, 1, 4096).map(|size| size as u32)
+}
+
+fn parse_seed(text: &str) -> Result<u64, String> {
+    whole_number(text, 0, u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_out_of_range_say_the_range() {
+        assert_eq!(parse_batch_size("8"), Ok(8));
+        assert_eq!(parse_batch_size("-1").unwrap_err(), "`-1` is not a whole number from 1 to 4096");
+        assert_eq!(
+            parse_batch_size("5000").unwrap_err(),
+            "5000 is out of range: expected a whole number from 1 to 4096"
+        );
+        assert!(parse_seed("-1").unwrap_err().contains("from 0 to 18446744073709551615"));
+        assert_eq!(parse_seed("18446744073709551615"), Ok(u64::MAX));
+        assert!(parse_max_samples("99999999999999999999").unwrap_err().contains("out of range"));
+        assert!(parse_max_samples("0").unwrap_err().contains("at least 1"));
+        assert!(parse_max_samples("ten").unwrap_err().contains("not a whole number from 1"));
     }
 }

@@ -2,6 +2,8 @@
 
 use std::{fmt, process::ExitCode};
 
+use crate::{cache::CacheError, engine::EngineError};
+
 /// How a command ended, mapped to the process exit code in one place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -48,10 +50,22 @@ pub fn render(error: &anyhow::Error) -> String {
             text.push_str(&format!("  caused by: {cause}\n"));
         }
     }
-    if let Some(hinted) = error.chain().find_map(|cause| cause.downcast_ref::<Hinted>()) {
-        text.push_str(&format!("\nhint: {}\n", hinted.hint));
+    if let Some(hint) = error.chain().find_map(hint_of) {
+        text.push_str(&format!("\nhint: {hint}\n"));
     }
     text
+}
+
+/// The advice an error in the chain carries, if any.
+fn hint_of(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(hinted) = cause.downcast_ref::<Hinted>() {
+        return Some(hinted.hint.clone());
+    }
+    let cache = cause.downcast_ref::<CacheError>().or(match cause.downcast_ref::<EngineError>() {
+        Some(EngineError::Cache(error)) => Some(error),
+        _ => None,
+    });
+    cache.and_then(CacheError::hint)
 }
 
 #[cfg(test)]

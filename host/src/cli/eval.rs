@@ -14,21 +14,17 @@ use serde_json::json;
 use super::{
     args::{EvalArgs, SaveFormat, TableOrJson},
     diagnostics::Hinted,
-    find_model, model_config,
+    find_model, model_config, output_guard,
     progress::Progress,
-    ExitStatus,
+    signals, ExitStatus,
 };
 use crate::{
-    cache::{item_key, Cache},
     datasets::{args as dataset_args, catalog, hub, source},
     engine::{self, CacheMode, DatasetOutcome, DatasetPlan, DatasetSource, DatasetStatus, EvalPlan, Scoring},
     env_vars, metrics,
     plugins::{ModelInstance, PluginStatus, Registry},
     report,
 };
-
-/// Exit code for a run stopped by Ctrl-C.
-const INTERRUPTED_EXIT: i32 = 130;
 
 pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<ExitStatus> {
     let started_at = SystemTime::now();
@@ -40,7 +36,9 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
         arguments.model_path.as_deref(),
     )?;
     check_metric_args(arguments.metric_args.as_deref())?;
-    let datasets = resolve_datasets(arguments)?;
+    let (datasets, dataset_inputs) = resolve_datasets(arguments)?;
+    let cache_path = cache_path(arguments.cache_path.as_deref());
+    check_outputs(registry, arguments, &config, &cache_path, dataset_inputs)?;
     // The plugin validates the configuration (unknown keys, bad values) without loading anything.
     let instance = ModelInstance::create(model, &config.to_string())?;
     if arguments.scoring == Scoring::Loglikelihood && !instance.scores_continuations()? {
@@ -69,20 +67,22 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
         } else {
             CacheMode::Normal
         },
-        cache_path: cache_path(arguments.cache_path.as_deref()),
+        cache_path,
         offline,
         seed: arguments.seed,
         collect_samples: arguments.samples_output.is_some(),
         plugin_id: plugin_file,
         plugin_version: model.meta.version.clone().unwrap_or_default(),
         scoring: arguments.scoring,
+        strict: arguments.strict,
     };
     if arguments.dry_run {
-        return dry_run(&plan);
+        return super::dry_run::dry_run(&plan);
     }
 
+    tracing::debug!("model configuration: {}", report::redact(&plan.config));
     let manifest = manifest(registry, &plan, started_at)?;
-    ctrlc_handler();
+    signals::install();
     let progress = Progress::new(!arguments.no_progress && std::io::stderr().is_terminal());
     let mut samples_writer = match &arguments.samples_output {
         Some(path) => Some(
@@ -91,14 +91,20 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
         ),
         None => None,
     };
+    let mut samples_failed = false;
     let mut completed: Vec<DatasetOutcome> = Vec::new();
     let mut write_error: Option<anyhow::Error> = None;
     let outcomes = engine::run(
         &plan,
         &progress,
-        &mut |samples| match samples_writer.as_mut() {
-            Some(writer) => writer.write(samples),
-            None => Ok(()),
+        &mut |samples| {
+            if let Some(Err(error)) = samples_writer.as_mut().map(|writer| writer.write(samples)) {
+                // The scores and the cache do not depend on the samples file: carry on without it.
+                tracing::error!("{error}; the evaluation goes on without the samples file");
+                samples_writer = None;
+                samples_failed = true;
+            }
+            Ok(())
         },
         &mut |outcome| {
             completed.push(outcome.clone());
@@ -109,12 +115,18 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
     )?;
     progress.finish();
     let interrupted = engine::interrupted();
-    let status = if interrupted { "interrupted" } else { "completed" };
+    let status = run_status(&outcomes, interrupted);
     let mut manifest = manifest;
     manifest["finished_at"] = report::utc_timestamp(SystemTime::now()).into();
-    save(arguments, &manifest, &outcomes, status)?;
+    if let Err(error) = save(arguments, &manifest, &outcomes, status) {
+        let kept = keep_results(&manifest, &outcomes, status);
+        tracing::error!("{}", super::diagnostics::render(&error).trim_end());
+        tracing::error!("the results are kept {kept}");
+        return Ok(ExitStatus::Failure);
+    }
     if let Some(error) = write_error {
-        return Err(error);
+        // An intermediate write failed, the final one did not: worth a word, not a failure.
+        tracing::warn!("{error:#} (after a dataset; the final results file was written)");
     }
     print_summary(arguments.format, &manifest, &outcomes, status)?;
     for outcome in outcomes.iter().filter(|outcome| outcome.status == DatasetStatus::Failed) {
@@ -124,24 +136,35 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
             outcome.error.as_deref().unwrap_or("unknown error")
         );
     }
+    warn_about_ids(&outcomes);
     if interrupted {
-        tracing::warn!("interrupted: partial results written to `{}`", arguments.output.display());
-        std::process::exit(INTERRUPTED_EXIT);
+        tracing::warn!(
+            "interrupted by {}: partial results written to `{}`",
+            signals::name(),
+            arguments.output.display()
+        );
+        std::process::exit(signals::exit_code());
     }
-    let evaluated = outcomes.iter().any(|outcome| outcome.status == DatasetStatus::Completed);
+    let evaluated = outcomes.iter().any(|outcome| outcome.status.finished());
     Ok(if !evaluated {
         ExitStatus::Error
-    } else if report::had_failures(&outcomes) {
+    } else if report::had_failures(&outcomes) || samples_failed {
         let failed: Vec<String> = outcomes
             .iter()
             .filter(|outcome| outcome.status == DatasetStatus::Failed || outcome.num_failed > 0)
             .map(|outcome| {
                 if outcome.status == DatasetStatus::Failed {
                     format!("{} (dataset failed)", outcome.name)
+                } else if outcome.num_bad_rows > 0 {
+                    format!(
+                        "{} ({} items failed, {} of them bad rows)",
+                        outcome.name, outcome.num_failed, outcome.num_bad_rows
+                    )
                 } else {
                     format!("{} ({} items failed)", outcome.name, outcome.num_failed)
                 }
             })
+            .chain(samples_failed.then(|| "the samples file could not be written".to_owned()))
             .collect();
         tracing::warn!("finished with failures: {}", failed.join(", "));
         ExitStatus::Failure
@@ -150,13 +173,92 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
     })
 }
 
-fn ctrlc_handler() {
-    // First Ctrl-C: finish the batch in flight, write partial results. Second: leave now.
-    let _ = ctrlc::set_handler(|| {
-        if engine::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            std::process::exit(INTERRUPTED_EXIT);
+/// The run's `manifest.status`.
+fn run_status(outcomes: &[DatasetOutcome], interrupted: bool) -> &'static str {
+    if interrupted {
+        "interrupted"
+    } else if outcomes.iter().all(|outcome| outcome.status == DatasetStatus::Failed) {
+        "failed"
+    } else if report::had_failures(outcomes) {
+        "completed_with_failures"
+    } else {
+        "completed"
+    }
+}
+
+/// The final results file could not be written: the results go to
+/// `$TMPDIR/karma-results-<timestamp>.json`, else to stdout. Returns where, for the message.
+fn keep_results(manifest: &serde_json::Value, outcomes: &[DatasetOutcome], status: &str) -> String {
+    let document = report::results_document(manifest, outcomes, status);
+    let mut text = serde_json::to_string_pretty(&document).unwrap_or_else(|_| document.to_string());
+    text.push('\n');
+    let stamp = report::utc_timestamp(SystemTime::now()).replace(':', "-");
+    let fallback = std::env::temp_dir().join(format!("karma-results-{stamp}-{}.json", std::process::id()));
+    match report::write_atomic(&fallback, text.as_bytes()) {
+        Ok(()) => format!("in `{}`", fallback.display()),
+        Err(error) => {
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            format!("on stdout (`{}` could not be written either: {error})", fallback.display())
         }
-    });
+    }
+}
+
+/// Repeated and unusable ids do not change scores (items are paired by row), but they make
+/// samples hard to join with other runs: say how many.
+fn warn_about_ids(outcomes: &[DatasetOutcome]) {
+    for outcome in outcomes {
+        if outcome.duplicate_ids > 0 {
+            tracing::warn!(
+                "dataset `{}`: {} row(s) repeat an id of an earlier row (first: {}); they are evaluated as separate items",
+                outcome.name,
+                outcome.duplicate_ids,
+                outcome.duplicate_id_examples.iter().take(3).map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ")
+            );
+        }
+        if outcome.ids_from_row_number > 0 {
+            tracing::warn!(
+                "dataset `{}`: {} row(s) have a null, object or list `id`; they are identified by row number",
+                outcome.name,
+                outcome.ids_from_row_number
+            );
+        }
+    }
+}
+
+/// Refuses, before anything loads, output paths that are inputs or each other, and outputs that
+/// cannot be written.
+fn check_outputs(
+    registry: &Registry,
+    arguments: &EvalArgs,
+    config: &serde_json::Value,
+    cache_path: &Path,
+    mut inputs: Vec<output_guard::Input>,
+) -> anyhow::Result<()> {
+    if let Some(path) = config.get("model_path").and_then(|path| path.as_str()) {
+        inputs.push(output_guard::Input::new("the model path", path));
+    }
+    if let Some(path) = &arguments.model_config {
+        inputs.push(output_guard::Input::new("the --model-config file", path));
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = cache_path.as_os_str().to_owned();
+        path.push(suffix);
+        inputs.push(output_guard::Input::new("the cache", PathBuf::from(path)));
+    }
+    for plugin in &registry.plugins {
+        inputs.push(output_guard::Input::new("the plugin", &plugin.path));
+    }
+    let mut outputs = vec![output_guard::Output { flag: "--output", path: &arguments.output }];
+    if let Some(path) = &arguments.samples_output {
+        outputs.push(output_guard::Output { flag: "--samples-output", path });
+    }
+    output_guard::check_distinct(&outputs, &inputs)?;
+    if !arguments.dry_run {
+        for output in &outputs {
+            output_guard::check_writable(output.flag, output.path)?;
+        }
+    }
+    Ok(())
 }
 
 /// `--cache-path`, else `KARMA_CACHE_PATH`, else `~/.cache/karma/cache.sqlite`.
@@ -193,16 +295,40 @@ fn check_metric_args(spec: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Names → definitions, arguments validated, sources resolved.
-fn resolve_datasets(arguments: &EvalArgs) -> anyhow::Result<Vec<DatasetPlan>> {
+/// The `--datasets` values as dataset names: each split on commas, except where the commas
+/// belong to an existing path (`data,v2.jsonl` is one file when it exists).
+fn dataset_names(values: &[String]) -> Vec<String> {
+    let mut names = Vec::new();
+    for value in values {
+        let parts: Vec<&str> = value.split(',').collect();
+        let mut start = 0;
+        while start < parts.len() {
+            let end = (start + 2..=parts.len())
+                .rev()
+                .find(|end| Path::new(&parts[start..*end].join(",")).exists())
+                .unwrap_or(start + 1);
+            names.push(parts[start..end].join(",").trim().to_owned());
+            start = end;
+        }
+    }
+    names.retain(|name| !name.is_empty());
+    names
+}
+
+/// Names → definitions, arguments validated, sources resolved; also the local files read, so
+/// that no output overwrites them. A dataset named twice is evaluated once.
+fn resolve_datasets(arguments: &EvalArgs) -> anyhow::Result<(Vec<DatasetPlan>, Vec<output_guard::Input>)> {
     let mut given = dataset_args::parse(arguments.dataset_args.as_deref(), &arguments.dataset_arg).map_err(
         |message| Hinted {
             message,
             hint: "see `karma-host info dataset NAME` for a dataset's arguments".to_owned(),
         },
     )?;
-    let mut plans = Vec::new();
-    for name in arguments.datasets.iter().map(|name| name.trim()).filter(|name| !name.is_empty()) {
+    let mut plans: Vec<DatasetPlan> = Vec::new();
+    let mut inputs = Vec::new();
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for name in dataset_names(&arguments.datasets) {
+        let name = name.as_str();
         let (definition, report_name, local_path) = match catalog::find(name) {
             Some(definition) => (definition, definition.name.to_owned(), None),
             None if Path::new(name).exists() => {
@@ -220,6 +346,18 @@ fn resolve_datasets(arguments: &EvalArgs) -> anyhow::Result<Vec<DatasetPlan>> {
                 });
             }
         };
+        // The same dataset under another spelling (an alias, `./x.jsonl` and `x.jsonl`).
+        let identity = match &local_path {
+            Some(path) => path.canonicalize().unwrap_or_else(|_| path.clone()).display().to_string(),
+            None => definition.name.to_owned(),
+        };
+        if let Some((first, _)) = seen.iter().find(|(_, known)| *known == identity) {
+            tracing::warn!(
+                "dataset `{name}` is listed more than once (as `{first}` before); it is evaluated once"
+            );
+            continue;
+        }
+        seen.push((name.to_owned(), identity));
         let args = given
             .remove(name)
             .or_else(|| given.remove(definition.name))
@@ -234,6 +372,16 @@ fn resolve_datasets(arguments: &EvalArgs) -> anyhow::Result<Vec<DatasetPlan>> {
                     hint: "pass an existing .jsonl/.json/.csv/.parquet file or a directory of them"
                         .to_owned(),
                 })?;
+                if source::RowReader::new(files.clone()).next_row().is_none() {
+                    bail!(Hinted {
+                        message: format!("dataset `{report_name}`: `{}` has no rows", path.display()),
+                        hint: "blank lines are skipped; give a file with at least one row".to_owned(),
+                    });
+                }
+                if path.is_dir() {
+                    inputs.push(output_guard::Input::new("dataset directory", &path));
+                }
+                inputs.extend(files.iter().map(|file| output_guard::Input::new("dataset file", file)));
                 DatasetSource::Local { files }
             }
             None => DatasetSource::Hub {
@@ -254,7 +402,7 @@ fn resolve_datasets(arguments: &EvalArgs) -> anyhow::Result<Vec<DatasetPlan>> {
             hint: "check the dataset name in --dataset-args / --dataset-arg".to_owned(),
         });
     }
-    Ok(plans)
+    Ok((plans, inputs))
 }
 
 fn validate_args(
@@ -405,122 +553,4 @@ fn print_summary(
         }
     }
     Ok(())
-}
-
-/// `--dry-run`: everything validated, the plan printed, nothing loaded or called.
-fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
-    let cache = match plan.cache {
-        CacheMode::Normal if plan.cache_path.exists() => Some(Cache::open(&plan.cache_path)?),
-        _ => None,
-    };
-    let key_context = plan.key_context();
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "model:     {} ({})", plan.model.meta.name, plan.model.plugin_path.display())?;
-    writeln!(stdout, "config:    {}", report::redact(&plan.config))?;
-    writeln!(
-        stdout,
-        "cache:     {} ({})",
-        plan.cache_path.display(),
-        match plan.cache {
-            CacheMode::Normal => "read and write",
-            CacheMode::Refresh => "refresh: write only",
-            CacheMode::Off => "off",
-        }
-    )?;
-    writeln!(
-        stdout,
-        "batch size {}, max samples {}, scoring {}",
-        plan.batch_size,
-        plan.max_samples.map(|n| n.to_string()).unwrap_or_else(|| "all".into()),
-        plan.scoring.as_str()
-    )?;
-    let mut problems = 0;
-    for dataset in &plan.datasets {
-        writeln!(stdout, "\ndataset:   {} ({})", dataset.name, dataset.definition.task_type.as_str())?;
-        let files = match &dataset.source {
-            DatasetSource::Local { files } => {
-                let revision = source::content_hash(files)?;
-                writeln!(stdout, "source:    {} file(s), revision local:{revision}", files.len())?;
-                Some(files.clone())
-            }
-            DatasetSource::Hub { repo, config, split, revision } => {
-                let request = engine::plan::hub_request(repo, *config, split, revision);
-                match hub::find_cached(&hub::cache_dir(), &request) {
-                    Some(snapshot) => {
-                        writeln!(
-                            stdout,
-                            "source:    {repo} split {split} at {} (in the local HF cache)",
-                            snapshot.commit
-                        )?;
-                        Some(snapshot.files)
-                    }
-                    None => {
-                        writeln!(
-                            stdout,
-                            "source:    {repo} split {split} at {revision}: not cached, {}",
-                            if plan.offline {
-                                "and offline mode forbids downloading"
-                            } else {
-                                "would be downloaded"
-                            }
-                        )?;
-                        None
-                    }
-                }
-            }
-        };
-        let Some(files) = files else { continue };
-        let (mut count, mut hits, mut first_prompt) = (0u64, 0u64, None);
-        let mut keys = Vec::new();
-        let mut rows = source::RowReader::new(files);
-        while let Some(row) = rows.next_row() {
-            if plan.max_samples.is_some_and(|limit| count >= limit) {
-                break;
-            }
-            let row = row?;
-            let record = dataset.definition.schema.record(&row.value, count).map_err(|problem| {
-                anyhow::anyhow!(
-                    "dataset `{}`: `{}` row {}: field `{}`: {}",
-                    dataset.name,
-                    row.path.display(),
-                    row.row,
-                    problem.field,
-                    problem.problem
-                )
-            });
-            let record = match record {
-                Ok(record) => record,
-                Err(error) => {
-                    writeln!(stdout, "error:     {error}")?;
-                    problems += 1;
-                    break;
-                }
-            };
-            let prompt = dataset.definition.template.render(&record, dataset.template_override());
-            if cache.is_some() {
-                let item = engine::build_item(count, &record, dataset, plan.scoring);
-                keys.push(item_key(&key_context, &item, plan.model.meta.wants_expected_output));
-            }
-            first_prompt.get_or_insert(prompt);
-            count += 1;
-        }
-        if let Some(cache) = &cache {
-            for chunk in keys.chunks(10_000) {
-                let extraction = plan.extraction(dataset);
-                hits += cache
-                    .get_outputs_with_extractions(chunk, extraction.id(), extraction.version())?
-                    .len() as u64;
-            }
-        }
-        writeln!(stdout, "samples:   {count}")?;
-        writeln!(stdout, "cached:    {hits} of {count}")?;
-        if let Some(prompt) = first_prompt {
-            writeln!(
-                stdout,
-                "prompt:\n{}",
-                prompt.lines().map(|line| format!("    {line}")).collect::<Vec<_>>().join("\n")
-            )?;
-        }
-    }
-    Ok(if problems > 0 { ExitStatus::Error } else { ExitStatus::Success })
 }

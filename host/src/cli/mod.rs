@@ -5,13 +5,16 @@ mod args;
 mod cache_command;
 mod catalog_info;
 mod diagnostics;
+mod dry_run;
 mod eval;
 mod info;
 mod list;
 mod model_config;
 mod output;
+mod output_guard;
 mod progress;
 mod run;
+mod signals;
 
 use std::{io::Write, process::ExitCode};
 
@@ -40,7 +43,8 @@ pub fn main() -> ExitCode {
         Ok(status) => status.into(),
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            let _ = std::io::stderr().write_all(diagnostics::render(&error).as_bytes());
+            let _ = std::io::stderr()
+                .write_all(crate::report::redact_text(&diagnostics::render(&error)).as_bytes());
             ExitStatus::Error.into()
         }
     }
@@ -62,7 +66,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     }
     let directories = plugins::search_path::from_environment(&cli.plugins_dirs);
     let registry = plugins::scan(&directories);
-    for problem in &registry.directory_problems {
+    // A directory the user named is an error below, said once; a default one is a warning.
+    for problem in registry.directory_problems.iter().filter(|problem| !problem.explicit) {
         tracing::warn!("cannot read plugin directory `{}`: {}", problem.path.display(), problem.reason);
     }
     if let Some(problem) = registry.directory_problems.iter().find(|problem| problem.explicit) {
@@ -115,10 +120,26 @@ fn init_logging(verbose: u8, quiet: bool) {
         && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| RedactingStderr)
         .with_ansi(color)
         .without_time()
         .try_init();
+}
+
+/// Log output with credentials masked (plugins' forwarded events included). The formatter writes
+/// each event in one call, so a credential is never split across two writes.
+struct RedactingStderr;
+
+impl Write for RedactingStderr {
+    fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buffer);
+        std::io::stderr().write_all(crate::report::redact_text(&text).as_bytes())?;
+        Ok(buffer.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {

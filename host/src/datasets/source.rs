@@ -24,8 +24,19 @@ pub enum SourceError {
     NoFiles { path: PathBuf },
     #[error("`{}` has an unsupported extension (use .jsonl, .json, .csv or .parquet)", path.display())]
     Unsupported { path: PathBuf },
+    /// One row is bad; the rows after it can still be read.
     #[error("`{}` row {row}: {message}", path.display())]
     Row { path: PathBuf, row: u64, message: String },
+    /// The file cannot be read (on) at all.
+    #[error("`{}`: {message}", path.display())]
+    Unreadable { path: PathBuf, message: String },
+}
+
+impl SourceError {
+    /// Whether only one row is lost: reading goes on with the next one.
+    pub fn is_bad_row(&self) -> bool {
+        matches!(self, SourceError::Row { .. })
+    }
 }
 
 /// A row and where it came from. Its text may borrow from the reader's buffer, so it lives
@@ -169,9 +180,9 @@ impl RowReader {
         RowReader { files: files.into_iter(), current: None }
     }
 
-    /// The next row, an error, or `None` at the end of the last file. After a row that is not
-    /// valid JSON the next call reads on; after a read error (I/O, CSV, parquet) it goes on with
-    /// the next file. (The evaluation stops at the first error either way.)
+    /// The next row, an error, or `None` at the end of the last file. After a bad row
+    /// ([`SourceError::is_bad_row`]) the next call reads on in the same file; after any other
+    /// error it goes on with the next file.
     pub fn next_row(&mut self) -> Option<Result<SourceRow<'_>, SourceError>> {
         loop {
             let file = match &mut self.current {
@@ -185,7 +196,9 @@ impl RowReader {
                 Ok(true) => break,
                 Ok(false) => self.current = None,
                 Err(error) => {
-                    self.current = None;
+                    if !error.is_bad_row() {
+                        self.current = None;
+                    }
                     return Some(Err(error));
                 }
             }
@@ -241,15 +254,23 @@ impl FileRows {
                 };
                 if starts_with_array {
                     // A JSON array cannot be streamed row by row with serde_json; prefer .jsonl or
-                    // .parquet for large datasets.
-                    let rows: Vec<serde_json::Value> =
-                        serde_json::from_reader(reader).map_err(|error| SourceError::Row {
-                            path: path.clone(),
-                            row: error.line() as u64,
-                            message: error.to_string(),
-                        })?;
+                    // .parquet for large datasets. The elements before a broken one are kept.
+                    let (rows, broken) = json_array(reader);
+                    let owned = path.clone();
+                    let broken = broken.map(move |(row, message)| {
+                        Err(SourceError::Row {
+                            path: owned,
+                            row,
+                            message: format!(
+                                "invalid JSON: {message} (the rest of the array cannot be read)"
+                            ),
+                        })
+                    });
                     values(Box::new(
-                        rows.into_iter().zip(1..).map(|(value, row)| Ok((row, RowValue::from_json(value)))),
+                        rows.into_iter()
+                            .zip(1..)
+                            .map(|(value, row)| Ok((row, RowValue::from_json(value))))
+                            .chain(broken),
                     ))
                 } else {
                     Ok(lines(reader, skipped_lines))
@@ -283,17 +304,18 @@ impl FileRows {
                 })))
             }
             Some("parquet") => {
-                let reader = SerializedFileReader::new(file).map_err(|error| SourceError::Row {
+                let reader = SerializedFileReader::new(file).map_err(|error| SourceError::Unreadable {
                     path: path.clone(),
-                    row: 0,
                     message: format!("not a readable parquet file: {error}"),
                 })?;
                 let owned = path.clone();
                 values(Box::new(reader.into_iter().zip(1..).map(move |(row, number)| match row {
                     Ok(row) => Ok((number, RowValue::from_json(row.to_json_value()))),
-                    Err(error) => {
-                        Err(SourceError::Row { path: owned.clone(), row: number, message: error.to_string() })
-                    }
+                    // A column chunk that cannot be decoded ends the file.
+                    Err(error) => Err(SourceError::Unreadable {
+                        path: owned.clone(),
+                        message: format!("row {number} cannot be read (nor the rest of the file): {error}"),
+                    }),
                 })))
             }
             _ => Err(SourceError::Unsupported { path: path.clone() }),
@@ -307,11 +329,15 @@ impl FileRows {
             FileKind::Lines { reader, line, row } => loop {
                 line.clear();
                 let read = reader.read_line(line).map_err(|source| match source.kind() {
-                    std::io::ErrorKind::InvalidData => SourceError::Row {
-                        path: self.path.clone(),
-                        row: *row + 1,
-                        message: format!("not UTF-8 text: {source}"),
-                    },
+                    // The line's bytes were consumed: reading goes on with the next one.
+                    std::io::ErrorKind::InvalidData => {
+                        *row += 1;
+                        SourceError::Row {
+                            path: self.path.clone(),
+                            row: *row,
+                            message: format!("not UTF-8 text: {source}"),
+                        }
+                    }
                     _ => SourceError::Io { path: self.path.clone(), source },
                 })?;
                 if read == 0 {
@@ -350,6 +376,31 @@ impl FileRows {
             }
         }
     }
+}
+
+/// The elements of a JSON array, up to a broken one: then also its 1-based position and the
+/// parser's message.
+fn json_array(reader: impl Read) -> (Vec<serde_json::Value>, Option<(u64, String)>) {
+    use serde::de::{Deserializer as _, SeqAccess, Visitor};
+
+    struct Elements<'a>(&'a mut Vec<serde_json::Value>);
+    impl<'de> Visitor<'de> for Elements<'_> {
+        type Value = ();
+        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("an array of row objects")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut sequence: A) -> Result<(), A::Error> {
+            while let Some(value) = sequence.next_element()? {
+                self.0.push(value);
+            }
+            Ok(())
+        }
+    }
+    let mut rows = Vec::new();
+    let mut deserializer = serde_json::Deserializer::from_reader(reader);
+    let result = deserializer.deserialize_seq(Elements(&mut rows)).and_then(|()| deserializer.end());
+    let broken = result.err().map(|error| (rows.len() as u64 + 1, error.to_string()));
+    (rows, broken)
 }
 
 /// UTF-8's byte order mark, which editors on Windows put at the start of text files.

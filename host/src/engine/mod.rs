@@ -10,16 +10,19 @@
 //!   never scored; an unparsable answer is a wrong answer, counted as unparsed;
 //! * one failing dataset does not stop the others.
 
+mod outcome;
 pub mod plan;
+mod read;
 mod reporter;
 mod run_dataset;
 mod scoring;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub use outcome::{DatasetOutcome, DatasetStatus, SampleLine, SampleRecord};
 pub use plan::{CacheMode, DatasetPlan, DatasetSource, EvalPlan, Scoring};
+pub use read::build_item;
 pub use reporter::{NoReport, Reporter};
-pub use run_dataset::{build_item, DatasetOutcome, DatasetStatus, SampleRecord};
 
 use crate::{
     cache::Cache,
@@ -47,7 +50,7 @@ pub enum EngineError {
 pub fn run(
     plan: &EvalPlan,
     reporter: &dyn Reporter,
-    on_samples: &mut dyn FnMut(&[SampleRecord]) -> std::io::Result<()>,
+    on_samples: &mut dyn FnMut(&[SampleLine]) -> std::io::Result<()>,
     on_dataset_done: &mut dyn FnMut(&DatasetOutcome),
 ) -> Result<Vec<DatasetOutcome>, EngineError> {
     let mut cache = match plan.cache {

@@ -95,6 +95,8 @@ pub struct EvalPlan<'a> {
     pub plugin_id: String,
     pub plugin_version: String,
     pub scoring: Scoring,
+    /// `--strict`: a bad row fails its dataset instead of being recorded and skipped.
+    pub strict: bool,
 }
 
 impl EvalPlan<'_> {

@@ -1,133 +1,37 @@
-//! One dataset through the loop.
+//! One dataset through the loop: fetch its files, read rows a window ahead (`read.rs`), look
+//! the window up in the cache, send the misses to the plugin in batches, extract, score.
 
 use std::{
-    borrow::Cow,
-    collections::BTreeMap,
     path::PathBuf,
     time::{Duration, Instant},
 };
 
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString};
 use karma_plugin_api::abi::{ContinuationRequest, ItemOutput};
-use serde::Serialize;
 
 use super::{
-    interrupted, plan::DatasetSource, scoring::Accumulator, CacheMode, DatasetPlan, EvalPlan, Reporter,
-    Scoring,
+    interrupted,
+    outcome::{
+        DatasetOutcome, DatasetStatus, MetricResult, SampleLine, SampleRecord, Timings, BAD_ROWS_LISTED,
+    },
+    plan::DatasetSource,
+    read::{Pending, Window, WindowReader, LOOKUP_WINDOW, WINDOWS_AHEAD},
+    scoring::Accumulator,
+    CacheMode, DatasetPlan, EvalPlan, Reporter, Scoring,
 };
 use crate::{
-    cache::{item_key, Cache, CacheKey, CachedExtraction, CachedOutput, KeyContext, KeyMap, NewOutput},
+    cache::{Cache, CacheKey, CachedExtraction, CachedOutput, KeyContext, NewOutput},
     datasets::{
         extract::Extraction,
         hub,
         item::{with_batch_view, OwnedItem},
         prompt,
-        record::{AnswerKey, AnswerKeys, McqRecord},
-        source::{self, RowReader},
+        record::AnswerKey,
+        source,
     },
-    metrics::{self, Sample, Score},
+    metrics::{self, Sample},
     plugins::ModelInstance,
 };
-
-/// How a dataset ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DatasetStatus {
-    Completed,
-    Failed,
-    Interrupted,
-}
-
-/// One line of the per-sample JSONL.
-#[derive(Clone, Debug, Serialize)]
-pub struct SampleRecord {
-    pub dataset: String,
-    pub id: String,
-    /// What the model was given.
-    pub prompt: String,
-    pub raw_output: Option<String>,
-    pub prediction: Option<String>,
-    pub expected: String,
-    pub correct: Option<bool>,
-    pub from_cache: bool,
-    pub error: Option<String>,
-    pub input_tokens: Option<u64>,
-    pub output_tokens: Option<u64>,
-    pub latency_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-}
-
-/// A metric's result as written to results files.
-#[derive(Clone, Debug, Serialize)]
-pub struct MetricResult {
-    #[serde(flatten)]
-    pub score: Score,
-    pub num_failed: u64,
-    pub num_unparsed: u64,
-}
-
-/// Wall-clock split of a dataset's evaluation.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Timings {
-    /// Reading rows and building prompts.
-    pub data_s: f64,
-    /// Inside the plugin (load and run).
-    pub model_s: f64,
-    pub total_s: f64,
-}
-
-/// Everything known about one dataset after the loop.
-#[derive(Clone, Debug)]
-pub struct DatasetOutcome {
-    pub name: String,
-    pub plan: DatasetPlan,
-    pub status: DatasetStatus,
-    pub error: Option<String>,
-    /// The revision evaluated (`local:<sha256>` or a hub commit).
-    pub revision: Option<String>,
-    pub files: Vec<PathBuf>,
-    /// sha256 over the data files' bytes, in order.
-    pub content_sha256: Option<String>,
-    pub metrics: BTreeMap<String, MetricResult>,
-    /// Per-subgroup scores, when the dataset has groups (e.g. medmcqa subjects).
-    pub subgroups: BTreeMap<String, BTreeMap<String, Score>>,
-    pub cache_hits: u64,
-    pub cache_misses: u64,
-    pub num_items: u64,
-    pub num_failed: u64,
-    pub num_unparsed: u64,
-    pub timings: Timings,
-}
-
-impl DatasetOutcome {
-    pub(super) fn not_started(plan: &DatasetPlan, status: DatasetStatus) -> Self {
-        DatasetOutcome {
-            name: plan.name.clone(),
-            plan: plan.clone(),
-            status,
-            error: None,
-            revision: None,
-            files: Vec::new(),
-            content_sha256: None,
-            metrics: BTreeMap::new(),
-            subgroups: BTreeMap::new(),
-            cache_hits: 0,
-            cache_misses: 0,
-            num_items: 0,
-            num_failed: 0,
-            num_unparsed: 0,
-            timings: Timings::default(),
-        }
-    }
-}
-
-/// An item and what scoring needs of the record it was built from.
-struct Pending {
-    answer: AnswerKey,
-    item: OwnedItem,
-}
-
 /// State carried across a dataset's batches.
 struct Progress<'a> {
     plan: &'a EvalPlan<'a>,
@@ -148,7 +52,7 @@ pub(super) fn run(
     loaded: &mut bool,
     mut cache: Option<&mut Cache>,
     reporter: &dyn Reporter,
-    on_samples: &mut dyn FnMut(&[SampleRecord]) -> std::io::Result<()>,
+    on_samples: &mut dyn FnMut(&[SampleLine]) -> std::io::Result<()>,
 ) -> DatasetOutcome {
     let started = Instant::now();
     let mut progress = Progress {
@@ -208,9 +112,21 @@ pub(super) fn run(
             evaluated
         })
     });
-    if let Err(error) = result {
-        progress.outcome.status = DatasetStatus::Failed;
-        progress.outcome.error = Some(error);
+    let outcome = &mut progress.outcome;
+    match result {
+        Err(error) => {
+            outcome.status = DatasetStatus::Failed;
+            outcome.error = Some(error);
+        }
+        // A hub dataset's files are only seen here (a local one is checked at planning).
+        Ok(()) if outcome.num_items == 0 && outcome.status == DatasetStatus::Completed => {
+            outcome.status = DatasetStatus::Failed;
+            outcome.error = Some(format!("no rows in {}", describe_files(&outcome.files)));
+        }
+        Ok(()) if outcome.num_failed > 0 && outcome.status == DatasetStatus::Completed => {
+            outcome.status = DatasetStatus::CompletedWithFailures;
+        }
+        Ok(()) => {}
     }
     if progress.outcome.status != DatasetStatus::Failed {
         score(&mut progress);
@@ -225,92 +141,6 @@ pub(super) fn run(
     progress.outcome
 }
 
-/// Rows are read and looked up in the cache a window at a time (one query for many keys);
-/// misses go to the plugin in batches of `batch_size`, each committed before the next.
-const LOOKUP_WINDOW: usize = 512;
-
-/// Windows the reading thread may prepare ahead of the evaluation.
-const WINDOWS_AHEAD: usize = 2;
-
-/// A window of items with their cache keys, as the reading thread hands it over, and the
-/// cached outputs the lookup thread found for it.
-struct Window {
-    pending: Vec<Pending>,
-    keys: Vec<CacheKey>,
-    hits: CacheHits,
-}
-
-type CacheHits = KeyMap<(CachedOutput, Option<CachedExtraction>)>;
-
-/// The reading side of a dataset: rows to records, items and cache keys. It runs on its own
-/// thread, a window or two ahead of the lookups, the plugin and the commits.
-struct WindowReader<'a> {
-    dataset: &'a DatasetPlan,
-    scoring: Scoring,
-    /// Set when there is a cache: this thread hashes the keys (the lookup thread's SQLite
-    /// seeks are the heavier half). Without a cache hashing every prompt would be wasted work.
-    key_context: Option<KeyContext>,
-    shows_expected: bool,
-    limit: u64,
-    window_size: usize,
-}
-
-impl WindowReader<'_> {
-    /// Sends windows until the rows (or `limit`) run out, a row is bad (its error is sent), or
-    /// the evaluation stops listening.
-    fn read(&self, files: Vec<PathBuf>, windows: std::sync::mpsc::SyncSender<Result<Window, String>>) {
-        let mut rows = RowReader::new(files);
-        let mut answer_keys = AnswerKeys::default();
-        let mut next_index = 0u64;
-        loop {
-            let window = self.next_window(&mut rows, &mut answer_keys, &mut next_index);
-            let last = !matches!(&window, Ok(window) if window.pending.len() == self.window_size);
-            let empty = matches!(&window, Ok(window) if window.pending.is_empty());
-            if empty || windows.send(window).is_err() || last {
-                return;
-            }
-        }
-    }
-
-    fn next_window(
-        &self,
-        rows: &mut RowReader,
-        answer_keys: &mut AnswerKeys,
-        next_index: &mut u64,
-    ) -> Result<Window, String> {
-        let definition = self.dataset.definition;
-        let mut pending = Vec::with_capacity(self.window_size);
-        while pending.len() < self.window_size && *next_index < self.limit {
-            let Some(row) = rows.next_row() else { break };
-            let row = row.map_err(|error| error.to_string())?;
-            let record = definition.schema.record(&row.value, *next_index).map_err(|problem| {
-                format!(
-                    "`{}` row {}: field `{}`: {}",
-                    row.path.display(),
-                    row.row,
-                    problem.field,
-                    problem.problem
-                )
-            })?;
-            let item = build_item(*next_index, &record, self.dataset, self.scoring);
-            pending.push(Pending { answer: answer_keys.key(&record), item });
-            *next_index += 1;
-        }
-        let mut window = Window { pending, keys: Vec::new(), hits: CacheHits::default() };
-        window.keys = match &self.key_context {
-            Some(context) => window.keys_under(context, self.shows_expected),
-            None => vec![CacheKey([0; 32]); window.pending.len()],
-        };
-        Ok(window)
-    }
-}
-
-impl Window {
-    fn keys_under(&self, context: &KeyContext, shows_expected: bool) -> Vec<CacheKey> {
-        self.pending.iter().map(|pending| item_key(context, &pending.item, shows_expected)).collect()
-    }
-}
-
 fn evaluate_rows(
     progress: &mut Progress<'_>,
     files: Vec<PathBuf>,
@@ -318,7 +148,7 @@ fn evaluate_rows(
     loaded: &mut bool,
     cache: &mut Option<&mut Cache>,
     reporter: &dyn Reporter,
-    on_samples: &mut dyn FnMut(&[SampleRecord]) -> std::io::Result<()>,
+    on_samples: &mut dyn FnMut(&[SampleLine]) -> std::io::Result<()>,
 ) -> Result<(), String> {
     let plan = progress.plan;
     let reader = WindowReader {
@@ -328,6 +158,7 @@ fn evaluate_rows(
         shows_expected: plan.model.meta.wants_expected_output,
         limit: plan.max_samples.unwrap_or(u64::MAX),
         window_size: LOOKUP_WINDOW.max(plan.batch_size),
+        strict: plan.strict,
     };
     let reader = &reader;
     // Lookups run on a connection of their own, so they overlap the commits of earlier windows.
@@ -340,7 +171,7 @@ fn evaluate_rows(
     let extraction = progress.extraction;
     std::thread::scope(|scope| {
         let (sender, read) = std::sync::mpsc::sync_channel(WINDOWS_AHEAD);
-        scope.spawn(move || reader.read(files, sender));
+        let reading = scope.spawn(move || reader.read(files, sender));
         let windows = match lookups.as_mut() {
             None => read,
             Some(lookups) => {
@@ -367,51 +198,25 @@ fn evaluate_rows(
         };
         // Leaving this loop early drops `windows`, which stops the stages before it at their
         // next send.
-        for window in windows {
-            let samples = run_window(progress, window?, instance, loaded, cache, reporter)?;
-            on_samples(&samples).map_err(|error| format!("cannot write samples: {error}"))?;
-            if interrupted() {
-                progress.outcome.status = super::DatasetStatus::Interrupted;
-                return Ok(());
+        let evaluated = (|| {
+            for window in windows {
+                let samples = run_window(progress, window?, instance, loaded, cache, reporter)?;
+                on_samples(&samples).map_err(|error| error.to_string())?;
+                if interrupted() {
+                    progress.outcome.status = DatasetStatus::Interrupted;
+                    return Ok(());
+                }
             }
+            Ok(())
+        })();
+        if let Ok(ids) = reading.join() {
+            let outcome = &mut progress.outcome;
+            outcome.duplicate_ids = ids.duplicates;
+            outcome.duplicate_id_examples = ids.duplicate_examples;
+            outcome.ids_from_row_number = ids.from_row_number;
         }
-        Ok(())
+        evaluated
     })
-}
-
-/// The item sent to the model for `record`: the rendered prompt (or, for log-likelihood
-/// scoring, the context the options continue), options in `other_args`.
-pub fn build_item(id: u64, record: &McqRecord<'_>, dataset: &DatasetPlan, scoring: Scoring) -> OwnedItem {
-    /// `other_args` serialized straight from the record, without building a JSON value first,
-    /// in canonical form (keys sorted at every level) so the cache key can hash it as it is.
-    #[derive(Serialize)]
-    struct OtherArgs<'a> {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        group: Option<&'a str>,
-        options: Options<'a>,
-    }
-    struct Options<'a>(Vec<&'a (Cow<'a, str>, Cow<'a, str>)>);
-    impl Serialize for Options<'_> {
-        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            serializer.collect_map(self.0.iter().map(|(letter, text)| (letter, text)))
-        }
-    }
-    let mut options: Vec<&(Cow<'_, str>, Cow<'_, str>)> = record.options.iter().collect();
-    options.sort_by(|a, b| a.0.cmp(&b.0));
-    let other_args =
-        serde_json::to_string(&OtherArgs { group: record.group.as_deref(), options: Options(options) })
-            .unwrap_or_else(|_| "{}".to_owned());
-    OwnedItem {
-        id,
-        input: Some(match scoring {
-            Scoring::Generate => dataset.definition.template.render(record, dataset.template_override()),
-            Scoring::Loglikelihood => prompt::loglikelihood_context(record),
-        }),
-        system_prompt: record.system_prompt.as_deref().map(str::to_owned),
-        expected_output: Some(record.answer.to_string()),
-        other_args,
-        ..OwnedItem::default()
-    }
 }
 
 /// The outcome of one item before extraction.
@@ -425,12 +230,12 @@ enum ItemResult {
 /// window is cut after the last committed batch.
 fn run_window(
     progress: &mut Progress<'_>,
-    Window { pending: window, keys, mut hits }: Window,
+    Window { pending: window, keys, mut hits, bad_rows }: Window,
     instance: &mut ModelInstance,
     loaded: &mut bool,
     cache: &mut Option<&mut Cache>,
     reporter: &dyn Reporter,
-) -> Result<Vec<SampleRecord>, String> {
+) -> Result<Vec<SampleLine>, String> {
     let plan = progress.plan;
     let extraction = progress.extraction;
     let mut results: Vec<Option<ItemResult>> = keys
@@ -465,13 +270,25 @@ fn run_window(
     }
 
     let mut late_extractions = Vec::new();
-    let mut samples = Vec::with_capacity(cut);
-    for ((pending, key), result) in window.iter().zip(keys.iter()).zip(results).take(cut) {
+    let mut samples = Vec::with_capacity(cut + bad_rows.len());
+    // Bad rows go in row order between the items; those after an interruption's cut are dropped
+    // with the items around them.
+    let mut bad_rows = bad_rows.into_iter().peekable();
+    for (index, ((pending, key), result)) in window.iter().zip(keys.iter()).zip(results).take(cut).enumerate()
+    {
+        while let Some((_, bad)) = bad_rows.next_if(|(before, _)| *before <= index) {
+            record_bad_row(progress, bad, &mut samples);
+        }
         let Some(result) = result else { continue };
         let (sample, late) = finish_item(progress, pending, *key, result);
         late_extractions.extend(late);
         if plan.collect_samples {
-            samples.push(sample);
+            samples.push(SampleLine::Item(sample));
+        }
+    }
+    if cut == window.len() {
+        for (_, bad) in bad_rows {
+            record_bad_row(progress, bad, &mut samples);
         }
     }
     // Outputs served from the cache whose extraction rule changed: store the new extraction.
@@ -481,6 +298,24 @@ fn run_window(
             .map_err(|error| error.to_string())?;
     }
     Ok(samples)
+}
+
+/// Counts a bad row as an item that failed, listing the first few in the results.
+fn record_bad_row(
+    progress: &mut Progress<'_>,
+    bad: crate::engine::outcome::BadRowRecord,
+    samples: &mut Vec<SampleLine>,
+) {
+    let outcome = &mut progress.outcome;
+    outcome.num_items += 1;
+    outcome.num_failed += 1;
+    outcome.num_bad_rows += 1;
+    if outcome.bad_rows.len() < BAD_ROWS_LISTED {
+        outcome.bad_rows.push(bad.clone());
+    }
+    if progress.plan.collect_samples {
+        samples.push(SampleLine::BadRow(bad));
+    }
 }
 
 /// Sends the items at `batch` (indices into `window`) to the plugin, stores what came back in
@@ -541,14 +376,16 @@ fn run_plugin_batch(
                             extraction: Some(CachedExtraction { prediction }),
                         }
                     }
-                    RResult::RErr(error) => {
-                        ItemResult::Failed(format!("{} ({})", error.message, error.code.name()))
-                    }
+                    RResult::RErr(error) => ItemResult::Failed(crate::report::redact_text(&format!(
+                        "{} ({})",
+                        error.message,
+                        error.code.name()
+                    ))),
                 });
             }
         }
         Err(error) => {
-            let message = error.to_string();
+            let message = crate::report::redact_text(&error.to_string());
             for index in batch {
                 results[*index] = Some(ItemResult::Failed(message.clone()));
             }
@@ -733,4 +570,9 @@ fn score(progress: &mut Progress<'_>) {
             progress.outcome.subgroups.entry(group.clone()).or_default().insert(name.to_owned(), score);
         }
     }
+}
+
+fn describe_files(files: &[PathBuf]) -> String {
+    let names: Vec<String> = files.iter().map(|path| format!("`{}`", path.display())).collect();
+    names.join(", ")
 }

@@ -12,13 +12,14 @@ use std::{
 
 use serde_json::{json, Value};
 
-pub use redact::redact;
+pub use redact::{redact, redact_text};
 pub use time::utc_timestamp;
 pub use yaml::to_yaml;
 
 use crate::engine::{DatasetOutcome, DatasetStatus};
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename. On
+/// failure (a full disk, say) the temporary file is removed and `path` is left as it was.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let directory = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(directory)?;
@@ -27,10 +28,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| "results".to_owned());
     let temporary = directory.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)
+    let written = std::fs::File::create(&temporary).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
 }
 
 /// The JSON entry of one dataset.
@@ -51,8 +57,23 @@ pub fn dataset_entry(outcome: &DatasetOutcome) -> Value {
     if !outcome.subgroups.is_empty() {
         entry["subgroups"] = json!(outcome.subgroups);
     }
+    if outcome.num_bad_rows > 0 {
+        entry["num_bad_rows"] = outcome.num_bad_rows.into();
+        entry["bad_rows"] = json!(outcome
+            .bad_rows
+            .iter()
+            .map(|bad| json!({"file": bad.file, "row": bad.row, "id": bad.id, "error": bad.error}))
+            .collect::<Vec<_>>());
+    }
+    if outcome.duplicate_ids > 0 {
+        entry["duplicate_ids"] =
+            json!({"count": outcome.duplicate_ids, "first": outcome.duplicate_id_examples});
+    }
+    if outcome.ids_from_row_number > 0 {
+        entry["ids_from_row_number"] = outcome.ids_from_row_number.into();
+    }
     if let Some(error) = &outcome.error {
-        entry["error"] = error.clone().into();
+        entry["error"] = redact_text(error).into();
     }
     entry
 }
@@ -133,10 +154,14 @@ pub fn had_failures(outcomes: &[DatasetOutcome]) -> bool {
     outcomes.iter().any(|outcome| outcome.status == DatasetStatus::Failed || outcome.num_failed > 0)
 }
 
-/// Appends sample records as JSON lines, flushing per batch.
+/// Appends sample records as JSON lines, a batch at a time. The file only ever ends in a whole
+/// line: a batch that cannot be written in full (a full disk) is cut back off.
 pub struct SamplesWriter {
-    file: std::io::BufWriter<std::fs::File>,
-    pub path: PathBuf,
+    file: std::fs::File,
+    path: PathBuf,
+    /// Bytes of whole lines written so far.
+    length: u64,
+    buffer: Vec<u8>,
 }
 
 impl SamplesWriter {
@@ -145,16 +170,48 @@ impl SamplesWriter {
             std::fs::create_dir_all(parent)?;
         }
         Ok(SamplesWriter {
-            file: std::io::BufWriter::new(std::fs::File::create(path)?),
+            file: std::fs::File::create(path)?,
             path: path.to_owned(),
+            length: 0,
+            buffer: Vec::new(),
         })
     }
 
-    pub fn write(&mut self, samples: &[crate::engine::SampleRecord]) -> std::io::Result<()> {
+    pub fn write<T: serde::Serialize>(&mut self, samples: &[T]) -> std::io::Result<()> {
+        self.buffer.clear();
         for sample in samples {
-            serde_json::to_writer(&mut self.file, sample)?;
-            self.file.write_all(b"\n")?;
+            serde_json::to_writer(&mut self.buffer, sample)?;
+            self.buffer.push(b'\n');
         }
-        self.file.flush()
+        if let Err(error) = self.file.write_all(&self.buffer) {
+            // Cut back to the last whole line (best effort: the disk may refuse even that).
+            let _ = self.file.set_len(self.length);
+            let _ = std::io::Seek::seek(&mut self.file, std::io::SeekFrom::Start(self.length));
+            return Err(std::io::Error::new(
+                error.kind(),
+                format!("cannot write samples to `{}`: {error}", self.path.display()),
+            ));
+        }
+        self.length += self.buffer.len() as u64;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_atomic_write_leaves_no_temporary_file_and_the_target_as_it_was() {
+        let directory = tempfile::tempdir().unwrap();
+        // Renaming a file over a non-empty directory fails after the temporary file is written.
+        let target = directory.path().join("results.json");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("keep"), "x").unwrap();
+        assert!(write_atomic(&target, b"{}").is_err());
+        let names: Vec<_> =
+            std::fs::read_dir(directory.path()).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+        assert_eq!(names, ["results.json"]);
+        assert!(target.join("keep").exists());
     }
 }

@@ -1,0 +1,143 @@
+//! `eval --dry-run`: the plan, sample counts, bad rows, expected cache hits and the first prompt,
+//! read as the run would read them, without loading the model.
+
+use std::io::Write;
+
+use super::ExitStatus;
+use crate::{
+    cache::{item_key, Cache},
+    datasets::{hub, source},
+    engine::{self, CacheMode, DatasetSource, EvalPlan},
+    report,
+};
+
+/// `--dry-run`: everything validated, the plan printed, nothing loaded or called.
+pub(super) fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
+    let cache = match plan.cache {
+        CacheMode::Normal if plan.cache_path.exists() => Some(Cache::open(&plan.cache_path)?),
+        _ => None,
+    };
+    let key_context = plan.key_context();
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "model:     {} ({})", plan.model.meta.name, plan.model.plugin_path.display())?;
+    writeln!(stdout, "config:    {}", report::redact(&plan.config))?;
+    writeln!(
+        stdout,
+        "cache:     {} ({})",
+        plan.cache_path.display(),
+        match plan.cache {
+            CacheMode::Normal => "read and write",
+            CacheMode::Refresh => "refresh: write only",
+            CacheMode::Off => "off",
+        }
+    )?;
+    writeln!(
+        stdout,
+        "batch size {}, max samples {}, scoring {}",
+        plan.batch_size,
+        plan.max_samples.map(|n| n.to_string()).unwrap_or_else(|| "all".into()),
+        plan.scoring.as_str()
+    )?;
+    // Problems stop a dataset (exit 2); warnings are bad rows the run would record (exit 1).
+    let (mut problems, mut warnings) = (0, 0);
+    for dataset in &plan.datasets {
+        writeln!(stdout, "\ndataset:   {} ({})", dataset.name, dataset.definition.task_type.as_str())?;
+        let files = match &dataset.source {
+            DatasetSource::Local { files } => {
+                let revision = source::content_hash(files)?;
+                writeln!(stdout, "source:    {} file(s), revision local:{revision}", files.len())?;
+                Some(files.clone())
+            }
+            DatasetSource::Hub { repo, config, split, revision } => {
+                let request = engine::plan::hub_request(repo, *config, split, revision);
+                match hub::find_cached(&hub::cache_dir(), &request) {
+                    Some(snapshot) => {
+                        writeln!(
+                            stdout,
+                            "source:    {repo} split {split} at {} (in the local HF cache)",
+                            snapshot.commit
+                        )?;
+                        Some(snapshot.files)
+                    }
+                    None => {
+                        writeln!(
+                            stdout,
+                            "source:    {repo} split {split} at {revision}: not cached, {}",
+                            if plan.offline {
+                                "and offline mode forbids downloading"
+                            } else {
+                                "would be downloaded"
+                            }
+                        )?;
+                        None
+                    }
+                }
+            }
+        };
+        let Some(files) = files else { continue };
+        let (mut count, mut hits, mut first_prompt) = (0u64, 0u64, None);
+        let (mut bad_rows, mut first_bad) = (0u64, None);
+        let mut keys = Vec::new();
+        let mut rows = source::RowReader::new(files);
+        // As the run reads: a bad row is counted (toward --max-samples too) unless --strict.
+        while let Some(row) = rows.next_row() {
+            if plan.max_samples.is_some_and(|limit| count + bad_rows >= limit) {
+                break;
+            }
+            let problem = match row {
+                Ok(row) => match dataset.definition.schema.record(&row.value, count + bad_rows) {
+                    Ok(record) => {
+                        let item = engine::build_item(count + bad_rows, &record, dataset, plan.scoring);
+                        if cache.is_some() {
+                            keys.push(item_key(&key_context, &item, plan.model.meta.wants_expected_output));
+                        }
+                        first_prompt.get_or_insert(item.input.unwrap_or_default());
+                        count += 1;
+                        continue;
+                    }
+                    Err(problem) => source::SourceError::Row {
+                        path: row.path.to_owned(),
+                        row: row.row,
+                        message: format!("field `{}`: {}", problem.field, problem.problem),
+                    },
+                },
+                Err(error) => error,
+            };
+            if !problem.is_bad_row() || plan.strict {
+                writeln!(stdout, "error:     dataset `{}`: {problem}", dataset.name)?;
+                problems += 1;
+                break;
+            }
+            bad_rows += 1;
+            first_bad.get_or_insert(problem.to_string());
+        }
+        if let Some(first) = first_bad {
+            writeln!(stdout, "bad rows:  {bad_rows} (recorded as failures; first: {first})")?;
+            warnings += 1;
+        }
+        if let Some(cache) = &cache {
+            for chunk in keys.chunks(10_000) {
+                let extraction = plan.extraction(dataset);
+                hits += cache
+                    .get_outputs_with_extractions(chunk, extraction.id(), extraction.version())?
+                    .len() as u64;
+            }
+        }
+        writeln!(stdout, "samples:   {count}")?;
+        writeln!(stdout, "cached:    {hits} of {count}")?;
+        if let Some(prompt) = first_prompt {
+            writeln!(
+                stdout,
+                "prompt:\n{}",
+                prompt.lines().map(|line| format!("    {line}")).collect::<Vec<_>>().join("\n")
+            )?;
+        }
+    }
+    Ok(if problems > 0 {
+        ExitStatus::Error
+    } else if warnings > 0 {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
+}
