@@ -29,3 +29,5 @@ mod logging;
 mod misbehaving;
 /// `run`: one batch through the baseline models.
 mod run_batch;
+/// Open QA and translation files, `--task`, `--metrics`, and `score`.
+mod tasks;

@@ -35,6 +35,10 @@ pub enum Command {
     Eval(Box<EvalArgs>),
     /// Run one batch of items through a model and print its outputs (JSON lines).
     Run(RunArgs),
+    /// Score predictions you already have (columns `prediction`, `reference` or `references`,
+    /// optional `id`, `group`, `other_args`): the same metrics, intervals and results schema as
+    /// `eval`, no model.
+    Score(ScoreArgs),
     /// Inspect or clear the output cache.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -46,8 +50,8 @@ pub struct EvalArgs {
     #[arg(long)]
     pub model: String,
     /// Comma-separated dataset names or aliases (`karma-host list datasets`), or paths of local
-    /// MCQ files (columns question, options, answer). An existing path containing a comma is
-    /// one dataset.
+    /// files: MCQ (question, options, answer), open QA (question, answer), translation (source,
+    /// target). An existing path containing a comma is one dataset.
     #[arg(long, required = true)]
     pub datasets: Vec<String>,
     /// Local path or hub id overriding the model's default weights (passed as `model_path`).
@@ -65,6 +69,14 @@ pub struct EvalArgs {
     /// One dataset argument, `ds.key=value` (repeatable); the value may contain anything.
     #[arg(long = "dataset-arg", value_name = "DS.KEY=VALUE")]
     pub dataset_arg: Vec<String>,
+    /// The task of local dataset files (KARMA's task_type names: `mcqa`, `open_ended_qa`,
+    /// `translation`) when their columns are ambiguous. Default: told from the first row.
+    #[arg(long, value_name = "TASK")]
+    pub task: Option<String>,
+    /// Comma-separated metrics every dataset reports instead of its own list
+    /// (`karma-host list metrics`).
+    #[arg(long, value_name = "LIST")]
+    pub metrics: Option<String>,
     /// Metric arguments: `metric:key=value;metric2:key=value`.
     #[arg(long, value_name = "SPEC")]
     pub metric_args: Option<String>,
@@ -115,6 +127,27 @@ pub struct EvalArgs {
     /// (each option scored as a continuation, lm-eval-harness style; needs model support).
     #[arg(long, value_enum, default_value_t = Scoring::Generate)]
     pub scoring: Scoring,
+}
+
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    /// The predictions file (.jsonl, .json, .csv or .parquet).
+    pub file: PathBuf,
+    /// Comma-separated metrics (`karma-host list metrics`).
+    #[arg(long, value_name = "LIST")]
+    pub metrics: String,
+    /// Also write the results document to this file.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// What is printed on stdout: a table, or the results document.
+    #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
+    pub format: TableOrJson,
+    /// Seed for bootstrap intervals.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true, value_parser = parse_seed)]
+    pub seed: u64,
+    /// Stop at the first bad row instead of recording it and scoring the others.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,7 +17,7 @@ fn dataset_json(definition: &catalog::DatasetDefinition) -> serde_json::Value {
         "config": definition.config,
         "split": definition.split,
         "revision": definition.revision,
-        "task_type": definition.task_type.as_str(),
+        "task_type": definition.task_type().as_str(),
         "metrics": definition.metrics,
         "args": definition.all_args().map(|spec| json!({
             "name": spec.name, "required": spec.required, "default": spec.default, "description": spec.description,
@@ -39,7 +39,7 @@ pub(super) fn list_datasets(format: TableOrJson) -> anyhow::Result<ExitStatus> {
                     vec![
                         definition.name.to_owned(),
                         definition.aliases.join(","),
-                        definition.task_type.as_str().to_owned(),
+                        definition.task_type().as_str().to_owned(),
                         definition.metrics.join(","),
                         definition.split.to_owned(),
                         definition.revision.unwrap_or("main").to_owned(),
@@ -83,13 +83,13 @@ pub(super) fn info_dataset(name: &str, format: TableOrJson) -> anyhow::Result<Ex
                 definition.split,
                 definition.revision.unwrap_or("main")
             )?;
-            writeln!(stdout, "task         {}", definition.task_type.as_str())?;
+            writeln!(stdout, "task         {}", definition.task_type().as_str())?;
             writeln!(stdout, "metrics      {}", definition.metrics.join(", "))?;
             writeln!(
                 stdout,
                 "extraction   {} v{}",
-                definition.extraction.id(),
-                definition.extraction.version()
+                definition.family.extraction().id(),
+                definition.family.extraction().version()
             )?;
             writeln!(stdout, "arguments")?;
             for spec in definition.all_args() {

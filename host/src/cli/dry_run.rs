@@ -6,7 +6,10 @@ use std::io::Write;
 use super::ExitStatus;
 use crate::{
     cache::{item_key, Cache},
-    datasets::{hub, source},
+    datasets::{
+        hub, source,
+        task::{BuildContext, BuildState},
+    },
     engine::{self, CacheMode, DatasetSource, EvalPlan},
     report,
 };
@@ -41,7 +44,7 @@ pub(super) fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
     // Problems stop a dataset (exit 2); warnings are bad rows the run would record (exit 1).
     let (mut problems, mut warnings) = (0, 0);
     for dataset in &plan.datasets {
-        writeln!(stdout, "\ndataset:   {} ({})", dataset.name, dataset.definition.task_type.as_str())?;
+        writeln!(stdout, "\ndataset:   {} ({})", dataset.name, dataset.definition.task_type().as_str())?;
         let files = match &dataset.source {
             DatasetSource::Local { files } => {
                 let revision = source::content_hash(files)?;
@@ -77,6 +80,12 @@ pub(super) fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
         let Some(files) = files else { continue };
         let (mut count, mut hits, mut first_prompt) = (0u64, 0u64, None);
         let (mut bad_rows, mut first_bad) = (0u64, None);
+        let context = BuildContext {
+            template_override: dataset.template_override(),
+            scoring: plan.scoring,
+            args: &dataset.args,
+        };
+        let mut state = BuildState::default();
         let mut keys = Vec::new();
         let mut rows = source::RowReader::new(files);
         // As the run reads: a bad row is counted (toward --max-samples too) unless --strict.
@@ -85,9 +94,9 @@ pub(super) fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
                 break;
             }
             let problem = match row {
-                Ok(row) => match dataset.definition.schema.record(&row.value, count + bad_rows) {
-                    Ok(record) => {
-                        let item = engine::build_item(count + bad_rows, &record, dataset, plan.scoring);
+                Ok(row) => match dataset.definition.family.build(&row.value, count + bad_rows, &context, &mut state) {
+                    Ok(built) => {
+                        let item = built.item;
                         if cache.is_some() {
                             keys.push(item_key(&key_context, &item, plan.model.meta.wants_expected_output));
                         }

@@ -19,7 +19,7 @@ use super::{
     signals, ExitStatus,
 };
 use crate::{
-    datasets::{args as dataset_args, catalog, hub, source},
+    datasets::{args as dataset_args, catalog, hub, source, task::TaskType},
     engine::{self, CacheMode, DatasetOutcome, DatasetPlan, DatasetSource, DatasetStatus, EvalPlan, Scoring},
     env_vars, metrics,
     plugins::{ModelInstance, PluginStatus, Registry},
@@ -324,22 +324,23 @@ fn resolve_datasets(arguments: &EvalArgs) -> anyhow::Result<(Vec<DatasetPlan>, V
             hint: "see `karma-host info dataset NAME` for a dataset's arguments".to_owned(),
         },
     )?;
+    let task = arguments.task.as_deref().map(parse_task).transpose()?;
+    let chosen_metrics = arguments.metrics.as_deref().map(parse_metrics).transpose()?;
     let mut plans: Vec<DatasetPlan> = Vec::new();
     let mut inputs = Vec::new();
     let mut seen: Vec<(String, String)> = Vec::new();
     for name in dataset_names(&arguments.datasets) {
         let name = name.as_str();
-        let (definition, report_name, local_path) = match catalog::find(name) {
+        // A local file's family is known once its first row is read (or from --task).
+        let (mut definition, report_name, local_path) = match catalog::find(name) {
             Some(definition) => (definition, definition.name.to_owned(), None),
-            None if Path::new(name).exists() => {
-                (&catalog::LOCAL_MCQ, name.to_owned(), Some(PathBuf::from(name)))
-            }
+            None if Path::new(name).exists() => (&catalog::LOCAL[0], name.to_owned(), Some(PathBuf::from(name))),
             None => {
                 let suggestions = catalog::suggestions(name);
                 bail!(Hinted {
                     message: format!("unknown dataset `{name}`"),
                     hint: if suggestions.is_empty() {
-                        "`karma-host list datasets` shows the registered datasets; a local MCQ file must exist".to_owned()
+                        "`karma-host list datasets` shows the registered datasets; a local file must exist".to_owned()
                     } else {
                         format!("did you mean: {}?", suggestions.join(", "))
                     },
@@ -364,6 +365,7 @@ fn resolve_datasets(arguments: &EvalArgs) -> anyhow::Result<(Vec<DatasetPlan>, V
             .or_else(|| definition.aliases.iter().find_map(|alias| given.remove(*alias)))
             .unwrap_or_default();
         let args = validate_args(definition, &report_name, args)?;
+        let ad_hoc = local_path.is_some();
         let data_files = args.get("data_files").map(PathBuf::from).or(local_path);
         let source = match data_files {
             Some(path) => {
@@ -378,6 +380,9 @@ fn resolve_datasets(arguments: &EvalArgs) -> anyhow::Result<(Vec<DatasetPlan>, V
                         hint: "blank lines are skipped; give a file with at least one row".to_owned(),
                     });
                 }
+                if ad_hoc {
+                    definition = local_definition(&report_name, &files, task)?;
+                }
                 if path.is_dir() {
                     inputs.push(output_guard::Input::new("dataset directory", &path));
                 }
@@ -391,7 +396,20 @@ fn resolve_datasets(arguments: &EvalArgs) -> anyhow::Result<(Vec<DatasetPlan>, V
                 revision: definition.revision.unwrap_or("main").to_owned(),
             },
         };
-        plans.push(DatasetPlan { name: report_name, definition, args, source });
+        let metrics = match &chosen_metrics {
+            Some(chosen) => chosen.clone(),
+            None => definition.metrics.iter().filter_map(|name| metrics::find(name)).collect(),
+        };
+        if arguments.scoring == Scoring::Loglikelihood && !definition.family.supports_loglikelihood() {
+            bail!(Hinted {
+                message: format!(
+                    "dataset `{report_name}` is {} and cannot be scored by log-likelihood",
+                    definition.task_type().as_str()
+                ),
+                hint: "--scoring loglikelihood applies to multiple-choice datasets; use --scoring generate".to_owned(),
+            });
+        }
+        plans.push(DatasetPlan { name: report_name, definition, args, source, metrics });
     }
     if plans.is_empty() {
         bail!("no datasets given");
@@ -403,6 +421,82 @@ fn resolve_datasets(arguments: &EvalArgs) -> anyhow::Result<(Vec<DatasetPlan>, V
         });
     }
     Ok((plans, inputs))
+}
+
+fn parse_task(name: &str) -> anyhow::Result<TaskType> {
+    TaskType::from_name(name.trim()).ok_or_else(|| {
+        let names: Vec<&str> = TaskType::ALL.iter().map(|task| task.as_str()).collect();
+        Hinted { message: format!("unknown task `{name}`"), hint: format!("--task takes one of: {}", names.join(", ")) }
+            .into()
+    })
+}
+
+/// `--metrics a,b`: the metrics every dataset reports instead of its own list.
+pub(super) fn parse_metrics(list: &str) -> anyhow::Result<Vec<&'static dyn metrics::Metric>> {
+    let mut chosen: Vec<&'static dyn metrics::Metric> = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+        let metric = metrics::find(name).ok_or_else(|| Hinted {
+            message: format!("unknown metric `{name}` in --metrics"),
+            hint: format!(
+                "known metrics: {}",
+                metrics::all().iter().map(|metric| metric.name()).collect::<Vec<_>>().join(", ")
+            ),
+        })?;
+        if !chosen.iter().any(|known| known.name() == metric.name()) {
+            chosen.push(metric);
+        }
+    }
+    if chosen.is_empty() {
+        bail!(Hinted { message: "--metrics names no metric".to_owned(), hint: "e.g. --metrics bleu,exact_match".to_owned() });
+    }
+    Ok(chosen)
+}
+
+/// The local family whose columns the first readable row of `files` has, or `task`'s.
+fn local_definition(
+    name: &str,
+    files: &[PathBuf],
+    task: Option<TaskType>,
+) -> anyhow::Result<&'static catalog::DatasetDefinition> {
+    if let Some(task) = task {
+        return Ok(catalog::local_for(task));
+    }
+    let mut rows = source::RowReader::new(files.to_vec());
+    let shapes = || {
+        catalog::LOCAL
+            .iter()
+            .map(|definition| format!("{}: {}", definition.task_type().as_str(), definition.family.local_columns()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    while let Some(row) = rows.next_row() {
+        let row = match row {
+            Ok(row) => row,
+            Err(error) if error.is_bad_row() => continue,
+            Err(error) => return Err(anyhow::Error::new(error).context(format!("dataset `{name}`"))),
+        };
+        if let Some(definition) = catalog::LOCAL.iter().find(|definition| definition.family.recognises(&row.value)) {
+            return Ok(definition);
+        }
+        let columns = match &row.value {
+            crate::datasets::row::RowValue::Object(entries) => {
+                entries.iter().map(|(key, _)| key.as_ref()).collect::<Vec<_>>().join(", ")
+            }
+            _ => "not an object".to_owned(),
+        };
+        bail!(Hinted {
+            message: format!(
+                "dataset `{name}`: cannot tell its task from the columns of `{}` row {} ({columns})",
+                row.path.display(),
+                row.row
+            ),
+            hint: format!("expected {}; or pass --task", shapes()),
+        });
+    }
+    bail!(Hinted {
+        message: format!("dataset `{name}`: no readable row to tell its task from"),
+        hint: format!("expected {}", shapes()),
+    })
 }
 
 fn validate_args(

@@ -14,6 +14,7 @@ mod output;
 mod output_guard;
 mod progress;
 mod run;
+mod score;
 mod signals;
 
 use std::{io::Write, process::ExitCode};
@@ -62,6 +63,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             return catalog_info::info_metric(name, *format)
         }
         Command::Cache(command) => return cache_command::cache(command),
+        Command::Score(arguments) => return score::score(arguments),
         _ => {}
     }
     let directories = plugins::search_path::from_environment(&cli.plugins_dirs);
@@ -100,7 +102,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Run(arguments) => run::run(&registry, &arguments),
         Command::List(ListCommand::Datasets { .. } | ListCommand::Metrics { .. })
         | Command::Info(InfoCommand::Dataset { .. } | InfoCommand::Metric { .. })
-        | Command::Cache(_) => unreachable!("handled before the plugin scan"),
+        | Command::Cache(_)
+        | Command::Score(_) => unreachable!("handled before the plugin scan"),
     }
 }
 

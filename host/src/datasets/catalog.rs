@@ -4,22 +4,11 @@
 //! A flat declarative table (style rule 14): one entry per dataset, names and revisions as in
 //! KARMA's registry so results are comparable.
 
-use super::{extract::Extraction, prompt::Template, record::Schema};
-
-/// What kind of task a dataset is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TaskType {
-    /// Multiple-choice question answering.
-    Mcqa,
-}
-
-impl TaskType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskType::Mcqa => "mcqa",
-        }
-    }
-}
+use super::{
+    prompt::Template,
+    record::Schema,
+    task::{Mcq, OpenQa, TaskFamily, TaskType, Translation},
+};
 
 /// A dataset argument (`--dataset-args ds:key=value`).
 #[derive(Clone, Copy, Debug)]
@@ -61,16 +50,18 @@ pub struct DatasetDefinition {
     pub split: &'static str,
     /// Pinned hub revision (commit prefix, as pinned by KARMA); `None` follows `main`.
     pub revision: Option<&'static str>,
-    pub task_type: TaskType,
+    /// How its rows become items and references, and how answers are read.
+    pub family: &'static dyn TaskFamily,
     pub metrics: &'static [&'static str],
-    pub schema: Schema,
-    pub template: Template,
-    pub extraction: Extraction,
     /// Arguments beyond [`COMMON_ARGS`].
     pub args: &'static [ArgSpec],
 }
 
 impl DatasetDefinition {
+    pub fn task_type(&self) -> TaskType {
+        self.family.task_type()
+    }
+
     /// Every argument the dataset accepts.
     pub fn all_args(&self) -> impl Iterator<Item = &ArgSpec> {
         COMMON_ARGS.iter().chain(self.args)
@@ -93,11 +84,8 @@ const fn mmlu(
         config: None,
         split: "test",
         revision: Some(revision),
-        task_type: TaskType::Mcqa,
+        family: &Mcq { schema: Schema::OpenLifeScience, template: Template::MedicalMcq },
         metrics: MCQ,
-        schema: Schema::OpenLifeScience,
-        template: Template::MedicalMcq,
-        extraction: Extraction::McqLetter,
         args: &[],
     }
 }
@@ -112,11 +100,8 @@ pub const DATASETS: &[DatasetDefinition] = &[
         config: None,
         split: "test",
         revision: Some("50fc41dc"),
-        task_type: TaskType::Mcqa,
+        family: &Mcq { schema: Schema::OpenLifeScience, template: Template::ContextualMcq },
         metrics: MCQ,
-        schema: Schema::OpenLifeScience,
-        template: Template::ContextualMcq,
-        extraction: Extraction::McqLetter,
         args: &[],
     },
     DatasetDefinition {
@@ -127,11 +112,8 @@ pub const DATASETS: &[DatasetDefinition] = &[
         config: None,
         split: "test",
         revision: Some("153e61cd"),
-        task_type: TaskType::Mcqa,
+        family: &Mcq { schema: Schema::OpenLifeScience, template: Template::MedicalMcq },
         metrics: MCQ,
-        schema: Schema::OpenLifeScience,
-        template: Template::MedicalMcq,
-        extraction: Extraction::McqLetter,
         args: &[],
     },
     DatasetDefinition {
@@ -142,11 +124,8 @@ pub const DATASETS: &[DatasetDefinition] = &[
         config: None,
         split: "validation",
         revision: Some("91c6572c"),
-        task_type: TaskType::Mcqa,
+        family: &Mcq { schema: Schema::MedMcqa, template: Template::MedicalMcq },
         metrics: MCQ,
-        schema: Schema::MedMcqa,
-        template: Template::MedicalMcq,
-        extraction: Extraction::McqLetter,
         args: &[],
     },
     mmlu(
@@ -182,11 +161,8 @@ pub const DATASETS: &[DatasetDefinition] = &[
         config: None,
         split: "test",
         revision: None,
-        task_type: TaskType::Mcqa,
+        family: &Mcq { schema: Schema::UsmleOptions, template: Template::MedicalMcq },
         metrics: MCQ,
-        schema: Schema::UsmleOptions,
-        template: Template::MedicalMcq,
-        extraction: Extraction::McqLetter,
         args: &[],
     },
     DatasetDefinition {
@@ -197,31 +173,43 @@ pub const DATASETS: &[DatasetDefinition] = &[
         config: Some("Text"),
         split: "test",
         revision: Some("7e7c465a"),
-        task_type: TaskType::Mcqa,
+        family: &Mcq { schema: Schema::MedXpert, template: Template::MedicalMcq },
         metrics: MCQ,
-        schema: Schema::MedXpert,
-        template: Template::MedicalMcq,
-        extraction: Extraction::McqLetter,
         args: &[],
     },
 ];
 
-/// The ad-hoc definition used for `--datasets ./file.jsonl`.
-pub const LOCAL_MCQ: DatasetDefinition = DatasetDefinition {
-    name: "local",
-    aliases: &[],
-    description: "a local MCQ file: question, options, answer, optional id, context, system_prompt",
-    repo_id: "",
-    config: None,
-    split: "",
-    revision: None,
-    task_type: TaskType::Mcqa,
-    metrics: MCQ,
-    schema: Schema::LocalMcq,
-    template: Template::MedicalMcq,
-    extraction: Extraction::McqLetter,
-    args: &[],
-};
+/// An ad-hoc definition for `--datasets ./file.jsonl`.
+const fn local(description: &'static str, family: &'static dyn TaskFamily, metrics: &'static [&'static str]) -> DatasetDefinition {
+    DatasetDefinition {
+        name: "local",
+        aliases: &[],
+        description,
+        repo_id: "",
+        config: None,
+        split: "",
+        revision: None,
+        family,
+        metrics,
+        args: &[],
+    }
+}
+
+/// Local files, by the family their columns show (or `--task`), in the order they are tried.
+pub const LOCAL: &[DatasetDefinition] = &[
+    local(
+        "a local MCQ file",
+        &Mcq { schema: Schema::LocalMcq, template: Template::MedicalMcq },
+        MCQ,
+    ),
+    local("a local translation file", &Translation, &["bleu"]),
+    local("a local open-ended QA file", &OpenQa, &["exact_match", "tokenised_f1", "bleu"]),
+];
+
+/// The local definition for `task`.
+pub fn local_for(task: TaskType) -> &'static DatasetDefinition {
+    LOCAL.iter().find(|definition| definition.task_type() == task).unwrap_or(&LOCAL[0])
+}
 
 /// Finds a dataset by registry name or alias (case-insensitive).
 pub fn find(name: &str) -> Option<&'static DatasetDefinition> {
@@ -259,6 +247,18 @@ mod tests {
         assert_eq!(find("OpenLifeScienceAI/MedQA").unwrap().name, "openlifescienceai/medqa");
         assert!(find("nope").is_none());
         assert!(suggestions("medmcq").contains(&"medmcqa"));
+    }
+
+    #[test]
+    fn every_listed_metric_exists() {
+        for definition in DATASETS.iter().chain(LOCAL) {
+            for metric in definition.metrics {
+                assert!(crate::metrics::find(metric).is_some(), "{}: unknown metric {metric}", definition.name);
+            }
+        }
+        for task in TaskType::ALL {
+            assert_eq!(local_for(task).task_type(), task);
+        }
     }
 
     #[test]

@@ -8,6 +8,9 @@ pub enum Extraction {
     McqLetter,
     /// The option with the highest log-likelihood (see [`best_scored_option`]).
     LoglikelihoodArgmax,
+    /// The whole response, trimmed: free-text answers are scored as written. An empty response
+    /// is unparsed.
+    FreeText,
 }
 
 impl Extraction {
@@ -15,6 +18,7 @@ impl Extraction {
         match self {
             Extraction::McqLetter => "mcq_letter",
             Extraction::LoglikelihoodArgmax => "loglikelihood_argmax",
+            Extraction::FreeText => "free_text",
         }
     }
 
@@ -23,6 +27,7 @@ impl Extraction {
         match self {
             Extraction::McqLetter => 1,
             Extraction::LoglikelihoodArgmax => 1,
+            Extraction::FreeText => 1,
         }
     }
 
@@ -32,6 +37,7 @@ impl Extraction {
         match self {
             Extraction::McqLetter => mcq_letter(response, valid_letters),
             Extraction::LoglikelihoodArgmax => best_scored_option(response, valid_letters),
+            Extraction::FreeText => Some(response.trim()).filter(|text| !text.is_empty()).map(str::to_owned),
         }
     }
 }

@@ -10,3 +10,4 @@ pub mod prompt;
 pub mod record;
 pub mod row;
 pub mod source;
+pub mod task;

@@ -1,6 +1,6 @@
 //! Rows in the datasets' own schemas (as published on the hub) mapped to MCQ records.
 
-use std::{borrow::Cow, sync::Arc};
+use std::borrow::Cow;
 
 use super::row::RowValue;
 
@@ -37,50 +37,6 @@ pub struct McqRecord<'a> {
     pub system_prompt: Option<Cow<'a, str>>,
 }
 
-/// What scoring needs of a record once its prompt is rendered. It travels with the item to
-/// the evaluation; the question and option texts stay behind.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AnswerKey {
-    pub source_id: String,
-    /// The option letters, in display order: one shared list for a run of records with the
-    /// same letters (see [`AnswerKeys`]).
-    pub letters: Arc<[String]>,
-    /// The correct letter.
-    pub answer: String,
-    pub group: Option<String>,
-}
-
-/// Makes answer keys, sharing the letter list between consecutive records with equal letters
-/// (nearly every record of a dataset): no allocation per record for it.
-#[derive(Default)]
-pub struct AnswerKeys {
-    last_letters: Option<Arc<[String]>>,
-}
-
-impl AnswerKeys {
-    pub fn key(&mut self, record: &McqRecord<'_>) -> AnswerKey {
-        let same = self.last_letters.as_ref().is_some_and(|letters| {
-            letters.len() == record.options.len()
-                && letters.iter().zip(&record.options).all(|(letter, (other, _))| letter == other)
-        });
-        let letters = match (&self.last_letters, same) {
-            (Some(letters), true) => Arc::clone(letters),
-            _ => {
-                let letters: Arc<[String]> =
-                    record.options.iter().map(|(letter, _)| letter.to_string()).collect();
-                self.last_letters = Some(Arc::clone(&letters));
-                letters
-            }
-        };
-        AnswerKey {
-            source_id: record.source_id.to_string(),
-            letters,
-            answer: record.answer.to_string(),
-            group: record.group.as_deref().map(str::to_owned),
-        }
-    }
-}
-
 /// What is wrong with a row: the field and the problem.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowError {
@@ -88,11 +44,11 @@ pub struct RowError {
     pub problem: String,
 }
 
-fn error(field: &str, problem: impl Into<String>) -> RowError {
+pub(super) fn error(field: &str, problem: impl Into<String>) -> RowError {
     RowError { field: field.to_owned(), problem: problem.into() }
 }
 
-fn text<'a>(value: &'a RowValue<'_>) -> Option<Cow<'a, str>> {
+pub(crate) fn text<'a>(value: &'a RowValue<'_>) -> Option<Cow<'a, str>> {
     match value {
         RowValue::Text(text) => Some(Cow::Borrowed(text)),
         RowValue::Number(number) => Some(Cow::Owned(number.to_string())),
@@ -101,18 +57,18 @@ fn text<'a>(value: &'a RowValue<'_>) -> Option<Cow<'a, str>> {
     }
 }
 
-fn required_text<'a>(row: &'a RowValue<'_>, field: &str) -> Result<Cow<'a, str>, RowError> {
+pub(super) fn required_text<'a>(row: &'a RowValue<'_>, field: &str) -> Result<Cow<'a, str>, RowError> {
     match row.get(field) {
         None | Some(RowValue::Null) => Err(error(field, "missing")),
         Some(value) => text(value).ok_or_else(|| error(field, format!("expected text, found {value}"))),
     }
 }
 
-fn optional_text<'a>(row: &'a RowValue<'_>, field: &str) -> Option<Cow<'a, str>> {
+pub(crate) fn optional_text<'a>(row: &'a RowValue<'_>, field: &str) -> Option<Cow<'a, str>> {
     row.get(field).and_then(text).filter(|value| !value.is_empty())
 }
 
-fn id_of<'a>(row: &'a RowValue<'_>, field: &str, row_number: u64) -> Cow<'a, str> {
+pub(super) fn id_of<'a>(row: &'a RowValue<'_>, field: &str, row_number: u64) -> Cow<'a, str> {
     optional_text(row, field).unwrap_or_else(|| Cow::Owned(row_number.to_string()))
 }
 

@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use outcome::{DatasetOutcome, DatasetStatus, SampleLine, SampleRecord};
 pub use plan::{CacheMode, DatasetPlan, DatasetSource, EvalPlan, Scoring};
-pub use read::build_item;
 pub use reporter::{NoReport, Reporter};
 
 use crate::{

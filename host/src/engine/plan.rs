@@ -3,29 +3,13 @@
 use std::{collections::BTreeMap, path::PathBuf};
 
 use crate::{
+    metrics::Metric,
     cache::KeyContext,
     datasets::{catalog::DatasetDefinition, extract::Extraction, hub::DatasetRequest},
     plugins::RegisteredModel,
 };
 
-/// How the model answers a multiple-choice item.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Scoring {
-    /// The model writes an answer; the dataset's extraction rule reads the letter.
-    Generate,
-    /// Each option letter is scored as a continuation of the question (needs the model's
-    /// `karma.model.loglikelihood/1` extension); the most likely option is the prediction.
-    Loglikelihood,
-}
-
-impl Scoring {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scoring::Generate => "generate",
-            Scoring::Loglikelihood => "loglikelihood",
-        }
-    }
-}
+pub use crate::datasets::task::Scoring;
 
 /// How the cache is used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +51,8 @@ pub struct DatasetPlan {
     /// Validated arguments.
     pub args: BTreeMap<String, String>,
     pub source: DatasetSource,
+    /// The metrics to report: the definition's, or `--metrics`.
+    pub metrics: Vec<&'static dyn Metric>,
 }
 
 impl DatasetPlan {
@@ -103,7 +89,7 @@ impl EvalPlan<'_> {
     /// The extraction rule applied to `dataset`'s outputs under this plan's scoring.
     pub fn extraction(&self, dataset: &DatasetPlan) -> Extraction {
         match self.scoring {
-            Scoring::Generate => dataset.definition.extraction,
+            Scoring::Generate => dataset.definition.family.extraction(),
             Scoring::Loglikelihood => Extraction::LoglikelihoodArgmax,
         }
     }

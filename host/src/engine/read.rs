@@ -3,13 +3,10 @@
 //! reading goes on (unless `--strict`).
 
 use std::{
-    borrow::Cow,
     collections::HashSet,
     hash::{BuildHasherDefault, Hasher},
     path::PathBuf,
 };
-
-use serde::Serialize;
 
 use super::{
     outcome::{BadRowError, BadRowRecord, BAD_ROWS_LISTED},
@@ -19,16 +16,15 @@ use crate::{
     cache::{item_key, CacheKey, CachedExtraction, CachedOutput, KeyContext, KeyHasher, KeyMap},
     datasets::{
         item::OwnedItem,
-        prompt,
-        record::{AnswerKey, AnswerKeys, McqRecord},
         row::RowValue,
         source::{RowReader, SourceError},
+        task::{BuildContext, BuildState, ScoringKey},
     },
 };
 
-/// An item and what scoring needs of the record it was built from.
+/// An item and what scoring needs of the row it was built from.
 pub(super) struct Pending {
-    pub answer: AnswerKey,
+    pub key: ScoringKey,
     pub item: OwnedItem,
 }
 
@@ -103,11 +99,11 @@ impl WindowReader<'_> {
         windows: std::sync::mpsc::SyncSender<Result<Window, String>>,
     ) -> IdCounts {
         let mut rows = RowReader::new(files);
-        let mut answer_keys = AnswerKeys::default();
+        let mut state = BuildState::default();
         let mut ids = IdCounts::default();
         let mut next_index = 0u64;
         loop {
-            let window = self.next_window(&mut rows, &mut answer_keys, &mut ids, &mut next_index);
+            let window = self.next_window(&mut rows, &mut state, &mut ids, &mut next_index);
             let entries = |window: &Window| window.pending.len() + window.bad_rows.len();
             let last = !matches!(&window, Ok(window) if entries(window) == self.window_size);
             let empty = matches!(&window, Ok(window) if entries(window) == 0);
@@ -120,11 +116,16 @@ impl WindowReader<'_> {
     fn next_window(
         &self,
         rows: &mut RowReader,
-        answer_keys: &mut AnswerKeys,
+        state: &mut BuildState,
         ids: &mut IdCounts,
         next_index: &mut u64,
     ) -> Result<Window, String> {
-        let definition = self.dataset.definition;
+        let family = self.dataset.definition.family;
+        let context = BuildContext {
+            template_override: self.dataset.template_override(),
+            scoring: self.scoring,
+            args: &self.dataset.args,
+        };
         let mut pending = Vec::with_capacity(self.window_size);
         let mut bad_rows = Vec::new();
         while pending.len() + bad_rows.len() < self.window_size && *next_index < self.limit {
@@ -140,8 +141,8 @@ impl WindowReader<'_> {
                 }
                 Err(error) => return Err(error.to_string()),
             };
-            let record = match definition.schema.record(&row.value, index) {
-                Ok(record) => record,
+            let built = match family.build(&row.value, index, &context, state) {
+                Ok(built) => built,
                 Err(problem) => {
                     let error = SourceError::Row {
                         path: row.path.to_owned(),
@@ -157,9 +158,8 @@ impl WindowReader<'_> {
                     continue;
                 }
             };
-            ids.note(&row.value, &record.source_id);
-            let item = build_item(index, &record, self.dataset, self.scoring);
-            pending.push(Pending { answer: answer_keys.key(&record), item });
+            ids.note(&row.value, &built.key.source_id);
+            pending.push(Pending { key: built.key, item: built.item });
         }
         let mut window = Window { pending, keys: Vec::new(), hits: CacheHits::default(), bad_rows };
         window.keys = match &self.key_context {
@@ -196,40 +196,5 @@ fn row_id(row: &RowValue<'_>) -> Option<String> {
 impl Window {
     fn keys_under(&self, context: &KeyContext, shows_expected: bool) -> Vec<CacheKey> {
         self.pending.iter().map(|pending| item_key(context, &pending.item, shows_expected)).collect()
-    }
-}
-
-/// The item sent to the model for `record`: the rendered prompt (or, for log-likelihood
-/// scoring, the context the options continue), options in `other_args`.
-pub fn build_item(id: u64, record: &McqRecord<'_>, dataset: &DatasetPlan, scoring: Scoring) -> OwnedItem {
-    /// `other_args` serialized straight from the record, without building a JSON value first,
-    /// in canonical form (keys sorted at every level) so the cache key can hash it as it is.
-    #[derive(Serialize)]
-    struct OtherArgs<'a> {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        group: Option<&'a str>,
-        options: Options<'a>,
-    }
-    struct Options<'a>(Vec<&'a (Cow<'a, str>, Cow<'a, str>)>);
-    impl Serialize for Options<'_> {
-        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            serializer.collect_map(self.0.iter().map(|(letter, text)| (letter, text)))
-        }
-    }
-    let mut options: Vec<&(Cow<'_, str>, Cow<'_, str>)> = record.options.iter().collect();
-    options.sort_by(|a, b| a.0.cmp(&b.0));
-    let other_args =
-        serde_json::to_string(&OtherArgs { group: record.group.as_deref(), options: Options(options) })
-            .unwrap_or_else(|_| "{}".to_owned());
-    OwnedItem {
-        id,
-        input: Some(match scoring {
-            Scoring::Generate => dataset.definition.template.render(record, dataset.template_override()),
-            Scoring::Loglikelihood => prompt::loglikelihood_context(record),
-        }),
-        system_prompt: record.system_prompt.as_deref().map(str::to_owned),
-        expected_output: Some(record.answer.to_string()),
-        other_args,
-        ..OwnedItem::default()
     }
 }

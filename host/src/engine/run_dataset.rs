@@ -26,7 +26,7 @@ use crate::{
         hub,
         item::{with_batch_view, OwnedItem},
         prompt,
-        record::AnswerKey,
+        task::ScoringKey,
         source,
     },
     metrics::{self, Sample},
@@ -60,12 +60,7 @@ pub(super) fn run(
         dataset,
         key_context: plan.key_context(),
         extraction: plan.extraction(dataset),
-        accumulators: dataset
-            .definition
-            .metrics
-            .iter()
-            .filter_map(|name| metrics::find(name).map(|metric| (metric, Accumulator::new(name, metric))))
-            .collect(),
+        accumulators: dataset.metrics.iter().map(|metric| (*metric, Accumulator::new(metric.name(), *metric))).collect(),
         group_names: Vec::new(),
         outcome: DatasetOutcome::not_started(dataset, DatasetStatus::Completed),
         model_time: Duration::ZERO,
@@ -344,8 +339,8 @@ fn run_plugin_batch(
             with_batch_view(&items, plan.model.meta.wants_expected_output, |view| instance.run(view))
         }
         Scoring::Loglikelihood => {
-            let answers: Vec<&AnswerKey> = batch.iter().map(|index| &window[*index].answer).collect();
-            score_options(instance, &items, &answers)
+            let keys: Vec<&ScoringKey> = batch.iter().map(|index| &window[*index].key).collect();
+            score_options(instance, &items, &keys)
         }
     };
     progress.model_time += model_started.elapsed();
@@ -363,7 +358,7 @@ fn run_plugin_batch(
                             completion_tokens: output.completion_tokens.into_option(),
                             latency_us: output.latency_us,
                         };
-                        let prediction = extraction.apply(&output.raw_output, &window[*index].answer.letters);
+                        let prediction = extraction.apply(&output.raw_output, window[*index].key.reference.letters());
                         new_extractions.push((keys[*index], prediction.clone()));
                         new_outputs.push(NewOutput {
                             key: keys[*index],
@@ -404,13 +399,13 @@ fn run_plugin_batch(
 fn score_options(
     instance: &mut ModelInstance,
     items: &[&OwnedItem],
-    answers: &[&AnswerKey],
+    answers: &[&ScoringKey],
 ) -> Result<Vec<ItemOutput>, crate::plugins::CallError> {
     let started = Instant::now();
     let continuations: Vec<Vec<String>> = answers
         .iter()
         .map(|answer| {
-            answer.letters.iter().map(|letter| prompt::loglikelihood_continuation(letter)).collect()
+            answer.reference.letters().iter().map(|letter| prompt::loglikelihood_continuation(letter)).collect()
         })
         .collect();
     let continuation_views: Vec<Vec<RStr<'_>>> =
@@ -443,7 +438,8 @@ fn score_options(
                 }
                 RResult::ROk(scores) => {
                     let by_letter: serde_json::Map<String, serde_json::Value> = answer
-                        .letters
+                        .reference
+                        .letters()
                         .iter()
                         .zip(scores.iter())
                         .map(|(letter, score)| (letter.clone(), serde_json::json!(score.logprob)))
@@ -471,7 +467,7 @@ fn finish_item(
     key: CacheKey,
     result: ItemResult,
 ) -> (SampleRecord, Option<(CacheKey, Option<String>)>) {
-    let answer = &pending.answer;
+    let answer = &pending.key;
     let collect = progress.plan.collect_samples;
     // Texts are copied into the record only when samples are written.
     let copy = |text: &str| if collect { text.to_owned() } else { String::new() };
@@ -481,7 +477,7 @@ fn finish_item(
         prompt: copy(pending.item.input.as_deref().unwrap_or_default()),
         raw_output: None,
         prediction: None,
-        expected: copy(&answer.answer),
+        expected: copy(answer.reference.primary()),
         correct: None,
         from_cache: false,
         error: None,
@@ -497,7 +493,7 @@ fn finish_item(
             let prediction = match extraction {
                 Some(cached) => cached.prediction,
                 None => {
-                    let prediction = progress.extraction.apply(&output.raw_output, &answer.letters);
+                    let prediction = progress.extraction.apply(&output.raw_output, answer.reference.letters());
                     late = Some((key, prediction.clone()));
                     prediction
                 }
@@ -518,7 +514,7 @@ fn finish_item(
                 };
             let scored = Sample {
                 prediction: prediction.as_deref(),
-                reference: &answer.answer,
+                reference: answer.reference.primary(),
                 other_args: &other_args,
             };
             let group = answer.group.as_ref().map(|group| {
@@ -533,8 +529,7 @@ fn finish_item(
             for (metric, accumulator) in &mut progress.accumulators {
                 accumulator.add(*metric, &scored, group);
             }
-            sample.correct =
-                Some(prediction.as_deref().is_some_and(|letter| letter.eq_ignore_ascii_case(&answer.answer)));
+            sample.correct = answer.reference.correct(prediction.as_deref());
             sample.prediction = if collect { prediction } else { None };
             sample.from_cache = from_cache;
             sample.input_tokens = output.prompt_tokens;

@@ -46,6 +46,12 @@ pub trait Metric: Sync {
     }
 }
 
+impl std::fmt::Debug for dyn Metric {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.name())
+    }
+}
+
 /// The registry, in listing order.
 pub fn all() -> &'static [&'static dyn Metric] {
     &[

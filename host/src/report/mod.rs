@@ -43,7 +43,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub fn dataset_entry(outcome: &DatasetOutcome) -> Value {
     let mut entry = json!({
         "metrics": outcome.metrics,
-        "task_type": outcome.plan.definition.task_type.as_str(),
+        "task_type": outcome.plan.definition.task_type().as_str(),
         "dataset_args": redact(&serde_json::to_value(&outcome.plan.args).unwrap_or_default()),
         "timings": outcome.timings,
         "cache_hits": outcome.cache_hits,
@@ -126,7 +126,7 @@ pub fn results_csv(outcomes: &[DatasetOutcome]) -> String {
             out.push_str(&format!(
                 "{},{},,,,,,0,{},{},{status}\r\n",
                 quoted(&outcome.name),
-                outcome.plan.definition.task_type.as_str(),
+                outcome.plan.definition.task_type().as_str(),
                 outcome.num_failed,
                 outcome.num_unparsed
             ));
@@ -135,7 +135,7 @@ pub fn results_csv(outcomes: &[DatasetOutcome]) -> String {
             out.push_str(&format!(
                 "{},{},{name},{},{},{},{},{},{},{},{status}\r\n",
                 quoted(&outcome.name),
-                outcome.plan.definition.task_type.as_str(),
+                outcome.plan.definition.task_type().as_str(),
                 cell(result.score.score),
                 cell(result.score.stderr),
                 cell(result.score.ci_low),

@@ -1,0 +1,120 @@
+//! Multiple choice: a question with lettered options and one correct letter, in one of the hub
+//! schemas `record.rs` knows. Answered by generation (the letter after `Final Answer:`) or by
+//! log-likelihood (each letter scored as a continuation).
+
+use std::{borrow::Cow, sync::Arc};
+
+use serde::Serialize;
+
+use super::{BuildContext, BuildState, Reference, Scoring, ScoringKey, TaskFamily, TaskItem, TaskType};
+use crate::datasets::{
+    extract::Extraction,
+    item::OwnedItem,
+    prompt::{self, Template},
+    record::{McqRecord, RowError, Schema},
+    row::RowValue,
+};
+
+/// An MCQ dataset: how its rows map to records, and how they are prompted.
+#[derive(Clone, Copy, Debug)]
+pub struct Mcq {
+    pub schema: Schema,
+    pub template: Template,
+}
+
+impl TaskFamily for Mcq {
+    fn task_type(&self) -> TaskType {
+        TaskType::Mcqa
+    }
+
+    fn build(
+        &self,
+        row: &RowValue<'_>,
+        index: u64,
+        context: &BuildContext<'_>,
+        state: &mut BuildState,
+    ) -> Result<TaskItem, RowError> {
+        let record = self.schema.record(row, index)?;
+        let item = self.item(index, &record, context);
+        let key = ScoringKey {
+            source_id: record.source_id.to_string(),
+            reference: Reference::Choice {
+                letters: shared_letters(&mut state.last_letters, &record),
+                answer: record.answer.to_string(),
+            },
+            group: record.group.as_deref().map(str::to_owned),
+        };
+        Ok(TaskItem { item, key })
+    }
+
+    fn extraction(&self) -> Extraction {
+        Extraction::McqLetter
+    }
+
+    fn supports_loglikelihood(&self) -> bool {
+        true
+    }
+
+    fn local_columns(&self) -> &'static str {
+        "question, options (object letter -> text, or a list), answer (letter); optional id, context, system_prompt, group"
+    }
+
+    fn recognises(&self, row: &RowValue<'_>) -> bool {
+        row.get("options").is_some()
+    }
+}
+
+/// The record's letters, sharing the previous item's list when equal (nearly every item of a
+/// dataset): no allocation per item for it.
+fn shared_letters(last: &mut Option<Arc<[String]>>, record: &McqRecord<'_>) -> Arc<[String]> {
+    let same = last.as_ref().is_some_and(|letters| {
+        letters.len() == record.options.len()
+            && letters.iter().zip(&record.options).all(|(letter, (other, _))| letter == other)
+    });
+    match (last.as_ref(), same) {
+        (Some(letters), true) => Arc::clone(letters),
+        _ => {
+            let letters: Arc<[String]> = record.options.iter().map(|(letter, _)| letter.to_string()).collect();
+            *last = Some(Arc::clone(&letters));
+            letters
+        }
+    }
+}
+
+impl Mcq {
+    /// The item sent to the model for `record`: the rendered prompt (or, for log-likelihood
+    /// scoring, the context the options continue), options in `other_args`.
+    pub fn item(&self, id: u64, record: &McqRecord<'_>, context: &BuildContext<'_>) -> OwnedItem {
+        /// `other_args` serialized straight from the record, without building a JSON value
+        /// first, in canonical form (keys sorted at every level) so the cache key can hash it as
+        /// it is.
+        #[derive(Serialize)]
+        struct OtherArgs<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            group: Option<&'a str>,
+            options: Options<'a>,
+        }
+        struct Options<'a>(Vec<&'a (Cow<'a, str>, Cow<'a, str>)>);
+        impl Serialize for Options<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_map(self.0.iter().map(|(letter, text)| (letter, text)))
+            }
+        }
+        let mut options: Vec<&(Cow<'_, str>, Cow<'_, str>)> = record.options.iter().collect();
+        options.sort_by(|a, b| a.0.cmp(&b.0));
+        let other_args =
+            serde_json::to_string(&OtherArgs { group: record.group.as_deref(), options: Options(options) })
+                .unwrap_or_else(|_| "{}".to_owned());
+        OwnedItem {
+            id,
+            input: Some(match context.scoring {
+                Scoring::Generate => self.template.render(record, context.template_override),
+                Scoring::Loglikelihood => prompt::loglikelihood_context(record),
+            }),
+            system_prompt: record.system_prompt.as_deref().map(str::to_owned),
+            expected_output: Some(record.answer.to_string()),
+            other_args,
+            ..OwnedItem::default()
+        }
+    }
+}

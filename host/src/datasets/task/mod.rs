@@ -1,0 +1,195 @@
+//! Task families: how a row of each family becomes an item for the model and a *reference* to
+//! score the answer against. One file per family; a dataset names its family in the registry
+//! (`catalog.rs`), and the engine sees only [`TaskItem`]s.
+//!
+//! Adding a family: a file here implementing [`TaskFamily`], and a line in [`LOCAL_FAMILIES`]
+//! when local files of that shape should be recognised.
+
+mod mcq;
+mod open_qa;
+mod translation;
+
+use std::{collections::BTreeMap, sync::Arc};
+
+pub use mcq::Mcq;
+pub use open_qa::OpenQa;
+pub use translation::Translation;
+
+use super::{extract::Extraction, item::OwnedItem, record::RowError, row::RowValue};
+
+/// KARMA's task types, as results files name them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskType {
+    /// Multiple-choice question answering.
+    Mcqa,
+    /// A question answered in free text, scored against reference answers.
+    OpenEndedQa,
+    /// A text translated, scored against reference translations.
+    Translation,
+}
+
+impl TaskType {
+    pub const ALL: [TaskType; 3] = [TaskType::Mcqa, TaskType::OpenEndedQa, TaskType::Translation];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskType::Mcqa => "mcqa",
+            TaskType::OpenEndedQa => "open_ended_qa",
+            TaskType::Translation => "translation",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<TaskType> {
+        TaskType::ALL.into_iter().find(|task| task.as_str() == name)
+    }
+}
+
+/// How the model answers a multiple-choice item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scoring {
+    /// The model writes an answer; the dataset's extraction rule reads it.
+    Generate,
+    /// Each option letter is scored as a continuation of the question (needs the model's
+    /// `karma.model.loglikelihood/1` extension); the most likely option is the prediction.
+    Loglikelihood,
+}
+
+impl Scoring {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scoring::Generate => "generate",
+            Scoring::Loglikelihood => "loglikelihood",
+        }
+    }
+}
+
+/// What an answer is scored against.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reference {
+    /// The correct option letter; `letters` are the options in display order (shared between
+    /// consecutive items with the same letters).
+    Choice { letters: Arc<[String]>, answer: String },
+    /// Acceptable answer texts, the first being the primary one.
+    Texts(Vec<String>),
+}
+
+impl Reference {
+    /// The text single-reference metrics compare with.
+    pub fn primary(&self) -> &str {
+        match self {
+            Reference::Choice { answer, .. } => answer,
+            Reference::Texts(texts) => texts.first().map(String::as_str).unwrap_or_default(),
+        }
+    }
+
+    /// The option letters; empty for free-text references.
+    pub fn letters(&self) -> &[String] {
+        match self {
+            Reference::Choice { letters, .. } => letters,
+            Reference::Texts(_) => &[],
+        }
+    }
+
+    /// Whether `prediction` is right, where that is defined (a choice); `None` for free text,
+    /// whose metrics grade it instead.
+    pub fn correct(&self, prediction: Option<&str>) -> Option<bool> {
+        match self {
+            Reference::Choice { answer, .. } => {
+                Some(prediction.is_some_and(|letter| letter.eq_ignore_ascii_case(answer)))
+            }
+            Reference::Texts(_) => None,
+        }
+    }
+}
+
+/// What scoring needs of a row once its item is built: it travels with the item to the
+/// evaluation; the row's other text stays behind.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScoringKey {
+    /// The dataset's own id (or the row's position when it has none).
+    pub source_id: String,
+    pub reference: Reference,
+    /// Subgroup for per-group breakdowns.
+    pub group: Option<String>,
+}
+
+/// A row made ready: the item the model gets and what its answer is scored against.
+pub struct TaskItem {
+    pub item: OwnedItem,
+    pub key: ScoringKey,
+}
+
+/// What building an item needs besides the row.
+pub struct BuildContext<'a> {
+    /// `confinement_instructions`, replacing the family's prompt template.
+    pub template_override: Option<&'a str>,
+    pub scoring: Scoring,
+    /// The dataset's validated arguments.
+    pub args: &'a BTreeMap<String, String>,
+}
+
+/// State a family may keep across the rows of one dataset (reading is sequential).
+#[derive(Default)]
+pub struct BuildState {
+    /// The last MCQ letter list, shared by the next item with the same letters.
+    pub last_letters: Option<Arc<[String]>>,
+}
+
+/// A family of datasets whose rows share a shape and a way of being asked and scored.
+pub trait TaskFamily: Sync + std::fmt::Debug {
+    fn task_type(&self) -> TaskType;
+
+    /// The item and reference of `row`; `index` is its 0-based position (the item id, and the
+    /// source id of a row without one).
+    fn build(
+        &self,
+        row: &RowValue<'_>,
+        index: u64,
+        context: &BuildContext<'_>,
+        state: &mut BuildState,
+    ) -> Result<TaskItem, RowError>;
+
+    /// How answers are read from generated text.
+    fn extraction(&self) -> Extraction;
+
+    /// Whether `--scoring loglikelihood` applies (only to option letters today).
+    fn supports_loglikelihood(&self) -> bool {
+        false
+    }
+
+    /// The columns of a local file of this family, for messages and the README.
+    fn local_columns(&self) -> &'static str;
+
+    /// Whether a local file's first row has this family's shape.
+    fn recognises(&self, row: &RowValue<'_>) -> bool;
+}
+
+/// The text of `field`, or a list of texts (several references), trimmed of empty entries.
+pub(crate) fn texts(row: &RowValue<'_>, field: &str) -> Result<Vec<String>, RowError> {
+    let missing = || RowError { field: field.to_owned(), problem: "missing".to_owned() };
+    match row.get(field) {
+        None | Some(RowValue::Null) => Err(missing()),
+        Some(RowValue::List(items)) => {
+            let texts: Vec<String> = items
+                .iter()
+                .filter_map(|item| super::record::text(item).map(|text| text.into_owned()))
+                .filter(|text| !text.trim().is_empty())
+                .collect();
+            if texts.is_empty() {
+                Err(RowError { field: field.to_owned(), problem: "expected at least one text".to_owned() })
+            } else {
+                Ok(texts)
+            }
+        }
+        Some(value) => {
+            let text = super::record::text(value).ok_or_else(|| RowError {
+                field: field.to_owned(),
+                problem: format!("expected text or a list of texts, found {value}"),
+            })?;
+            if text.trim().is_empty() {
+                return Err(RowError { field: field.to_owned(), problem: "empty".to_owned() });
+            }
+            Ok(vec![text.into_owned()])
+        }
+    }
+}

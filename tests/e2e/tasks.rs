@@ -1,0 +1,233 @@
+//! Task families beyond multiple choice, end to end: local open-QA and translation files, `--task`,
+//! `--metrics`, and `karma-host score` on predictions someone already has. Expected scores are
+//! computed here, independently of karma-host's metric code.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+
+use crate::{
+    eval_env::EvalEnv,
+    harness::{baseline_plugin, karma_command},
+};
+
+/// KARMA's token rule, written again: `\n` and `.` removed, lowercased, runs of word characters
+/// (letters, digits, `_` and combining marks, so Devanagari words stay whole).
+fn tokens(text: &str) -> Vec<String> {
+    let cleaned: String = text.replace(['\n', '.'], "").to_lowercase();
+    let mut tokens = Vec::new();
+    let mut current = String::new();
+    for character in cleaned.chars() {
+        let word = character.is_alphanumeric()
+            || character == '_'
+            || ('\u{0900}'..='\u{097F}').contains(&character);
+        if word {
+            current.push(character);
+        } else if !current.is_empty() {
+            tokens.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        tokens.push(current);
+    }
+    tokens
+}
+
+fn token_f1(prediction: &str, reference: &str) -> f64 {
+    let (predicted, expected) = (tokens(prediction), tokens(reference));
+    let mut counts: HashMap<&String, usize> = HashMap::new();
+    for token in &expected {
+        *counts.entry(token).or_default() += 1;
+    }
+    let mut common = 0;
+    for token in &predicted {
+        if let Some(count) = counts.get_mut(token).filter(|count| **count > 0) {
+            *count -= 1;
+            common += 1;
+        }
+    }
+    if common == 0 {
+        return 0.0;
+    }
+    let (precision, recall) = (common as f64 / predicted.len() as f64, common as f64 / expected.len() as f64);
+    2.0 * precision * recall / (precision + recall)
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let values: Vec<f64> = values.collect();
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+fn assert_close(actual: &Value, expected: f64, what: &str) {
+    let actual = actual.as_f64().unwrap_or_else(|| panic!("{what}: not a number: {actual}"));
+    assert!((actual - expected).abs() < 1e-9, "{what}: {actual} != {expected}");
+}
+
+/// Questions and answers whose echo (the question itself) matches some answers exactly, some in
+/// part, some not at all.
+const PAIRS: [(&str, &str); 6] = [
+    ("Insulin", "insulin"),
+    ("the pancreas secretes insulin", "The pancreas."),
+    ("What does ECG stand for?", "electrocardiogram"),
+    ("रोगी को बुखार है", "रोगी को तेज़ बुखार है"),
+    ("beta blockers lower heart rate", "beta blockers"),
+    ("Aspirin", "ASPIRIN"),
+];
+
+#[test]
+fn local_open_qa_files_are_scored_with_text_metrics() {
+    let env = EvalEnv::new(&[baseline_plugin()]);
+    let rows: Vec<String> = PAIRS
+        .iter()
+        .enumerate()
+        .map(|(index, (question, answer))| json!({"id": format!("o{index}"), "question": question, "answer": answer}).to_string())
+        .collect();
+    std::fs::write(env.path("qa.jsonl"), rows.join("\n") + "\n").unwrap();
+    // The same rows as CSV, `answer` as a cell.
+    let mut csv = String::from("id,question,answer\n");
+    for (index, (question, answer)) in PAIRS.iter().enumerate() {
+        csv.push_str(&format!("o{index},\"{question}\",\"{answer}\"\n"));
+    }
+    std::fs::write(env.path("qa.csv"), csv).unwrap();
+    // The echo model answers with its input: the question alone.
+    let run = env.eval(&[
+        "--model",
+        "karma/echo",
+        "--datasets",
+        "qa.jsonl,qa.csv",
+        "--dataset-arg",
+        "qa.jsonl.confinement_instructions=<QUESTION>",
+        "--dataset-arg",
+        "qa.csv.confinement_instructions=<QUESTION>",
+        "--samples-output",
+        "s.jsonl",
+    ]);
+    run.assert_code(0);
+    let results = env.results();
+    let exact = PAIRS.iter().filter(|(q, a)| q.to_lowercase() == a.to_lowercase()).count() as f64 / 6.0;
+    let f1 = mean(PAIRS.iter().map(|(q, a)| token_f1(q, a)));
+    for name in ["qa.jsonl", "qa.csv"] {
+        let entry = &results["datasets"][name];
+        assert_eq!(entry["task_type"], "open_ended_qa", "{name}");
+        assert_close(&entry["metrics"]["exact_match"]["score"], exact, "exact_match");
+        assert_close(&entry["metrics"]["tokenised_f1"]["score"], f1, "tokenised_f1");
+        assert!(entry["metrics"]["bleu"]["score"].is_number(), "{entry}");
+        assert_eq!(entry["metrics"]["exact_match"]["num_samples"], 6);
+    }
+    let samples = env.samples("s.jsonl");
+    assert_eq!(samples[0]["correct"], Value::Null, "free text has no correctness of its own");
+    assert_eq!(samples[0]["prediction"], "Insulin");
+    assert_eq!(samples[0]["expected"], "insulin");
+
+    // The default prompt asks the question.
+    let dry = env.eval(&["--model", "karma/echo", "--datasets", "qa.jsonl", "--dry-run"]);
+    dry.assert_code(0);
+    assert!(dry.stdout.contains("dataset:   qa.jsonl (open_ended_qa)"), "{}", dry.stdout);
+    assert!(dry.stdout.contains("Question: Insulin"), "{}", dry.stdout);
+}
+
+#[test]
+fn identical_translations_score_bleu_one_and_metrics_can_be_chosen() {
+    let env = EvalEnv::new(&[baseline_plugin()]);
+    let sentences = ["रोगी को बुखार है।", "Take two tablets daily with food.", "The wound must be kept clean and dry."];
+    let rows: Vec<String> = sentences
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            json!({"id": index, "source": text, "target": [text, "another reference"], "target_language": "Hindi"})
+                .to_string()
+        })
+        .collect();
+    std::fs::write(env.path("tr.jsonl"), rows.join("\n") + "\n").unwrap();
+    let confine = "tr.jsonl.confinement_instructions=<QUESTION>";
+    let run = env.eval(&["--model", "karma/echo", "--datasets", "tr.jsonl", "--dataset-arg", confine]);
+    run.assert_code(0);
+    let entry = &env.results()["datasets"]["tr.jsonl"];
+    assert_eq!(entry["task_type"], "translation");
+    assert_close(&entry["metrics"]["bleu"]["score"], 1.0, "bleu of identical texts");
+
+    // --metrics replaces the dataset's list.
+    let run =
+        env.eval(&["--model", "karma/echo", "--datasets", "tr.jsonl", "--dataset-arg", confine, "--metrics", "wer,cer"]);
+    run.assert_code(0);
+    let metrics = env.results()["datasets"]["tr.jsonl"]["metrics"].clone();
+    let names: Vec<&String> = metrics.as_object().unwrap().keys().collect();
+    assert_eq!(names, ["cer", "wer"]);
+    assert_close(&metrics["wer"]["score"], 0.0, "wer of identical texts");
+
+    let run = env.eval(&["--model", "karma/echo", "--datasets", "tr.jsonl", "--metrics", "bleu,rogue"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("unknown metric `rogue` in --metrics"), "{}", run.stderr);
+
+    // The default prompt names the target language.
+    let dry = env.eval(&["--model", "karma/echo", "--datasets", "tr.jsonl", "--dry-run"]);
+    assert!(dry.stdout.contains("Translate the following text into Hindi."), "{}", dry.stdout);
+
+    // Log-likelihood scoring is for options only.
+    let run = env.eval(&["--model", "karma/echo", "--datasets", "tr.jsonl", "--scoring", "loglikelihood"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("is translation and cannot be scored by log-likelihood"), "{}", run.stderr);
+}
+
+#[test]
+fn the_task_of_a_local_file_comes_from_its_columns_or_from_task() {
+    let env = EvalEnv::new(&[baseline_plugin()]);
+    let row = json!({"question": "Q?", "options": ["yes", "no"], "answer": "A"});
+    std::fs::write(env.path("both.jsonl"), format!("{row}\n")).unwrap();
+    env.eval(&["--model", "karma/first-option", "--datasets", "both.jsonl"]).assert_code(0);
+    assert_eq!(env.results()["datasets"]["both.jsonl"]["task_type"], "mcqa");
+    env.eval(&["--model", "karma/echo", "--datasets", "both.jsonl", "--task", "open_ended_qa"]).assert_code(0);
+    assert_eq!(env.results()["datasets"]["both.jsonl"]["task_type"], "open_ended_qa");
+
+    let run = env.eval(&["--model", "karma/echo", "--datasets", "both.jsonl", "--task", "summarisation"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("--task takes one of: mcqa, open_ended_qa, translation"), "{}", run.stderr);
+
+    std::fs::write(env.path("odd.jsonl"), "{\"prompt\": \"x\", \"completion\": \"y\"}\n").unwrap();
+    let run = env.eval(&["--model", "karma/echo", "--datasets", "odd.jsonl"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("cannot tell its task from the columns of `odd.jsonl` row 1 (prompt, completion)"));
+    assert!(run.stderr.contains("translation: source, target"), "{}", run.stderr);
+}
+
+#[test]
+fn score_grades_existing_predictions_with_the_eval_results_schema() {
+    let env = EvalEnv::new(&[]);
+    let mut lines: Vec<String> = PAIRS
+        .iter()
+        .enumerate()
+        .map(|(index, (prediction, reference))| {
+            json!({"id": index, "prediction": prediction, "reference": reference, "group": if index % 2 == 0 { "even" } else { "odd" }})
+                .to_string()
+        })
+        .collect();
+    lines.push("{\"id\": 99, \"reference\": \"no prediction column\"}".to_owned());
+    std::fs::write(env.path("p.jsonl"), lines.join("\n") + "\n").unwrap();
+    let run = karma_command(
+        &["score", "p.jsonl", "--metrics", "exact_match,tokenised_f1", "--format", "json", "--output", "r.json"],
+        &[],
+        Some(env.work.path()),
+    );
+    run.assert_code(1);
+    let document = run.json();
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(env.path("r.json")).unwrap()).unwrap();
+    assert_eq!(document, written);
+    assert_eq!(document["manifest"]["status"], "completed_with_failures");
+    let entry = &document["datasets"]["p.jsonl"];
+    let exact = PAIRS.iter().filter(|(p, r)| p.to_lowercase() == r.to_lowercase()).count() as f64 / 6.0;
+    assert_close(&entry["metrics"]["exact_match"]["score"], exact, "exact_match");
+    assert_close(&entry["metrics"]["tokenised_f1"]["score"], mean(PAIRS.iter().map(|(p, r)| token_f1(p, r))), "f1");
+    for key in ["stderr", "ci_low", "ci_high"] {
+        assert!(entry["metrics"]["tokenised_f1"][key].is_number(), "{key}: {entry}");
+    }
+    assert_eq!(entry["metrics"]["exact_match"]["num_samples"], 6);
+    assert_eq!(entry["num_failed"], 1);
+    assert_eq!(entry["bad_rows"][0]["row"], 7);
+    let even = mean(PAIRS.iter().step_by(2).map(|(p, r)| token_f1(p, r)));
+    assert_close(&entry["subgroups"]["even"]["tokenised_f1"]["score"], even, "even group");
+
+    // A predictions file that is also --output is refused.
+    let run = karma_command(&["score", "p.jsonl", "--metrics", "bleu", "--output", "p.jsonl"], &[], Some(env.work.path()));
+    run.assert_code(2);
+    assert!(run.stderr.contains("writing it would destroy data"), "{}", run.stderr);
+}
