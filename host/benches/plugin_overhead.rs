@@ -19,8 +19,8 @@ use std::{
 use common::{release_dir, spawn_measured};
 
 use karma_host::{
-    datasets::item::{with_batch_view, OwnedItem},
-    plugins::{scan, ModelInstance, PluginDir},
+    datasets::item::OwnedItem,
+    plugins::{scan, with_batch_view, ModelInstance, PluginDir},
 };
 use karma_plugin_api::sdk::{Item, Model, ModelContext};
 use karma_plugin_baseline::{Baseline, Echo, NoConfig};

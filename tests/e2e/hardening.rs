@@ -333,18 +333,29 @@ fn json_array_and_parquet_errors_name_the_broken_row_counted_from_one() {
     let env = EvalEnv::new(&[baseline_plugin()]);
     let rows = local_rows(&datagen::questions(2, 4));
     std::fs::write(env.path("a.json"), format!("[{}, {{\"id\": \"q4-1\", \"quest", rows[0])).unwrap();
-    let run = first_option(&env, &["--datasets", "a.json", "--samples-output", "s.jsonl"]);
-    run.assert_code(1);
-    let entry = &env.results()["datasets"]["a.json"];
-    assert_eq!(entry["metrics"]["exact_match"]["num_samples"], 1, "the element before the broken one");
-    assert_eq!(entry["bad_rows"][0]["row"], 2, "{entry}");
+    // A broken element ends the array: how many rows follow is unknown, so the file is unreadable.
+    let run = first_option(&env, &["--datasets", "a.json"]);
+    run.assert_code(2);
+    let error = env.results()["datasets"]["a.json"]["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("a.json`: row 2: invalid JSON"), "{error}");
+
+    // A file whose every row is bad is of another shape: failed, not a few bad rows.
+    std::fs::write(
+        env.path("wrong.jsonl"),
+        "{\"question\": \"Q\", \"options\": [\"a\"], \"answer\": \"Z\"}\n".repeat(3),
+    )
+    .unwrap();
+    let run = first_option(&env, &["--datasets", "wrong.jsonl"]);
+    run.assert_code(2);
+    let error = env.results()["datasets"]["wrong.jsonl"]["error"].as_str().unwrap().to_owned();
+    assert!(error.starts_with("every row is bad (3); first: `wrong.jsonl` row 1: field `answer`"), "{error}");
 
     std::fs::write(env.path("b.parquet"), b"PAR1 this is not parquet PAR1").unwrap();
+    // Refused at planning: reading its first row (to tell its task) fails.
     let run = first_option(&env, &["--datasets", "b.parquet"]);
     run.assert_code(2);
-    let error = env.results()["datasets"]["b.parquet"]["error"].as_str().unwrap().to_owned();
-    assert!(error.contains("b.parquet`: not a readable parquet file"), "{error}");
-    assert!(!error.contains("row 0"), "{error}");
+    assert!(run.stderr.contains("b.parquet`: not a readable parquet file"), "{}", run.stderr);
+    assert!(!run.stderr.contains("row 0"), "{}", run.stderr);
 }
 
 #[test]

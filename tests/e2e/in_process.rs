@@ -1,7 +1,7 @@
 use fixture_extension_api::{AnswerTable, WrongAnswerTable, ANSWER_EXTENSION};
 use karma_host::{
-    datasets::item::{with_batch_view, MediaBlob, OwnedItem},
-    plugins::{scan, CallError, ModelInstance, PluginDir, Registry},
+    datasets::item::{MediaBlob, OwnedItem},
+    plugins::{scan, with_batch_view, CallError, ModelInstance, PluginDir, Registry},
 };
 use karma_plugin_api::abi::ErrorCode;
 

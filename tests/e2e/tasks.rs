@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::{
     eval_env::EvalEnv,
-    harness::{baseline_plugin, karma_command},
+    harness::{baseline_plugin, fixture, karma_command},
 };
 
 /// KARMA's token rule, written again: `\n` and `.` removed, lowercased, runs of word characters
@@ -18,9 +18,8 @@ fn tokens(text: &str) -> Vec<String> {
     let mut tokens = Vec::new();
     let mut current = String::new();
     for character in cleaned.chars() {
-        let word = character.is_alphanumeric()
-            || character == '_'
-            || ('\u{0900}'..='\u{097F}').contains(&character);
+        let word =
+            character.is_alphanumeric() || character == '_' || ('\u{0900}'..='\u{097F}').contains(&character);
         if word {
             current.push(character);
         } else if !current.is_empty() {
@@ -80,7 +79,9 @@ fn local_open_qa_files_are_scored_with_text_metrics() {
     let rows: Vec<String> = PAIRS
         .iter()
         .enumerate()
-        .map(|(index, (question, answer))| json!({"id": format!("o{index}"), "question": question, "answer": answer}).to_string())
+        .map(|(index, (question, answer))| {
+            json!({"id": format!("o{index}"), "question": question, "answer": answer}).to_string()
+        })
         .collect();
     std::fs::write(env.path("qa.jsonl"), rows.join("\n") + "\n").unwrap();
     // The same rows as CSV, `answer` as a cell.
@@ -129,7 +130,8 @@ fn local_open_qa_files_are_scored_with_text_metrics() {
 #[test]
 fn identical_translations_score_bleu_one_and_metrics_can_be_chosen() {
     let env = EvalEnv::new(&[baseline_plugin()]);
-    let sentences = ["रोगी को बुखार है।", "Take two tablets daily with food.", "The wound must be kept clean and dry."];
+    let sentences =
+        ["रोगी को बुखार है।", "Take two tablets daily with food.", "The wound must be kept clean and dry."];
     let rows: Vec<String> = sentences
         .iter()
         .enumerate()
@@ -147,8 +149,16 @@ fn identical_translations_score_bleu_one_and_metrics_can_be_chosen() {
     assert_close(&entry["metrics"]["bleu"]["score"], 1.0, "bleu of identical texts");
 
     // --metrics replaces the dataset's list.
-    let run =
-        env.eval(&["--model", "karma/echo", "--datasets", "tr.jsonl", "--dataset-arg", confine, "--metrics", "wer,cer"]);
+    let run = env.eval(&[
+        "--model",
+        "karma/echo",
+        "--datasets",
+        "tr.jsonl",
+        "--dataset-arg",
+        confine,
+        "--metrics",
+        "wer,cer",
+    ]);
     run.assert_code(0);
     let metrics = env.results()["datasets"]["tr.jsonl"]["metrics"].clone();
     let names: Vec<&String> = metrics.as_object().unwrap().keys().collect();
@@ -176,7 +186,8 @@ fn the_task_of_a_local_file_comes_from_its_columns_or_from_task() {
     std::fs::write(env.path("both.jsonl"), format!("{row}\n")).unwrap();
     env.eval(&["--model", "karma/first-option", "--datasets", "both.jsonl"]).assert_code(0);
     assert_eq!(env.results()["datasets"]["both.jsonl"]["task_type"], "mcqa");
-    env.eval(&["--model", "karma/echo", "--datasets", "both.jsonl", "--task", "open_ended_qa"]).assert_code(0);
+    env.eval(&["--model", "karma/echo", "--datasets", "both.jsonl", "--task", "open_ended_qa"])
+        .assert_code(0);
     assert_eq!(env.results()["datasets"]["both.jsonl"]["task_type"], "open_ended_qa");
 
     let run = env.eval(&["--model", "karma/echo", "--datasets", "both.jsonl", "--task", "summarisation"]);
@@ -186,7 +197,9 @@ fn the_task_of_a_local_file_comes_from_its_columns_or_from_task() {
     std::fs::write(env.path("odd.jsonl"), "{\"prompt\": \"x\", \"completion\": \"y\"}\n").unwrap();
     let run = env.eval(&["--model", "karma/echo", "--datasets", "odd.jsonl"]);
     run.assert_code(2);
-    assert!(run.stderr.contains("cannot tell its task from the columns of `odd.jsonl` row 1 (prompt, completion)"));
+    assert!(run
+        .stderr
+        .contains("cannot tell its task from the columns of `odd.jsonl` row 1 (prompt, completion)"));
     assert!(run.stderr.contains("translation: source, target"), "{}", run.stderr);
 }
 
@@ -204,7 +217,16 @@ fn score_grades_existing_predictions_with_the_eval_results_schema() {
     lines.push("{\"id\": 99, \"reference\": \"no prediction column\"}".to_owned());
     std::fs::write(env.path("p.jsonl"), lines.join("\n") + "\n").unwrap();
     let run = karma_command(
-        &["score", "p.jsonl", "--metrics", "exact_match,tokenised_f1", "--format", "json", "--output", "r.json"],
+        &[
+            "score",
+            "p.jsonl",
+            "--metrics",
+            "exact_match,tokenised_f1",
+            "--format",
+            "json",
+            "--output",
+            "r.json",
+        ],
         &[],
         Some(env.work.path()),
     );
@@ -216,7 +238,11 @@ fn score_grades_existing_predictions_with_the_eval_results_schema() {
     let entry = &document["datasets"]["p.jsonl"];
     let exact = PAIRS.iter().filter(|(p, r)| p.to_lowercase() == r.to_lowercase()).count() as f64 / 6.0;
     assert_close(&entry["metrics"]["exact_match"]["score"], exact, "exact_match");
-    assert_close(&entry["metrics"]["tokenised_f1"]["score"], mean(PAIRS.iter().map(|(p, r)| token_f1(p, r))), "f1");
+    assert_close(
+        &entry["metrics"]["tokenised_f1"]["score"],
+        mean(PAIRS.iter().map(|(p, r)| token_f1(p, r))),
+        "f1",
+    );
     for key in ["stderr", "ci_low", "ci_high"] {
         assert!(entry["metrics"]["tokenised_f1"][key].is_number(), "{key}: {entry}");
     }
@@ -227,7 +253,42 @@ fn score_grades_existing_predictions_with_the_eval_results_schema() {
     assert_close(&entry["subgroups"]["even"]["tokenised_f1"]["score"], even, "even group");
 
     // A predictions file that is also --output is refused.
-    let run = karma_command(&["score", "p.jsonl", "--metrics", "bleu", "--output", "p.jsonl"], &[], Some(env.work.path()));
+    let run = karma_command(
+        &["score", "p.jsonl", "--metrics", "bleu", "--output", "p.jsonl"],
+        &[],
+        Some(env.work.path()),
+    );
     run.assert_code(2);
     assert!(run.stderr.contains("writing it would destroy data"), "{}", run.stderr);
+}
+
+#[test]
+fn batches_larger_than_the_model_allows_are_split() {
+    let env = EvalEnv::new(&[fixture("slow-echo")]);
+    let rows: Vec<String> = (0..10)
+        .map(|index| json!({"id": index, "question": "Q?", "options": ["a", "b"], "answer": "A"}).to_string())
+        .collect();
+    std::fs::write(env.path("q.jsonl"), rows.join("\n") + "\n").unwrap();
+    let run = env.eval(&[
+        "--model",
+        "fixture/slow-echo",
+        "--model-args",
+        r#"{"delay_ms": 0}"#,
+        "--datasets",
+        "q.jsonl",
+        "--batch-size",
+        "16",
+        "--samples-output",
+        "s.jsonl",
+    ]);
+    run.assert_code(0);
+    let sizes: Vec<String> = env
+        .samples("s.jsonl")
+        .iter()
+        .map(|sample| sample["raw_output"].as_str().unwrap().to_owned())
+        .collect();
+    let expected: Vec<String> =
+        [4, 4, 4, 4, 4, 4, 4, 4, 2, 2].iter().map(|n| format!("Final Answer: (A) [batch of {n}]")).collect();
+    assert_eq!(sizes, expected, "the model declares max_batch_size 4");
+    assert_eq!(env.results()["datasets"]["q.jsonl"]["metrics"]["exact_match"]["score"], 1.0);
 }

@@ -61,7 +61,9 @@ fn busy_timeout() -> Duration {
     let seconds = std::env::var(crate::env_vars::KARMA_CACHE_BUSY_TIMEOUT_SECS)
         .ok()
         .and_then(|value| value.trim().parse::<u64>().ok())
-        .unwrap_or(60);
+        .unwrap_or(60)
+        // SQLite takes milliseconds as an int: a day is plenty.
+        .min(86_400);
     Duration::from_secs(seconds)
 }
 
@@ -237,7 +239,8 @@ impl Cache {
                     .map_err(wrap)?;
             }
             Some(other) => {
-                let newer = other.trim().parse::<u64>().is_ok_and(|version| version > 3);
+                let ours: u64 = SCHEMA_VERSION.parse().unwrap_or(u64::MAX);
+                let newer = other.trim().parse::<u64>().is_ok_and(|version| version > ours);
                 let problem = if newer {
                     CacheProblem::NewerSchema(other.to_owned())
                 } else {

@@ -94,22 +94,29 @@ pub(super) fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
                 break;
             }
             let problem = match row {
-                Ok(row) => match dataset.definition.family.build(&row.value, count + bad_rows, &context, &mut state) {
-                    Ok(built) => {
-                        let item = built.item;
-                        if cache.is_some() {
-                            keys.push(item_key(&key_context, &item, plan.model.meta.wants_expected_output));
+                Ok(row) => {
+                    match dataset.definition.family.build(&row.value, count + bad_rows, &context, &mut state)
+                    {
+                        Ok(built) => {
+                            let item = built.item;
+                            if cache.is_some() {
+                                keys.push(item_key(
+                                    &key_context,
+                                    &item,
+                                    plan.model.meta.wants_expected_output,
+                                ));
+                            }
+                            first_prompt.get_or_insert(item.input.unwrap_or_default());
+                            count += 1;
+                            continue;
                         }
-                        first_prompt.get_or_insert(item.input.unwrap_or_default());
-                        count += 1;
-                        continue;
+                        Err(problem) => source::SourceError::Row {
+                            path: row.path.to_owned(),
+                            row: row.row,
+                            message: format!("field `{}`: {}", problem.field, problem.problem),
+                        },
                     }
-                    Err(problem) => source::SourceError::Row {
-                        path: row.path.to_owned(),
-                        row: row.row,
-                        message: format!("field `{}`: {}", problem.field, problem.problem),
-                    },
-                },
+                }
                 Err(error) => error,
             };
             if !problem.is_bad_row() || plan.strict {

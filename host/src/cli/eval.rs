@@ -58,7 +58,7 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
         model,
         config,
         datasets,
-        batch_size: arguments.batch_size as usize,
+        batch_size: batch_size(arguments.batch_size, model.meta.max_batch_size),
         max_samples: arguments.max_samples,
         cache: if arguments.no_cache {
             CacheMode::Off
@@ -128,7 +128,11 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
         // An intermediate write failed, the final one did not: worth a word, not a failure.
         tracing::warn!("{error:#} (after a dataset; the final results file was written)");
     }
-    print_summary(arguments.format, &manifest, &outcomes, status)?;
+    let printed = print_summary(arguments.format, &manifest, &outcomes, status);
+    // After a signal the terminal or pipe may be gone: the exit code must still say what happened.
+    if !interrupted {
+        printed?;
+    }
     for outcome in outcomes.iter().filter(|outcome| outcome.status == DatasetStatus::Failed) {
         tracing::error!(
             "dataset `{}` failed: {}",
@@ -171,6 +175,17 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
     } else {
         ExitStatus::Success
     })
+}
+
+/// `--batch-size`, capped by the model's declared `max_batch_size` (larger batches are split).
+fn batch_size(requested: u32, model_limit: Option<u32>) -> usize {
+    match model_limit.filter(|limit| *limit > 0 && *limit < requested) {
+        Some(limit) => {
+            tracing::info!("batches of {limit} items: the model's max_batch_size (--batch-size {requested})");
+            limit as usize
+        }
+        None => requested as usize,
+    }
 }
 
 /// The run's `manifest.status`.
@@ -300,7 +315,7 @@ fn check_metric_args(spec: Option<&str>) -> anyhow::Result<()> {
 fn dataset_names(values: &[String]) -> Vec<String> {
     let mut names = Vec::new();
     for value in values {
-        let parts: Vec<&str> = value.split(',').collect();
+        let parts: Vec<&str> = value.split(',').map(str::trim).collect();
         let mut start = 0;
         while start < parts.len() {
             let end = (start + 2..=parts.len())
@@ -334,13 +349,16 @@ fn resolve_datasets(arguments: &EvalArgs) -> anyhow::Result<(Vec<DatasetPlan>, V
         // A local file's family is known once its first row is read (or from --task).
         let (mut definition, report_name, local_path) = match catalog::find(name) {
             Some(definition) => (definition, definition.name.to_owned(), None),
-            None if Path::new(name).exists() => (&catalog::LOCAL[0], name.to_owned(), Some(PathBuf::from(name))),
+            None if Path::new(name).exists() => {
+                (&catalog::LOCAL[0], name.to_owned(), Some(PathBuf::from(name)))
+            }
             None => {
                 let suggestions = catalog::suggestions(name);
                 bail!(Hinted {
                     message: format!("unknown dataset `{name}`"),
                     hint: if suggestions.is_empty() {
-                        "`karma-host list datasets` shows the registered datasets; a local file must exist".to_owned()
+                        "`karma-host list datasets` shows the registered datasets; a local file must exist"
+                            .to_owned()
                     } else {
                         format!("did you mean: {}?", suggestions.join(", "))
                     },
@@ -406,7 +424,8 @@ fn resolve_datasets(arguments: &EvalArgs) -> anyhow::Result<(Vec<DatasetPlan>, V
                     "dataset `{report_name}` is {} and cannot be scored by log-likelihood",
                     definition.task_type().as_str()
                 ),
-                hint: "--scoring loglikelihood applies to multiple-choice datasets; use --scoring generate".to_owned(),
+                hint: "--scoring loglikelihood applies to multiple-choice datasets; use --scoring generate"
+                    .to_owned(),
             });
         }
         plans.push(DatasetPlan { name: report_name, definition, args, source, metrics });
@@ -426,8 +445,11 @@ fn resolve_datasets(arguments: &EvalArgs) -> anyhow::Result<(Vec<DatasetPlan>, V
 fn parse_task(name: &str) -> anyhow::Result<TaskType> {
     TaskType::from_name(name.trim()).ok_or_else(|| {
         let names: Vec<&str> = TaskType::ALL.iter().map(|task| task.as_str()).collect();
-        Hinted { message: format!("unknown task `{name}`"), hint: format!("--task takes one of: {}", names.join(", ")) }
-            .into()
+        Hinted {
+            message: format!("unknown task `{name}`"),
+            hint: format!("--task takes one of: {}", names.join(", ")),
+        }
+        .into()
     })
 }
 
@@ -447,7 +469,10 @@ pub(super) fn parse_metrics(list: &str) -> anyhow::Result<Vec<&'static dyn metri
         }
     }
     if chosen.is_empty() {
-        bail!(Hinted { message: "--metrics names no metric".to_owned(), hint: "e.g. --metrics bleu,exact_match".to_owned() });
+        bail!(Hinted {
+            message: "--metrics names no metric".to_owned(),
+            hint: "e.g. --metrics bleu,exact_match".to_owned()
+        });
     }
     Ok(chosen)
 }
@@ -465,7 +490,9 @@ fn local_definition(
     let shapes = || {
         catalog::LOCAL
             .iter()
-            .map(|definition| format!("{}: {}", definition.task_type().as_str(), definition.family.local_columns()))
+            .map(|definition| {
+                format!("{}: {}", definition.task_type().as_str(), definition.family.local_columns())
+            })
             .collect::<Vec<_>>()
             .join("; ")
     };
@@ -475,7 +502,9 @@ fn local_definition(
             Err(error) if error.is_bad_row() => continue,
             Err(error) => return Err(anyhow::Error::new(error).context(format!("dataset `{name}`"))),
         };
-        if let Some(definition) = catalog::LOCAL.iter().find(|definition| definition.family.recognises(&row.value)) {
+        if let Some(definition) =
+            catalog::LOCAL.iter().find(|definition| definition.family.recognises(&row.value))
+        {
             return Ok(definition);
         }
         let columns = match &row.value {

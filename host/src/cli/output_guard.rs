@@ -7,7 +7,6 @@
 //! resolved parent directory and its file name.
 
 use std::{
-    ffi::OsString,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
 };
@@ -21,11 +20,11 @@ enum FileId {
         device: u64,
         inode: u64,
     },
-    /// Not created yet: the parent directory's identity and the name in it.
+    /// Not created yet: the nearest existing folder's identity and the path below it.
     Future {
         device: u64,
         inode: u64,
-        name: OsString,
+        rest: PathBuf,
     },
 }
 
@@ -33,14 +32,20 @@ fn directory_of(path: &Path) -> &Path {
     path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
-/// `None` when neither the path nor its parent directory exists (nothing can clash with it).
 fn file_id(path: &Path) -> Option<FileId> {
     if let Ok(metadata) = std::fs::metadata(path) {
         return Some(FileId::Existing { device: metadata.dev(), inode: metadata.ino() });
     }
-    let name = path.file_name()?.to_owned();
-    let parent = std::fs::metadata(directory_of(path)).ok()?;
-    Some(FileId::Future { device: parent.dev(), inode: parent.ino(), name })
+    // Folders that do not exist yet would be created below the nearest one that does.
+    let mut rest = PathBuf::from(path.file_name()?);
+    let mut folder = directory_of(path);
+    loop {
+        if let Ok(metadata) = std::fs::metadata(folder) {
+            return Some(FileId::Future { device: metadata.dev(), inode: metadata.ino(), rest });
+        }
+        rest = Path::new(folder.file_name()?).join(rest);
+        folder = directory_of(folder);
+    }
 }
 
 /// One thing the evaluation reads (or, for the cache, also writes).
@@ -66,7 +71,6 @@ pub(super) struct Output<'a> {
 /// file as another output.
 pub(super) fn check_distinct(outputs: &[Output<'_>], inputs: &[Input]) -> anyhow::Result<()> {
     for (index, output) in outputs.iter().enumerate() {
-        // `None` when not even its folder exists yet: it can still be inside an input folder.
         let output_id = file_id(output.path);
         let same = |path: &Path| output_id.is_some() && file_id(path) == output_id;
         for input in inputs {
@@ -170,6 +174,20 @@ fn running_as_root() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_outputs_in_a_folder_not_created_yet_are_compared() {
+        let directory = tempfile::tempdir().unwrap();
+        let first = directory.path().join("out/sub/r.json");
+        let second = directory.path().join("./out/sub/r.json");
+        let outputs =
+            [Output { flag: "--output", path: &first }, Output { flag: "--samples-output", path: &second }];
+        assert!(check_distinct(&outputs, &[]).is_err());
+        let other = directory.path().join("out/other/r.json");
+        let outputs =
+            [Output { flag: "--output", path: &first }, Output { flag: "--samples-output", path: &other }];
+        check_distinct(&outputs, &[]).unwrap();
+    }
 
     #[test]
     fn files_are_compared_by_identity_not_spelling() {

@@ -15,8 +15,8 @@ use serde_json::json;
 
 use super::{args::RunArgs, find_model, ExitStatus};
 use crate::{
-    datasets::item::{with_batch_view, ConversationTurn, Criterion, MediaBlob, OwnedItem},
-    plugins::{ModelInstance, Registry},
+    datasets::item::{ConversationTurn, Criterion, MediaBlob, OwnedItem},
+    plugins::{with_batch_view, ModelInstance, Registry},
 };
 
 pub(super) fn run(registry: &Registry, arguments: &RunArgs) -> anyhow::Result<ExitStatus> {

@@ -62,7 +62,10 @@ pub(super) fn score(arguments: &ScoreArgs) -> anyhow::Result<ExitStatus> {
             let members: Vec<Sample<'_>> =
                 rows.iter().filter(|row| row.group.as_ref() == Some(group)).map(sample).collect();
             let score = metrics::score(*metric, &members, arguments.seed);
-            subgroups.entry(group.clone()).or_default().insert(metric.name().to_owned(), serde_json::to_value(score)?);
+            subgroups
+                .entry(group.clone())
+                .or_default()
+                .insert(metric.name().to_owned(), serde_json::to_value(score)?);
         }
     }
     let status = if bad_rows.is_empty() { "completed" } else { "completed_with_failures" };
@@ -116,7 +119,10 @@ pub(super) fn score(arguments: &ScoreArgs) -> anyhow::Result<ExitStatus> {
                 .flatten()
                 .map(|(metric, result)| {
                     let number = |key: &str| {
-                        result[key].as_f64().map(|value| format!("{value:.4}")).unwrap_or_else(|| "-".to_owned())
+                        result[key]
+                            .as_f64()
+                            .map(|value| format!("{value:.4}"))
+                            .unwrap_or_else(|| "-".to_owned())
                     };
                     vec![
                         metric.clone(),
@@ -171,7 +177,9 @@ fn read(files: &[std::path::PathBuf], strict: bool) -> anyhow::Result<(Vec<Score
             return Err(problem.into());
         }
         let (file, number, message) = match &problem {
-            source::SourceError::Row { path, row, message } => (path.display().to_string(), *row, message.clone()),
+            source::SourceError::Row { path, row, message } => {
+                (path.display().to_string(), *row, message.clone())
+            }
             other => (String::new(), 0, other.to_string()),
         };
         bad.push(json!({"file": file, "row": number, "error": {"code": "bad_row", "message": message}}));
@@ -180,14 +188,19 @@ fn read(files: &[std::path::PathBuf], strict: bool) -> anyhow::Result<(Vec<Score
 }
 
 fn scored(row: &RowValue<'_>) -> Result<Scored, record::RowError> {
-    let problem = |field: &str, problem: &str| record::RowError { field: field.to_owned(), problem: problem.to_owned() };
+    let problem = |field: &str, problem: &str| record::RowError {
+        field: field.to_owned(),
+        problem: problem.to_owned(),
+    };
     if !row.is_object() {
         return Err(problem("<row>", "expected a JSON object"));
     }
     let prediction = match row.get("prediction") {
         None => return Err(problem("prediction", "missing (null marks an unparsed answer)")),
         Some(RowValue::Null) => None,
-        Some(value) => Some(record::text(value).ok_or_else(|| problem("prediction", "expected text"))?.into_owned()),
+        Some(value) => {
+            Some(record::text(value).ok_or_else(|| problem("prediction", "expected text"))?.into_owned())
+        }
     };
     let references = if row.get("references").is_some() {
         crate::datasets::task::texts(row, "references")?
@@ -204,5 +217,10 @@ fn scored(row: &RowValue<'_>) -> Result<Scored, record::RowError> {
         }
         Some(_) => return Err(problem("other_args", "expected a JSON object")),
     };
-    Ok(Scored { prediction, references, group: record::optional_text(row, "group").map(|g| g.into_owned()), other_args })
+    Ok(Scored {
+        prediction,
+        references,
+        group: record::optional_text(row, "group").map(|g| g.into_owned()),
+        other_args,
+    })
 }

@@ -20,12 +20,20 @@ extern "C" fn on_signal(signal: libc::c_int) {
     RECEIVED.store(signal, Ordering::SeqCst);
 }
 
-/// Installs the handler for the signals above.
+/// Installs the handler for the signals above, except those ignored when the process started
+/// (`nohup` ignores SIGHUP: logging out must not stop the run).
 pub(super) fn install() {
     for signal in HANDLED {
-        // SAFETY: a zeroed sigaction with a plain handler, an empty mask and SA_RESTART is a valid
-        // argument; `on_signal` only touches atomics and calls `_exit`.
+        // SAFETY: reading the current action with a null new action is always valid; a zeroed
+        // sigaction with a plain handler, an empty mask and SA_RESTART is a valid argument;
+        // `on_signal` only touches atomics and calls `_exit`.
         unsafe {
+            let mut current: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(signal, std::ptr::null(), &mut current) == 0
+                && current.sa_sigaction == libc::SIG_IGN
+            {
+                continue;
+            }
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
             action.sa_flags = libc::SA_RESTART;

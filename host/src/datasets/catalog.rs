@@ -180,7 +180,11 @@ pub const DATASETS: &[DatasetDefinition] = &[
 ];
 
 /// An ad-hoc definition for `--datasets ./file.jsonl`.
-const fn local(description: &'static str, family: &'static dyn TaskFamily, metrics: &'static [&'static str]) -> DatasetDefinition {
+const fn local(
+    description: &'static str,
+    family: &'static dyn TaskFamily,
+    metrics: &'static [&'static str],
+) -> DatasetDefinition {
     DatasetDefinition {
         name: "local",
         aliases: &[],
@@ -197,11 +201,7 @@ const fn local(description: &'static str, family: &'static dyn TaskFamily, metri
 
 /// Local files, by the family their columns show (or `--task`), in the order they are tried.
 pub const LOCAL: &[DatasetDefinition] = &[
-    local(
-        "a local MCQ file",
-        &Mcq { schema: Schema::LocalMcq, template: Template::MedicalMcq },
-        MCQ,
-    ),
+    local("a local MCQ file", &Mcq { schema: Schema::LocalMcq, template: Template::MedicalMcq }, MCQ),
     local("a local translation file", &Translation, &["bleu"]),
     local("a local open-ended QA file", &OpenQa, &["exact_match", "tokenised_f1", "bleu"]),
 ];
@@ -253,7 +253,11 @@ mod tests {
     fn every_listed_metric_exists() {
         for definition in DATASETS.iter().chain(LOCAL) {
             for metric in definition.metrics {
-                assert!(crate::metrics::find(metric).is_some(), "{}: unknown metric {metric}", definition.name);
+                assert!(
+                    crate::metrics::find(metric).is_some(),
+                    "{}: unknown metric {metric}",
+                    definition.name
+                );
             }
         }
         for task in TaskType::ALL {

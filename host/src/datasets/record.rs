@@ -307,18 +307,4 @@ mod tests {
         let letters: Vec<&str> = record.options.iter().map(|(letter, _)| letter.as_ref()).collect();
         assert_eq!((letters, record.answer.as_ref(), record.source_id.as_ref()), (vec!["A", "B"], "B", "7"));
     }
-
-    #[test]
-    fn answer_keys_share_equal_letter_lists() {
-        let mut keys = AnswerKeys::default();
-        let four = row(json!({"question": "Q", "options": ["w", "x", "y", "z"], "answer": "D"}));
-        let two = row(json!({"question": "Q", "options": ["x", "y"], "answer": "A", "group": "g"}));
-        let first = keys.key(&Schema::LocalMcq.record(&four, 0).unwrap());
-        let second = keys.key(&Schema::LocalMcq.record(&four, 1).unwrap());
-        let third = keys.key(&Schema::LocalMcq.record(&two, 2).unwrap());
-        assert!(Arc::ptr_eq(&first.letters, &second.letters));
-        assert_eq!(*third.letters, ["A".to_owned(), "B".to_owned()]);
-        assert_eq!((second.source_id.as_str(), second.answer.as_str()), ("1", "D"));
-        assert_eq!(third.group.as_deref(), Some("g"));
-    }
 }

@@ -92,11 +92,23 @@ pub fn data_files(path: &Path) -> Result<Vec<PathBuf>, SourceError> {
 
 /// sha256 over the files' bytes in order: the revision of a local dataset.
 pub fn content_hash(files: &[PathBuf]) -> Result<String, SourceError> {
+    content_hash_unless(files, &|| false).map(|hash| hash.unwrap_or_default())
+}
+
+/// [`content_hash`], given up (`None`) as soon as `stop` says so: an interrupted run does not
+/// wait for a full read of a large dataset.
+pub fn content_hash_unless(
+    files: &[PathBuf],
+    stop: &dyn Fn() -> bool,
+) -> Result<Option<String>, SourceError> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];
     for path in files {
         let mut file = File::open(path).map_err(|source| SourceError::Io { path: path.clone(), source })?;
         loop {
+            if stop() {
+                return Ok(None);
+            }
             let read =
                 file.read(&mut buffer).map_err(|source| SourceError::Io { path: path.clone(), source })?;
             if read == 0 {
@@ -105,7 +117,7 @@ pub fn content_hash(files: &[PathBuf]) -> Result<String, SourceError> {
             hasher.update(&buffer[..read]);
         }
     }
-    Ok(format!("{:x}", hasher.finalize()))
+    Ok(Some(format!("{:x}", hasher.finalize())))
 }
 
 /// Whether a JSON-lines line holds nothing: only JSON's whitespace (spaces, tabs, CR, LF; also
@@ -254,15 +266,15 @@ impl FileRows {
                 };
                 if starts_with_array {
                     // A JSON array cannot be streamed row by row with serde_json; prefer .jsonl or
-                    // .parquet for large datasets. The elements before a broken one are kept.
+                    // .parquet for large datasets. A broken element ends the file: how many rows
+                    // follow it cannot be known, so it is not one bad row but an unreadable file.
                     let (rows, broken) = json_array(reader);
                     let owned = path.clone();
                     let broken = broken.map(move |(row, message)| {
-                        Err(SourceError::Row {
+                        Err(SourceError::Unreadable {
                             path: owned,
-                            row,
                             message: format!(
-                                "invalid JSON: {message} (the rest of the array cannot be read)"
+                                "row {row}: invalid JSON: {message}; the rest of the array cannot be read"
                             ),
                         })
                     });
@@ -280,10 +292,9 @@ impl FileRows {
                 let mut reader = csv::Reader::from_reader(file);
                 let headers = reader
                     .headers()
-                    .map_err(|error| SourceError::Row {
+                    .map_err(|error| SourceError::Unreadable {
                         path: path.clone(),
-                        row: 1,
-                        message: error.to_string(),
+                        message: format!("row 1 (the header) cannot be read: {error}"),
                     })?
                     .clone();
                 let owned = path.clone();

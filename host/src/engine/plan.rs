@@ -3,9 +3,9 @@
 use std::{collections::BTreeMap, path::PathBuf};
 
 use crate::{
-    metrics::Metric,
     cache::KeyContext,
     datasets::{catalog::DatasetDefinition, extract::Extraction, hub::DatasetRequest},
+    metrics::Metric,
     plugins::RegisteredModel,
 };
 

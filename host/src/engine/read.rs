@@ -74,10 +74,20 @@ pub(super) struct IdCounts {
     pub from_row_number: u64,
 }
 
+/// Ids tracked for repeats (8 bytes each, about 130 MiB at the cap); later rows are not checked.
+const IDS_TRACKED: usize = 16 << 20;
+
 impl IdCounts {
     fn note(&mut self, row: &RowValue<'_>, id: &str) {
-        if matches!(row.get("id"), Some(RowValue::Null | RowValue::Object(_) | RowValue::List(_))) {
-            self.from_row_number += 1;
+        match row.get("id") {
+            // Rows without an id are numbered by position, which cannot repeat.
+            None => return,
+            Some(RowValue::Null | RowValue::Object(_) | RowValue::List(_)) => {
+                self.from_row_number += 1;
+                return;
+            }
+            Some(_) if self.seen.len() >= IDS_TRACKED => return,
+            Some(_) => {}
         }
         let mut hasher = std::hash::DefaultHasher::new();
         hasher.write(id.as_bytes());

@@ -6,9 +6,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString};
-use karma_plugin_api::abi::{ContinuationRequest, ItemOutput};
-
 use super::{
     interrupted,
     outcome::{
@@ -21,16 +18,9 @@ use super::{
 };
 use crate::{
     cache::{Cache, CacheKey, CachedExtraction, CachedOutput, KeyContext, NewOutput},
-    datasets::{
-        extract::Extraction,
-        hub,
-        item::{with_batch_view, OwnedItem},
-        prompt,
-        task::ScoringKey,
-        source,
-    },
+    datasets::{extract::Extraction, hub, item::OwnedItem, prompt, source, task::ScoringKey},
     metrics::{self, Sample},
-    plugins::ModelInstance,
+    plugins::{Backend, CallError, Completion, ItemFailure, ScoreRequest},
 };
 /// State carried across a dataset's batches.
 struct Progress<'a> {
@@ -48,7 +38,7 @@ struct Progress<'a> {
 pub(super) fn run(
     plan: &EvalPlan<'_>,
     dataset: &DatasetPlan,
-    instance: &mut ModelInstance,
+    backend: &mut dyn Backend,
     loaded: &mut bool,
     mut cache: Option<&mut Cache>,
     reporter: &dyn Reporter,
@@ -60,7 +50,11 @@ pub(super) fn run(
         dataset,
         key_context: plan.key_context(),
         extraction: plan.extraction(dataset),
-        accumulators: dataset.metrics.iter().map(|metric| (*metric, Accumulator::new(metric.name(), *metric))).collect(),
+        accumulators: dataset
+            .metrics
+            .iter()
+            .map(|metric| (*metric, Accumulator::new(metric.name(), *metric)))
+            .collect(),
         group_names: Vec::new(),
         outcome: DatasetOutcome::not_started(dataset, DatasetStatus::Completed),
         model_time: Duration::ZERO,
@@ -86,11 +80,11 @@ pub(super) fn run(
         // The content hash (a full read of the files, for the manifest; a local dataset's
         // revision) runs beside the evaluation instead of before it.
         std::thread::scope(|scope| {
-            let hashing = scope.spawn(|| source::content_hash(&files));
+            let hashing = scope.spawn(|| source::content_hash_unless(&files, &interrupted));
             let evaluated = evaluate_rows(
                 &mut progress,
                 files.clone(),
-                instance,
+                backend,
                 loaded,
                 &mut cache,
                 reporter,
@@ -100,10 +94,11 @@ pub(super) fn run(
                 .join()
                 .map_err(|_| "hashing the dataset files failed unexpectedly".to_owned())?
                 .map_err(|error| error.to_string())?;
-            if let DatasetSource::Local { .. } = dataset.source {
+            // None when interrupted: the revision of a half-hashed local dataset is unknown.
+            if let (DatasetSource::Local { .. }, Some(hash)) = (&dataset.source, &hash) {
                 progress.outcome.revision = Some(format!("local:{hash}"));
             }
-            progress.outcome.content_sha256 = Some(hash);
+            progress.outcome.content_sha256 = hash;
             evaluated
         })
     });
@@ -117,6 +112,19 @@ pub(super) fn run(
         Ok(()) if outcome.num_items == 0 && outcome.status == DatasetStatus::Completed => {
             outcome.status = DatasetStatus::Failed;
             outcome.error = Some(format!("no rows in {}", describe_files(&outcome.files)));
+        }
+        // Nothing could be read as an item: the file is of another shape, not a few bad rows.
+        Ok(()) if outcome.num_bad_rows == outcome.num_items && outcome.status == DatasetStatus::Completed => {
+            outcome.status = DatasetStatus::Failed;
+            outcome.error = Some(format!(
+                "every row is bad ({}); first: {}",
+                outcome.num_bad_rows,
+                outcome
+                    .bad_rows
+                    .first()
+                    .map(|bad| format!("`{}` row {}: {}", bad.file, bad.row, bad.error.message))
+                    .unwrap_or_default()
+            ));
         }
         Ok(()) if outcome.num_failed > 0 && outcome.status == DatasetStatus::Completed => {
             outcome.status = DatasetStatus::CompletedWithFailures;
@@ -139,7 +147,7 @@ pub(super) fn run(
 fn evaluate_rows(
     progress: &mut Progress<'_>,
     files: Vec<PathBuf>,
-    instance: &mut ModelInstance,
+    backend: &mut dyn Backend,
     loaded: &mut bool,
     cache: &mut Option<&mut Cache>,
     reporter: &dyn Reporter,
@@ -195,7 +203,7 @@ fn evaluate_rows(
         // next send.
         let evaluated = (|| {
             for window in windows {
-                let samples = run_window(progress, window?, instance, loaded, cache, reporter)?;
+                let samples = run_window(progress, window?, backend, loaded, cache, reporter)?;
                 on_samples(&samples).map_err(|error| error.to_string())?;
                 if interrupted() {
                     progress.outcome.status = DatasetStatus::Interrupted;
@@ -226,7 +234,7 @@ enum ItemResult {
 fn run_window(
     progress: &mut Progress<'_>,
     Window { pending: window, keys, mut hits, bad_rows }: Window,
-    instance: &mut ModelInstance,
+    backend: &mut dyn Backend,
     loaded: &mut bool,
     cache: &mut Option<&mut Cache>,
     reporter: &dyn Reporter,
@@ -247,7 +255,7 @@ fn run_window(
     let mut cut = window.len();
     let mut reported = 0usize;
     for batch in misses.chunks(plan.batch_size) {
-        run_plugin_batch(progress, &window, batch, &keys, &mut results, instance, loaded, cache)?;
+        run_plugin_batch(progress, &window, batch, &keys, &mut results, backend, loaded, cache)?;
         let done = batch[batch.len() - 1] + 1;
         let hits_so_far = results[reported..done]
             .iter()
@@ -313,7 +321,7 @@ fn record_bad_row(
     }
 }
 
-/// Sends the items at `batch` (indices into `window`) to the plugin, stores what came back in
+/// Sends the items at `batch` (indices into `window`) to the model, stores what came back in
 /// `results`, and commits the successful outputs with their extractions.
 #[allow(clippy::too_many_arguments)]
 fn run_plugin_batch(
@@ -322,7 +330,7 @@ fn run_plugin_batch(
     batch: &[usize],
     keys: &[CacheKey],
     results: &mut [Option<ItemResult>],
-    instance: &mut ModelInstance,
+    backend: &mut dyn Backend,
     loaded: &mut bool,
     cache: &mut Option<&mut Cache>,
 ) -> Result<(), String> {
@@ -330,17 +338,15 @@ fn run_plugin_batch(
     let extraction = progress.extraction;
     let model_started = Instant::now();
     if !*loaded {
-        instance.load().map_err(|error| format!("the model failed to load: {error}"))?;
+        backend.load().map_err(|error| format!("the model failed to load: {error}"))?;
         *loaded = true;
     }
     let items: Vec<&OwnedItem> = batch.iter().map(|index| &window[*index].item).collect();
     let outcome = match plan.scoring {
-        Scoring::Generate => {
-            with_batch_view(&items, plan.model.meta.wants_expected_output, |view| instance.run(view))
-        }
+        Scoring::Generate => backend.generate(&items, plan.model.meta.wants_expected_output),
         Scoring::Loglikelihood => {
             let keys: Vec<&ScoringKey> = batch.iter().map(|index| &window[*index].key).collect();
-            score_options(instance, &items, &keys)
+            score_options(backend, &items, &keys)
         }
     };
     progress.model_time += model_started.elapsed();
@@ -348,17 +354,18 @@ fn run_plugin_batch(
     let mut new_extractions = Vec::new();
     match outcome {
         Ok(outputs) => {
-            // `run` returns outputs in item order, paired by id.
+            // Outputs come in item order, paired by id at the plugin boundary.
             for (index, output) in batch.iter().zip(outputs) {
-                results[*index] = Some(match output.result {
-                    RResult::ROk(text) => {
+                results[*index] = Some(match output {
+                    Ok(completion) => {
                         let output = CachedOutput {
-                            raw_output: text.into_string(),
-                            prompt_tokens: output.prompt_tokens.into_option(),
-                            completion_tokens: output.completion_tokens.into_option(),
-                            latency_us: output.latency_us,
+                            raw_output: completion.text,
+                            prompt_tokens: completion.prompt_tokens,
+                            completion_tokens: completion.completion_tokens,
+                            latency_us: completion.latency_us,
                         };
-                        let prediction = extraction.apply(&output.raw_output, window[*index].key.reference.letters());
+                        let prediction =
+                            extraction.apply(&output.raw_output, window[*index].key.reference.letters());
                         new_extractions.push((keys[*index], prediction.clone()));
                         new_outputs.push(NewOutput {
                             key: keys[*index],
@@ -371,11 +378,7 @@ fn run_plugin_batch(
                             extraction: Some(CachedExtraction { prediction }),
                         }
                     }
-                    RResult::RErr(error) => ItemResult::Failed(crate::report::redact_text(&format!(
-                        "{} ({})",
-                        error.message,
-                        error.code.name()
-                    ))),
+                    Err(failure) => ItemResult::Failed(crate::report::redact_text(&failure.to_string())),
                 });
             }
         }
@@ -394,67 +397,62 @@ fn run_plugin_batch(
     Ok(())
 }
 
-/// Scores every item's option letters as continuations of its context; each output's text is
-/// the JSON object of log-probabilities by letter that [`Extraction::LoglikelihoodArgmax`] reads.
+/// Scores every item's option letters as continuations of its context; each completion's text
+/// is the JSON object of log-probabilities by letter that [`Extraction::LoglikelihoodArgmax`]
+/// reads.
 fn score_options(
-    instance: &mut ModelInstance,
+    backend: &mut dyn Backend,
     items: &[&OwnedItem],
     answers: &[&ScoringKey],
-) -> Result<Vec<ItemOutput>, crate::plugins::CallError> {
+) -> Result<Vec<Result<Completion, ItemFailure>>, CallError> {
     let started = Instant::now();
     let continuations: Vec<Vec<String>> = answers
         .iter()
         .map(|answer| {
-            answer.reference.letters().iter().map(|letter| prompt::loglikelihood_continuation(letter)).collect()
+            answer
+                .reference
+                .letters()
+                .iter()
+                .map(|letter| prompt::loglikelihood_continuation(letter))
+                .collect()
         })
         .collect();
-    let continuation_views: Vec<Vec<RStr<'_>>> =
-        continuations.iter().map(|texts| texts.iter().map(|text| RStr::from_str(text)).collect()).collect();
-    let requests: Vec<ContinuationRequest<'_>> = items
+    let requests: Vec<ScoreRequest<'_>> = items
         .iter()
-        .zip(&continuation_views)
-        .map(|(item, views)| ContinuationRequest {
+        .zip(&continuations)
+        .map(|(item, continuations)| ScoreRequest {
             id: item.id,
-            context: RStr::from_str(item.input.as_deref().unwrap_or_default()),
-            continuations: RSlice::from_slice(views),
+            context: item.input.as_deref().unwrap_or_default(),
+            continuations,
         })
         .collect();
-    let outputs = instance.score_continuations(&requests)?;
+    let outputs = backend.score_continuations(&requests)?;
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     Ok(outputs
         .into_iter()
         .zip(answers)
         .map(|(output, answer)| {
-            let result = match output.result {
-                RResult::ROk(scores) if scores.iter().any(|score| !score.logprob.is_finite()) => {
-                    // JSON cannot carry them, and a NaN ranks nothing: a failure, not an answer.
-                    RResult::RErr(karma_plugin_api::abi::PluginError::new(
-                        karma_plugin_api::abi::ErrorCode::INTERNAL,
-                        format!(
-                            "non-finite log-probabilities {:?}",
-                            scores.iter().map(|s| s.logprob).collect::<Vec<_>>()
-                        ),
-                    ))
-                }
-                RResult::ROk(scores) => {
-                    let by_letter: serde_json::Map<String, serde_json::Value> = answer
-                        .reference
-                        .letters()
-                        .iter()
-                        .zip(scores.iter())
-                        .map(|(letter, score)| (letter.clone(), serde_json::json!(score.logprob)))
-                        .collect();
-                    RResult::ROk(RString::from(serde_json::Value::Object(by_letter).to_string()))
-                }
-                RResult::RErr(error) => RResult::RErr(error),
-            };
-            ItemOutput {
-                id: output.id,
-                result,
-                prompt_tokens: ROption::RSome(output.context_tokens),
-                completion_tokens: ROption::RNone,
-                latency_us,
+            let scores = output?;
+            if scores.logprobs.iter().any(|logprob| !logprob.is_finite()) {
+                // JSON cannot carry them, and a NaN ranks nothing: a failure, not an answer.
+                return Err(ItemFailure {
+                    code: "internal".to_owned(),
+                    message: format!("non-finite log-probabilities {:?}", scores.logprobs),
+                });
             }
+            let by_letter: serde_json::Map<String, serde_json::Value> = answer
+                .reference
+                .letters()
+                .iter()
+                .zip(&scores.logprobs)
+                .map(|(letter, logprob)| (letter.clone(), serde_json::json!(logprob)))
+                .collect();
+            Ok(Completion {
+                text: serde_json::Value::Object(by_letter).to_string(),
+                prompt_tokens: Some(scores.context_tokens),
+                completion_tokens: None,
+                latency_us,
+            })
         })
         .collect())
 }
@@ -493,7 +491,8 @@ fn finish_item(
             let prediction = match extraction {
                 Some(cached) => cached.prediction,
                 None => {
-                    let prediction = progress.extraction.apply(&output.raw_output, answer.reference.letters());
+                    let prediction =
+                        progress.extraction.apply(&output.raw_output, answer.reference.letters());
                     late = Some((key, prediction.clone()));
                     prediction
                 }

@@ -4,6 +4,8 @@
 //! [`precheck`], loads what passes with [`loader`], and returns a [`Registry`] holding every
 //! model and every rejected file with its reason. One bad file never stops the others.
 
+mod backend;
+mod batch_view;
 mod host_api;
 mod instance;
 mod loader;
@@ -19,6 +21,8 @@ use std::{
 
 use karma_plugin_api::abi::{HostApi_Ref, ModelMeta, PluginRoot_Ref};
 
+pub use backend::{Backend, Completion, ContinuationScores, ItemFailure, ScoreRequest};
+pub use batch_view::with_batch_view;
 pub use instance::{CallError, ModelInstance};
 pub use rejection::{RejectCode, Rejection};
 pub use search_path::PluginDir;

@@ -29,10 +29,6 @@ const SECRET_WORDS: [&str; 15] = [
     "passphrase",
 ];
 
-/// Value prefixes of common credentials: HTTP bearer tokens, OpenAI-style keys, Hugging Face
-/// tokens.
-const SECRET_PREFIXES: [&str; 3] = ["Bearer ", "sk-", "hf_"];
-
 const MASK: &str = "***";
 
 /// The words of a key name: split on `_`, `-`, `.`, spaces and camelCase (`APIKey` is `api key`),
@@ -72,8 +68,18 @@ pub fn is_secret_key(key: &str) -> bool {
     words.iter().any(|word| SECRET_WORDS.contains(&word.as_str()))
 }
 
+/// A whole value that is a credential: a bearer header, or an `sk-`/`hf_` key of realistic
+/// length (a path such as `hf_models/llama` is not one).
 fn looks_like_secret(text: &str) -> bool {
-    SECRET_PREFIXES.iter().any(|prefix| text.starts_with(prefix))
+    if let Some(token) = text.strip_prefix("Bearer ") {
+        return !token.trim().is_empty();
+    }
+    ["sk-", "hf_"].iter().any(|prefix| {
+        text.strip_prefix(prefix).is_some_and(|rest| {
+            rest.len() >= 16
+                && rest.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
+        })
+    })
 }
 
 /// A copy of `value` with every secret key's value (except null) and every credential-looking
@@ -98,32 +104,50 @@ pub fn redact(value: &Value) -> Value {
     }
 }
 
-/// Credential-looking tokens in free text (a Bearer header, an `sk-` key, an `hf_` token).
+/// Credential-looking tokens in free text (a bearer header, an `sk-` key, an `hf_` token), after
+/// a character that cannot be part of a word or path (`task-sk-...` is not a key).
 static SECRET_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:\bBearer\s+[A-Za-z0-9._~+/=-]{6,}|\bsk-[A-Za-z0-9_-]{8,}|\bhf_[A-Za-z0-9]{8,})")
-        .expect("valid regex")
+    Regex::new(
+        r"(?P<before>^|[^A-Za-z0-9_/.-])(?P<token>(?i-u:bearer)\s+[A-Za-z0-9._~+/=-]{16,}|sk-[A-Za-z0-9_-]{16,}|hf_[A-Za-z0-9]{16,})",
+    )
+    .expect("valid regex")
 });
 
-/// `key = "value"`, `"key": "value"` or `key: 'value'` in free text (a TOML or JSON snippet
-/// quoted by a parser's error).
-static QUOTED_ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r#"(?P<key>[A-Za-z][A-Za-z0-9_.-]*)(?P<between>"?\s*[=:]\s*)(?P<quote>["'])(?P<value>[^"'\n]*)["']"#,
-    )
+/// `key = "value"`, `"key": 'value'` (quotes paired, escapes honoured), or `key=value` unquoted
+/// (as log fields print), with the colour codes a terminal log puts around the `=`.
+static ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r#"(?P<before>^|[^A-Za-z0-9_.-]|\x1b\[[0-9;]*m)(?P<key>[A-Za-z][A-Za-z0-9_.-]*)"#,
+        r#"(?P<between>["']?(?:\x1b\[[0-9;]*m)*\s*(?P<separator>[=:])(?:\x1b\[[0-9;]*m)*\s*)"#,
+        r#"(?:"(?P<double>(?:[^"\\\n]|\\.)*)"|'(?P<single>(?:[^'\\\n]|\\.)*)'"#,
+        r#"|(?P<bare>(?:(?i-u:basic|bearer|token)\s+)?[^\s,;}"'\x1b]+))"#,
+    ))
     .expect("valid regex")
 });
 
 /// `text` with credentials masked: values assigned to secret keys and credential-looking tokens.
 /// For messages and log lines, whose structure is unknown.
 pub fn redact_text(text: &str) -> String {
-    let assigned = QUOTED_ASSIGNMENT.replace_all(text, |captures: &Captures<'_>| {
-        if is_secret_key(&captures["key"]) && !captures["value"].is_empty() {
-            format!("{}{}{q}{MASK}{q}", &captures["key"], &captures["between"], q = &captures["quote"])
-        } else {
-            captures[0].to_owned()
+    let assigned = ASSIGNMENT.replace_all(text, |captures: &Captures<'_>| {
+        let whole = captures[0].to_owned();
+        if !is_secret_key(&captures["key"]) {
+            return whole;
         }
+        let value = if let Some(value) = captures.name("double") {
+            format!("\"{}\"", if value.as_str().is_empty() { "" } else { MASK })
+        } else if let Some(value) = captures.name("single") {
+            format!("'{}'", if value.as_str().is_empty() { "" } else { MASK })
+        } else if &captures["separator"] == "=" {
+            MASK.to_owned()
+        } else {
+            // `key: word` in prose ("missing key: model_path") is not an assignment.
+            return whole;
+        };
+        format!("{}{}{}{value}", &captures["before"], &captures["key"], &captures["between"])
     });
-    SECRET_TOKEN.replace_all(&assigned, MASK).into_owned()
+    SECRET_TOKEN
+        .replace_all(&assigned, |captures: &Captures<'_>| format!("{}{MASK}", &captures["before"]))
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -197,8 +221,9 @@ mod tests {
     fn nested_secrets_and_secret_looking_values_are_replaced() {
         let value = json!({
             "api_key": "x1", "nested": {"HF-Token": "hf_x", "temperature": 0.1},
-            "list": [{"password": 1}, "sk-abcdef", "Bearer abc"], "max_tokens": 5,
+            "list": [{"password": 1}, "sk-abcdefghijklmnopqr", "Bearer abc"], "max_tokens": 5,
             "headers": {"X-Custom": "Bearer abcdef"}, "token": null, "api_key_env": "OPENAI_API_KEY",
+            "model_path": "hf_models/llama",
         });
         assert_eq!(
             redact(&value),
@@ -206,6 +231,7 @@ mod tests {
                 "api_key": "***", "nested": {"HF-Token": "***", "temperature": 0.1},
                 "list": [{"password": "***"}, "***", "***"], "max_tokens": 5,
                 "headers": {"X-Custom": "***"}, "token": null, "api_key_env": "OPENAI_API_KEY",
+                "model_path": "hf_models/llama",
             })
         );
     }
@@ -217,13 +243,30 @@ mod tests {
             r#"api_key = "***" and max_tokens = "5""#
         );
         assert_eq!(redact_text(r#"{"accessToken": "xyz", "a": 1}"#), r#"{"accessToken": "***", "a": 1}"#);
+        assert_eq!(redact_text(r#"{"password": "it's-hunter2"}"#), r#"{"password": "***"}"#);
+        assert_eq!(redact_text(r#"{"password": "a\"b"} next"#), r#"{"password": "***"} next"#);
+        assert_eq!(redact_text("{'password': 'x1'}"), "{'password': '***'}");
+        assert_eq!(redact_text("loading api_key=abc123 batch=1"), "loading api_key=*** batch=1");
+        assert_eq!(redact_text("auth=Basic dXNlcjpwYXNz rest"), "auth=*** rest");
         assert_eq!(
-            redact_text(
-                "header Authorization: Bearer abcdefgh12 then sk-proj-1234567890 and hf_abcdefghijkl"
-            ),
+            redact_text("\x1b[3mtoken\x1b[0m\x1b[2m=\x1b[0mabc123"),
+            "\x1b[3mtoken\x1b[0m\x1b[2m=\x1b[0m***"
+        );
+        let long = "abcdefghijklmnopqrstuvwx";
+        assert_eq!(
+            redact_text(&format!("header Authorization: bearer {long} then sk-proj-{long} and hf_{long}")),
             "header Authorization: *** then *** and ***"
         );
-        // Key names alone are not secrets.
-        assert_eq!(redact_text("unknown key `hf_token`"), "unknown key `hf_token`");
+        // Not secrets: key names, short words, paths, prose.
+        for harmless in [
+            "unknown key `hf_token`",
+            "missing key: model_path",
+            "/data/task-sk-medical-qa-and-more-words/x.jsonl",
+            "pip install hf_transfer",
+            "Bearer authentication failed",
+            "hf_models/llama-3-8b-instruct-weights",
+        ] {
+            assert_eq!(redact_text(harmless), harmless);
+        }
     }
 }

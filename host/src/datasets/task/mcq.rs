@@ -74,7 +74,8 @@ fn shared_letters(last: &mut Option<Arc<[String]>>, record: &McqRecord<'_>) -> A
     match (last.as_ref(), same) {
         (Some(letters), true) => Arc::clone(letters),
         _ => {
-            let letters: Arc<[String]> = record.options.iter().map(|(letter, _)| letter.to_string()).collect();
+            let letters: Arc<[String]> =
+                record.options.iter().map(|(letter, _)| letter.to_string()).collect();
             *last = Some(Arc::clone(&letters));
             letters
         }
@@ -116,5 +117,37 @@ impl Mcq {
             other_args,
             ..OwnedItem::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn consecutive_items_share_equal_letter_lists() {
+        let family = Mcq { schema: Schema::LocalMcq, template: Template::MedicalMcq };
+        let args = BTreeMap::new();
+        let context = BuildContext { template_override: None, scoring: Scoring::Generate, args: &args };
+        let mut state = BuildState::default();
+        let four =
+            RowValue::from_json(json!({"question": "Q", "options": ["w", "x", "y", "z"], "answer": "D"}));
+        let two =
+            RowValue::from_json(json!({"question": "Q", "options": ["x", "y"], "answer": "A", "group": "g"}));
+        let mut build = |row: &RowValue<'_>, index| family.build(row, index, &context, &mut state).unwrap();
+        let (first, second, third) = (build(&four, 0), build(&four, 1), build(&two, 2));
+        let letters = |item: &TaskItem| match &item.key.reference {
+            Reference::Choice { letters, .. } => Arc::clone(letters),
+            Reference::Texts(_) => panic!("an MCQ reference is a choice"),
+        };
+        assert!(Arc::ptr_eq(&letters(&first), &letters(&second)));
+        assert_eq!(*letters(&third), ["A".to_owned(), "B".to_owned()]);
+        assert_eq!((second.key.source_id.as_str(), second.key.reference.primary()), ("1", "D"));
+        assert_eq!(third.key.group.as_deref(), Some("g"));
+        assert_eq!(second.key.reference.correct(Some("d")), Some(true));
     }
 }

@@ -2,7 +2,8 @@
 //! reference translations (BLEU, chrF).
 
 use super::{
-    open_qa::other_args, texts, BuildContext, BuildState, Reference, ScoringKey, TaskFamily, TaskItem, TaskType,
+    open_qa::other_args, texts, BuildContext, BuildState, Reference, ScoringKey, TaskFamily, TaskItem,
+    TaskType,
 };
 use crate::datasets::{
     extract::Extraction,
@@ -45,7 +46,9 @@ impl TaskFamily for Translation {
                     (Some(from), None) => format!(" from {from}"),
                     (None, None) => String::new(),
                 };
-                format!("Translate the following text{direction}. Reply with the translation only.\n\n{source}")
+                format!(
+                    "Translate the following text{direction}. Reply with the translation only.\n\n{source}"
+                )
             }
         };
         let group = optional_text(row, "group").map(|group| group.into_owned());
