@@ -328,8 +328,8 @@ fn bad_input_is_refused_before_anything_loads() {
             "dataset file `missing.jsonl` does not exist",
         ),
         (
-            vec!["--model", "karma/constant", "--datasets", "medqa", "--metric-args", "rouge:x=1"],
-            "unknown metric `rouge` in --metric-args",
+            vec!["--model", "karma/constant", "--datasets", "medqa", "--metric-args", "rogue:x=1"],
+            "--metric-args: unknown metric `rogue`",
         ),
         (
             vec!["--model", "karma/constant", "--datasets", "medqa", "--model-config", "nope.toml"],

@@ -292,3 +292,49 @@ fn batches_larger_than_the_model_allows_are_split() {
     assert_eq!(sizes, expected, "the model declares max_batch_size 4");
     assert_eq!(env.results()["datasets"]["q.jsonl"]["metrics"]["exact_match"]["score"], 1.0);
 }
+
+#[test]
+fn metric_arguments_are_typed_checked_and_used() {
+    let env = EvalEnv::new(&[baseline_plugin()]);
+    let rows: Vec<String> = PAIRS
+        .iter()
+        .map(|(question, answer)| json!({"question": question, "answer": answer}).to_string())
+        .collect();
+    std::fs::write(env.path("qa.jsonl"), rows.join("\n") + "\n").unwrap();
+    let confine = "qa.jsonl.confinement_instructions=<QUESTION>";
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["--model", "karma/echo", "--datasets", "qa.jsonl", "--dataset-arg", confine];
+        args.extend_from_slice(extra);
+        env.eval(&args)
+    };
+    // KARMA ignored every metric argument; here ignore_case=false compares as written.
+    eval(&["--metric-args", "exact_match:ignore_case=false"]).assert_code(0);
+    let as_written = PAIRS.iter().filter(|(q, a)| q == a).count() as f64 / 6.0;
+    let folded = PAIRS.iter().filter(|(q, a)| q.to_lowercase() == a.to_lowercase()).count() as f64 / 6.0;
+    assert_ne!(as_written, folded, "the data tells the two rules apart");
+    assert_close(
+        &env.results()["datasets"]["qa.jsonl"]["metrics"]["exact_match"]["score"],
+        as_written,
+        "case kept",
+    );
+    eval(&[]).assert_code(0);
+    let default = env.results()["datasets"]["qa.jsonl"]["metrics"].clone();
+    assert_close(&default["exact_match"]["score"], folded, "default folds case");
+    eval(&["--metric-args", "bleu:max_order=1"]).assert_code(0);
+    let unigram = env.results()["datasets"]["qa.jsonl"]["metrics"]["bleu"]["score"].as_f64().unwrap();
+    assert!(unigram > default["bleu"]["score"].as_f64().unwrap(), "unigram BLEU is above 4-gram BLEU here");
+
+    for (spec, message) in [
+        ("bleu:max_order=0", "metric `bleu` argument `max_order`: `0` is not a whole number from 1 to 9"),
+        ("bleu:order=2", "unknown argument `order` for metric `bleu`; it takes: max_order, smooth"),
+        ("wer:x=1", "metric `wer` takes no arguments"),
+        ("rogue:x=1", "unknown metric `rogue`"),
+        ("chrf:", "--metric-args given for `chrf`, which no dataset reports"),
+    ] {
+        let run = eval(&["--metric-args", spec]);
+        run.assert_code(2);
+        assert!(run.stderr.contains(message), "{spec}: {}", run.stderr);
+    }
+    let info = karma_command(&["info", "metric", "bleu"], &[], None);
+    assert!(info.stdout.contains("max_order    a whole number from 1 to 9 (default 4)"), "{}", info.stdout);
+}

@@ -136,6 +136,9 @@ pub struct ScoreArgs {
     /// Comma-separated metrics (`karma-host list metrics`).
     #[arg(long, value_name = "LIST")]
     pub metrics: String,
+    /// Metric arguments: `metric:key=value;metric2:key=value`.
+    #[arg(long, value_name = "SPEC")]
+    pub metric_args: Option<String>,
     /// Also write the results document to this file.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,

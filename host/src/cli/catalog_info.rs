@@ -150,13 +150,28 @@ pub(super) fn info_metric(name: &str, format: TableOrJson) -> anyhow::Result<Exi
     match format {
         TableOrJson::Json => output::json(
             &mut stdout,
-            &json!({"name": metric.name(), "description": metric.description(), "interval": interval, "datasets": users}),
+            &json!({
+                "name": metric.name(), "description": metric.description(), "interval": interval, "datasets": users,
+                "args": metric.args().iter().map(|spec| json!({
+                    "name": spec.name, "type": spec.kind.to_string(), "default": spec.default, "description": spec.description,
+                })).collect::<Vec<_>>(),
+            }),
         )?,
         TableOrJson::Table => {
             writeln!(stdout, "name         {}", metric.name())?;
             writeln!(stdout, "description  {}", metric.description())?;
             writeln!(stdout, "interval     95% {interval}")?;
             writeln!(stdout, "datasets     {}", users.join(", "))?;
+            if !metric.args().is_empty() {
+                writeln!(stdout, "arguments")?;
+                for spec in metric.args() {
+                    writeln!(
+                        stdout,
+                        "  {:<12} {} (default {}): {}",
+                        spec.name, spec.kind, spec.default, spec.description
+                    )?;
+                }
+            }
         }
     }
     Ok(ExitStatus::Success)

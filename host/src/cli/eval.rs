@@ -35,7 +35,6 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
         arguments.model_args.as_deref(),
         arguments.model_path.as_deref(),
     )?;
-    check_metric_args(arguments.metric_args.as_deref())?;
     let (datasets, dataset_inputs) = resolve_datasets(arguments)?;
     let cache_path = cache_path(arguments.cache_path.as_deref());
     check_outputs(registry, arguments, &config, &cache_path, dataset_inputs)?;
@@ -288,26 +287,35 @@ pub(super) fn cache_path(flag: Option<&Path>) -> PathBuf {
     home.join(".cache/karma/cache.sqlite")
 }
 
-fn check_metric_args(spec: Option<&str>) -> anyhow::Result<()> {
-    let Some(spec) = spec else { return Ok(()) };
-    // No metric takes arguments yet, so the first well-formed entry is already an error.
-    if let Some(part) = spec.split(';').map(str::trim).find(|part| !part.is_empty()) {
-        let (name, _) = part.split_once(':').ok_or_else(|| Hinted {
-            message: format!("invalid metric argument `{part}`"),
-            hint: "expected `metric:key=value[,key2=value2]`".to_owned(),
+/// `--metric-args`, parsed and checked against each metric's declared arguments.
+pub(super) fn metric_args(spec: Option<&str>) -> anyhow::Result<BTreeMap<String, BTreeMap<String, String>>> {
+    let Some(spec) = spec else { return Ok(BTreeMap::new()) };
+    let parsed = metrics::args::parse_spec(spec).map_err(|message| Hinted {
+        message,
+        hint: "expected `metric:key=value[,key2=value2]`".to_owned(),
+    })?;
+    for (name, given) in &parsed {
+        metrics::configure(name, given).map_err(|message| Hinted {
+            message: format!("--metric-args: {message}"),
+            hint: "`karma-host info metric NAME` lists a metric's arguments".to_owned(),
         })?;
-        match metrics::find(name.trim()) {
-            Some(metric) => bail!(Hinted {
-                message: format!("metric `{}` takes no arguments", metric.name()),
-                hint: "remove it from --metric-args".to_owned(),
-            }),
-            None => bail!(Hinted {
-                message: format!("unknown metric `{}` in --metric-args", name.trim()),
-                hint: "`karma-host list metrics` shows the metrics".to_owned(),
-            }),
-        }
     }
-    Ok(())
+    Ok(parsed)
+}
+
+/// Configured metrics for `names`, with their `--metric-args`.
+pub(super) fn configured_metrics(
+    names: &[&str],
+    args: &BTreeMap<String, BTreeMap<String, String>>,
+) -> anyhow::Result<Vec<metrics::MetricHandle>> {
+    let none = BTreeMap::new();
+    names
+        .iter()
+        .map(|name| {
+            metrics::configure(name, args.get(*name).unwrap_or(&none))
+                .map_err(|message| anyhow::anyhow!("{message}"))
+        })
+        .collect()
 }
 
 /// The `--datasets` values as dataset names: each split on commas, except where the commas
@@ -341,6 +349,8 @@ fn resolve_datasets(arguments: &EvalArgs) -> anyhow::Result<(Vec<DatasetPlan>, V
     )?;
     let task = arguments.task.as_deref().map(parse_task).transpose()?;
     let chosen_metrics = arguments.metrics.as_deref().map(parse_metrics).transpose()?;
+    let metric_args = metric_args(arguments.metric_args.as_deref())?;
+    let mut reported: Vec<&'static str> = Vec::new();
     let mut plans: Vec<DatasetPlan> = Vec::new();
     let mut inputs = Vec::new();
     let mut seen: Vec<(String, String)> = Vec::new();
@@ -414,10 +424,12 @@ fn resolve_datasets(arguments: &EvalArgs) -> anyhow::Result<(Vec<DatasetPlan>, V
                 revision: definition.revision.unwrap_or("main").to_owned(),
             },
         };
-        let metrics = match &chosen_metrics {
-            Some(chosen) => chosen.clone(),
-            None => definition.metrics.iter().filter_map(|name| metrics::find(name)).collect(),
+        let names: Vec<&str> = match &chosen_metrics {
+            Some(chosen) => chosen.iter().map(|metric| metric.name()).collect(),
+            None => definition.metrics.to_vec(),
         };
+        let metrics = configured_metrics(&names, &metric_args)?;
+        reported.extend(metrics.iter().map(|metric| metric.name()));
         if arguments.scoring == Scoring::Loglikelihood && !definition.family.supports_loglikelihood() {
             bail!(Hinted {
                 message: format!(
@@ -432,6 +444,12 @@ fn resolve_datasets(arguments: &EvalArgs) -> anyhow::Result<(Vec<DatasetPlan>, V
     }
     if plans.is_empty() {
         bail!("no datasets given");
+    }
+    if let Some(unused) = metric_args.keys().find(|name| !reported.contains(&name.as_str())) {
+        bail!(Hinted {
+            message: format!("--metric-args given for `{unused}`, which no dataset reports"),
+            hint: "add it with --metrics, or check the metric name".to_owned(),
+        });
     }
     if let Some(unused) = given.keys().next() {
         bail!(Hinted {

@@ -27,7 +27,12 @@ struct Scored {
 
 pub(super) fn score(arguments: &ScoreArgs) -> anyhow::Result<ExitStatus> {
     let started_at = SystemTime::now();
-    let chosen = super::eval::parse_metrics(&arguments.metrics)?;
+    let names: Vec<&str> =
+        super::eval::parse_metrics(&arguments.metrics)?.iter().map(|metric| metric.name()).collect();
+    let chosen = super::eval::configured_metrics(
+        &names,
+        &super::eval::metric_args(arguments.metric_args.as_deref())?,
+    )?;
     let files = source::data_files(&arguments.file).map_err(|error| Hinted {
         message: error.to_string(),
         hint: "pass a .jsonl/.json/.csv/.parquet file of predictions".to_owned(),
@@ -54,14 +59,14 @@ pub(super) fn score(arguments: &ScoreArgs) -> anyhow::Result<ExitStatus> {
     let unparsed = rows.iter().filter(|row| row.prediction.is_none()).count();
     for metric in &chosen {
         let samples: Vec<Sample<'_>> = rows.iter().map(sample).collect();
-        let mut entry = serde_json::to_value(metrics::score(*metric, &samples, arguments.seed))?;
+        let mut entry = serde_json::to_value(metrics::score(metric.as_ref(), &samples, arguments.seed))?;
         entry["num_failed"] = bad_rows.len().into();
         entry["num_unparsed"] = unparsed.into();
         scores.insert(metric.name().to_owned(), entry);
         for group in &groups {
             let members: Vec<Sample<'_>> =
                 rows.iter().filter(|row| row.group.as_ref() == Some(group)).map(sample).collect();
-            let score = metrics::score(*metric, &members, arguments.seed);
+            let score = metrics::score(metric.as_ref(), &members, arguments.seed);
             subgroups
                 .entry(group.clone())
                 .or_default()
@@ -148,6 +153,7 @@ fn sample(row: &Scored) -> Sample<'_> {
     Sample {
         prediction: row.prediction.as_deref(),
         reference: row.references.first().map(String::as_str).unwrap_or_default(),
+        references: &row.references,
         other_args: &row.other_args,
     }
 }

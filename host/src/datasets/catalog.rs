@@ -202,7 +202,7 @@ const fn local(
 /// Local files, by the family their columns show (or `--task`), in the order they are tried.
 pub const LOCAL: &[DatasetDefinition] = &[
     local("a local MCQ file", &Mcq { schema: Schema::LocalMcq, template: Template::MedicalMcq }, MCQ),
-    local("a local translation file", &Translation, &["bleu"]),
+    local("a local translation file", &Translation, &["bleu", "chrf"]),
     local("a local open-ended QA file", &OpenQa, &["exact_match", "tokenised_f1", "bleu"]),
 ];
 

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, path::PathBuf};
 use crate::{
     cache::KeyContext,
     datasets::{catalog::DatasetDefinition, extract::Extraction, hub::DatasetRequest},
-    metrics::Metric,
+    metrics::MetricHandle,
     plugins::RegisteredModel,
 };
 
@@ -52,7 +52,7 @@ pub struct DatasetPlan {
     pub args: BTreeMap<String, String>,
     pub source: DatasetSource,
     /// The metrics to report: the definition's, or `--metrics`.
-    pub metrics: Vec<&'static dyn Metric>,
+    pub metrics: Vec<MetricHandle>,
 }
 
 impl DatasetPlan {

@@ -28,7 +28,7 @@ struct Progress<'a> {
     dataset: &'a DatasetPlan,
     key_context: KeyContext,
     extraction: Extraction,
-    accumulators: Vec<(&'static dyn metrics::Metric, Accumulator)>,
+    accumulators: Vec<(metrics::MetricHandle, Accumulator)>,
     /// Subgroup names; accumulators refer to them by index.
     group_names: Vec<String>,
     outcome: DatasetOutcome,
@@ -53,7 +53,7 @@ pub(super) fn run(
         accumulators: dataset
             .metrics
             .iter()
-            .map(|metric| (*metric, Accumulator::new(metric.name(), *metric)))
+            .map(|metric| (metric.clone(), Accumulator::new(metric.clone())))
             .collect(),
         group_names: Vec::new(),
         outcome: DatasetOutcome::not_started(dataset, DatasetStatus::Completed),
@@ -514,6 +514,7 @@ fn finish_item(
             let scored = Sample {
                 prediction: prediction.as_deref(),
                 reference: answer.reference.primary(),
+                references: answer.reference.texts(),
                 other_args: &other_args,
             };
             let group = answer.group.as_ref().map(|group| {
@@ -526,7 +527,7 @@ fn finish_item(
                 }
             });
             for (metric, accumulator) in &mut progress.accumulators {
-                accumulator.add(*metric, &scored, group);
+                accumulator.add(metric.as_ref(), &scored, group);
             }
             sample.correct = answer.reference.correct(prediction.as_deref());
             sample.prediction = if collect { prediction } else { None };

@@ -15,7 +15,7 @@ pub(super) enum Accumulator {
     },
     Samples {
         name: &'static str,
-        metric: &'static dyn metrics::Metric,
+        metric: metrics::MetricHandle,
         stride: usize,
         stats: Vec<f64>,
         /// Subgroup index of each sample.
@@ -24,7 +24,8 @@ pub(super) enum Accumulator {
 }
 
 impl Accumulator {
-    pub(super) fn new(name: &'static str, metric: &'static dyn metrics::Metric) -> Self {
+    pub(super) fn new(metric: metrics::MetricHandle) -> Self {
+        let name = metric.name();
         if metric.is_proportion() {
             Accumulator::Proportion { name, successes: 0.0, count: 0, groups: Vec::new() }
         } else {
@@ -78,10 +79,10 @@ impl Accumulator {
                             .filter(|(_, group)| **group == Some(index as u32))
                             .map(|(view, _)| *view)
                             .collect();
-                        metrics::score_stats(*metric, &members, seed)
+                        metrics::score_stats(metric.as_ref(), &members, seed)
                     })
                     .collect();
-                (name, metrics::score_stats(*metric, &views, seed), per_group)
+                (name, metrics::score_stats(metric.as_ref(), &views, seed), per_group)
             }
         }
     }

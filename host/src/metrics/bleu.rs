@@ -7,8 +7,6 @@ use regex::Regex;
 
 use super::{Metric, Sample};
 
-const MAX_ORDER: usize = 4;
-
 /// sacrebleu's `13a` tokenizer (mteval-v13a), as used by HF evaluate.
 pub fn tokenize_13a(text: &str) -> Vec<String> {
     static RULES: OnceLock<[(Regex, &'static str); 4]> = OnceLock::new();
@@ -45,9 +43,39 @@ fn ngram_counts(tokens: &[String], order: usize) -> HashMap<&[String], usize> {
     counts
 }
 
-pub struct Bleu;
+/// `max_order` n-grams (default 4); `smooth` adds one to every n-gram count (default, as KARMA
+/// calls HF evaluate).
+pub struct Bleu {
+    pub max_order: usize,
+    pub smooth: bool,
+}
+
+impl Bleu {
+    pub const DEFAULT: Bleu = Bleu { max_order: 4, smooth: true };
+}
+
+const BLEU_ARGS: &[super::ArgSpec] = &[
+    super::ArgSpec {
+        name: "max_order",
+        kind: super::ArgKind::Whole { low: 1, high: 9 },
+        default: "4",
+        description: "longest n-gram counted",
+    },
+    super::ArgSpec {
+        name: "smooth",
+        kind: super::ArgKind::Bool,
+        default: "true",
+        description: "add-one smoothing of n-gram precisions (Lin and Och 2004)",
+    },
+];
 
 impl Metric for Bleu {
+    fn args(&self) -> &'static [super::ArgSpec] {
+        BLEU_ARGS
+    }
+    fn configure(&self, args: &super::MetricArgs) -> std::sync::Arc<dyn Metric> {
+        std::sync::Arc::new(Bleu { max_order: args.whole("max_order") as usize, smooth: args.bool("smooth") })
+    }
     fn name(&self) -> &'static str {
         "bleu"
     }
@@ -57,35 +85,59 @@ impl Metric for Bleu {
     fn is_proportion(&self) -> bool {
         false
     }
-    /// `[matches_1..4, possible_1..4, hypothesis_length, reference_length]`.
+    /// `[matches_1..4, possible_1..4, hypothesis_length, reference_length]`. With several
+    /// references (as HF evaluate's `compute_bleu`): an n-gram's count is clipped by its largest
+    /// count in any reference, and the reference length is the shortest reference's.
     fn sample_stats(&self, sample: &Sample<'_>) -> Vec<f64> {
         let hypothesis = tokenize_13a(sample.prediction_text());
-        let reference = tokenize_13a(sample.reference);
-        let mut stats = vec![0.0; 2 * MAX_ORDER + 2];
-        for order in 1..=MAX_ORDER {
-            let reference_counts = ngram_counts(&reference, order);
+        let references: Vec<Vec<String>> = sample.all_references().map(tokenize_13a).collect();
+        let max_order = self.max_order;
+        let mut stats = vec![0.0; 2 * max_order + 2];
+        for order in 1..=max_order {
+            let mut reference_counts: HashMap<&[String], usize> = HashMap::new();
+            for reference in &references {
+                for (ngram, count) in ngram_counts(reference, order) {
+                    let merged = reference_counts.entry(ngram).or_insert(0);
+                    *merged = (*merged).max(count);
+                }
+            }
             let matches: usize = ngram_counts(&hypothesis, order)
                 .iter()
                 .map(|(ngram, count)| (*count).min(reference_counts.get(ngram).copied().unwrap_or(0)))
                 .sum();
             stats[order - 1] = matches as f64;
-            stats[MAX_ORDER + order - 1] = hypothesis.len().saturating_sub(order - 1) as f64;
+            stats[max_order + order - 1] = hypothesis.len().saturating_sub(order - 1) as f64;
         }
-        stats[2 * MAX_ORDER] = hypothesis.len() as f64;
-        stats[2 * MAX_ORDER + 1] = reference.len() as f64;
+        stats[2 * max_order] = hypothesis.len() as f64;
+        stats[2 * max_order + 1] = references.iter().map(Vec::len).min().unwrap_or(0) as f64;
         stats
     }
     fn aggregate(&self, stats: &[&[f64]]) -> Option<f64> {
+        let max_order = self.max_order;
         let total = |index: usize| stats.iter().map(|stat| stat[index]).sum::<f64>();
-        let reference_length = total(2 * MAX_ORDER + 1);
+        let reference_length = total(2 * max_order + 1);
         if reference_length == 0.0 {
             return None;
         }
-        let log_precisions: f64 = (0..MAX_ORDER)
-            .map(|order| ((total(order) + 1.0) / (total(MAX_ORDER + order) + 1.0)).ln())
-            .sum::<f64>()
-            / MAX_ORDER as f64;
-        let ratio = total(2 * MAX_ORDER) / reference_length;
+        // As HF evaluate's compute_bleu: without smoothing, one empty precision makes BLEU 0.
+        let precisions: Vec<f64> = (0..max_order)
+            .map(|order| {
+                let (matches, possible) = (total(order), total(max_order + order));
+                if self.smooth {
+                    (matches + 1.0) / (possible + 1.0)
+                } else if possible > 0.0 {
+                    matches / possible
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        if precisions.iter().any(|precision| *precision <= 0.0) {
+            return Some(0.0);
+        }
+        let log_precisions: f64 =
+            precisions.iter().map(|precision| precision.ln()).sum::<f64>() / max_order as f64;
+        let ratio = total(2 * max_order) / reference_length;
         let brevity_penalty = if ratio > 1.0 {
             1.0
         } else if ratio == 0.0 {
@@ -105,14 +157,14 @@ mod tests {
         let stats: Vec<Vec<f64>> = pairs
             .iter()
             .map(|(prediction, reference)| {
-                Bleu.sample_stats(&Sample {
-                    prediction: Some(prediction),
+                Bleu::DEFAULT.sample_stats(&Sample::single(
+                    Some(prediction),
                     reference,
-                    other_args: &serde_json::Value::Null,
-                })
+                    &serde_json::Value::Null,
+                ))
             })
             .collect();
-        Bleu.aggregate(&stats.iter().map(Vec::as_slice).collect::<Vec<_>>())
+        Bleu::DEFAULT.aggregate(&stats.iter().map(Vec::as_slice).collect::<Vec<_>>())
     }
 
     #[test]

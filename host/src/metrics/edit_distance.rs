@@ -27,6 +27,9 @@ fn ratio(stats: &[&[f64]]) -> Option<f64> {
 pub struct Wer;
 
 impl Metric for Wer {
+    fn configure(&self, _args: &super::MetricArgs) -> std::sync::Arc<dyn Metric> {
+        std::sync::Arc::new(Wer)
+    }
     fn name(&self) -> &'static str {
         "wer"
     }
@@ -50,6 +53,9 @@ impl Metric for Wer {
 pub struct Cer;
 
 impl Metric for Cer {
+    fn configure(&self, _args: &super::MetricArgs) -> std::sync::Arc<dyn Metric> {
+        std::sync::Arc::new(Cer)
+    }
     fn name(&self) -> &'static str {
         "cer"
     }
@@ -77,11 +83,7 @@ mod tests {
         let stats: Vec<Vec<f64>> = pairs
             .iter()
             .map(|(prediction, reference)| {
-                metric.sample_stats(&Sample {
-                    prediction: Some(prediction),
-                    reference,
-                    other_args: &serde_json::Value::Null,
-                })
+                metric.sample_stats(&Sample::single(Some(prediction), reference, &serde_json::Value::Null))
             })
             .collect();
         metric.aggregate(&stats.iter().map(Vec::as_slice).collect::<Vec<_>>())

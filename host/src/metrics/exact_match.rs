@@ -2,21 +2,43 @@
 
 use super::{mean_of_first, Metric, Sample};
 
-/// KARMA's `exact_match`: both sides lowercased (not trimmed), equal strings.
-pub struct ExactMatch;
+/// KARMA's `exact_match`: both sides lowercased (not trimmed), equal strings; with several
+/// references, equal to any of them. `ignore_case=false` compares as written.
+pub struct ExactMatch {
+    pub ignore_case: bool,
+}
+
+impl ExactMatch {
+    pub const DEFAULT: ExactMatch = ExactMatch { ignore_case: true };
+}
+
+const EXACT_MATCH_ARGS: &[super::ArgSpec] = &[super::ArgSpec {
+    name: "ignore_case",
+    kind: super::ArgKind::Bool,
+    default: "true",
+    description: "compare lowercased texts (KARMA's rule)",
+}];
 
 impl Metric for ExactMatch {
+    fn args(&self) -> &'static [super::ArgSpec] {
+        EXACT_MATCH_ARGS
+    }
+    fn configure(&self, args: &super::MetricArgs) -> std::sync::Arc<dyn Metric> {
+        std::sync::Arc::new(ExactMatch { ignore_case: args.bool("ignore_case") })
+    }
     fn name(&self) -> &'static str {
         "exact_match"
     }
     fn description(&self) -> &'static str {
-        "share of predictions equal to the reference, case-insensitive"
+        "share of predictions equal to a reference, case-insensitive unless ignore_case=false"
     }
     fn is_proportion(&self) -> bool {
         true
     }
     fn sample_stats(&self, sample: &Sample<'_>) -> Vec<f64> {
-        vec![f64::from(u8::from(sample.prediction_text().to_lowercase() == sample.reference.to_lowercase()))]
+        let fold = |text: &str| if self.ignore_case { text.to_lowercase() } else { text.to_owned() };
+        let prediction = fold(sample.prediction_text());
+        vec![f64::from(u8::from(sample.all_references().any(|reference| fold(reference) == prediction)))]
     }
     fn aggregate(&self, stats: &[&[f64]]) -> Option<f64> {
         mean_of_first(stats)
@@ -27,6 +49,9 @@ impl Metric for ExactMatch {
 pub struct Accuracy;
 
 impl Metric for Accuracy {
+    fn configure(&self, _args: &super::MetricArgs) -> std::sync::Arc<dyn Metric> {
+        std::sync::Arc::new(Accuracy)
+    }
     fn name(&self) -> &'static str {
         "accuracy"
     }
@@ -49,16 +74,16 @@ mod tests {
     use super::*;
 
     fn stat(metric: &dyn Metric, prediction: Option<&str>, reference: &str) -> f64 {
-        metric.sample_stats(&Sample { prediction, reference, other_args: &serde_json::Value::Null })[0]
+        metric.sample_stats(&Sample::single(prediction, reference, &serde_json::Value::Null))[0]
     }
 
     #[test]
     fn exact_match_ignores_case_not_spaces() {
-        assert_eq!(stat(&ExactMatch, Some("b"), "B"), 1.0);
-        assert_eq!(stat(&ExactMatch, Some("B "), "B"), 0.0);
-        assert_eq!(stat(&ExactMatch, Some("ÉTÉ"), "été"), 1.0);
-        assert_eq!(stat(&ExactMatch, None, "B"), 0.0);
-        assert_eq!(stat(&ExactMatch, None, ""), 1.0);
+        assert_eq!(stat(&ExactMatch::DEFAULT, Some("b"), "B"), 1.0);
+        assert_eq!(stat(&ExactMatch::DEFAULT, Some("B "), "B"), 0.0);
+        assert_eq!(stat(&ExactMatch::DEFAULT, Some("ÉTÉ"), "été"), 1.0);
+        assert_eq!(stat(&ExactMatch::DEFAULT, None, "B"), 0.0);
+        assert_eq!(stat(&ExactMatch::DEFAULT, None, ""), 1.0);
     }
 
     #[test]

@@ -5,33 +5,60 @@
 //! Formulas follow KARMA (karma-features.md §6) so numbers are comparable; where KARMA crashes
 //! (empty inputs, zero references) the score is `null` instead.
 
+pub mod args;
 mod bleu;
+mod chrf;
 mod edit_distance;
 mod exact_match;
 pub mod interval;
 mod numeric;
 mod tokenised_f1;
 
+use std::sync::Arc;
+
 use serde::Serialize;
+
+pub use args::{ArgKind, ArgSpec, MetricArgs};
 
 /// What a metric sees of one sample.
 #[derive(Clone, Copy, Debug)]
 pub struct Sample<'a> {
     /// The extracted prediction; `None` when extraction failed (scored as an empty answer).
     pub prediction: Option<&'a str>,
+    /// The primary reference (the first of `references`).
     pub reference: &'a str,
+    /// Every acceptable reference; metrics that take several (bleu, chrf, exact_match,
+    /// tokenised_f1) use them all. Empty means just `reference`.
+    pub references: &'a [String],
     /// The item's `other_args` (e.g. `tolerance` for `numeric_tolerance`).
     pub other_args: &'a serde_json::Value,
 }
 
-impl Sample<'_> {
+impl<'a> Sample<'a> {
+    /// A sample with one reference.
+    pub fn single(
+        prediction: Option<&'a str>,
+        reference: &'a str,
+        other_args: &'a serde_json::Value,
+    ) -> Self {
+        Sample { prediction, reference, references: &[], other_args }
+    }
+
     fn prediction_text(&self) -> &str {
         self.prediction.unwrap_or_default()
+    }
+
+    /// Every reference, the primary one first.
+    fn all_references(&self) -> impl Iterator<Item = &str> {
+        let several = !self.references.is_empty();
+        std::iter::once(self.reference)
+            .filter(move |_| !several)
+            .chain(self.references.iter().map(String::as_str))
     }
 }
 
 /// A metric: per-sample sufficient statistics and how they aggregate.
-pub trait Metric: Sync {
+pub trait Metric: Send + Sync {
     fn name(&self) -> &'static str;
     fn description(&self) -> &'static str;
     /// Whether the score is a proportion of per-sample 0/1 outcomes (Wilson interval).
@@ -44,6 +71,26 @@ pub trait Metric: Sync {
     fn needs_other_args(&self) -> bool {
         false
     }
+    /// The arguments `--metric-args` may give (none by default).
+    fn args(&self) -> &'static [ArgSpec] {
+        &[]
+    }
+    /// An instance with checked arguments (every declared one present).
+    fn configure(&self, args: &MetricArgs) -> Arc<dyn Metric>;
+}
+
+/// A metric ready to score: the registry's, configured with its arguments.
+pub type MetricHandle = Arc<dyn Metric>;
+
+/// The metric `name` configured with `given` arguments (checked: unknown or ill-typed ones are
+/// errors).
+pub fn configure(
+    name: &str,
+    given: &std::collections::BTreeMap<String, String>,
+) -> Result<MetricHandle, String> {
+    let metric = find(name).ok_or_else(|| format!("unknown metric `{name}`"))?;
+    let args = MetricArgs::check(metric.name(), metric.args(), given)?;
+    Ok(metric.configure(&args))
 }
 
 impl std::fmt::Debug for dyn Metric {
@@ -55,10 +102,11 @@ impl std::fmt::Debug for dyn Metric {
 /// The registry, in listing order.
 pub fn all() -> &'static [&'static dyn Metric] {
     &[
-        &exact_match::ExactMatch,
+        &exact_match::ExactMatch::DEFAULT,
         &exact_match::Accuracy,
         &tokenised_f1::TokenisedF1,
-        &bleu::Bleu,
+        &bleu::Bleu::DEFAULT,
+        &chrf::Chrf,
         &edit_distance::Wer,
         &edit_distance::Cer,
         &numeric::NumericTolerance,
@@ -162,7 +210,7 @@ mod tests {
         let empty = serde_json::Value::Null;
         let samples: Vec<Sample<'_>> = ["A", "B", "A", "A"]
             .iter()
-            .map(|prediction| Sample { prediction: Some(prediction), reference: "A", other_args: &empty })
+            .map(|prediction| Sample::single(Some(prediction), "A", &empty))
             .collect();
         let result = score(find("exact_match").unwrap(), &samples, 0);
         assert_eq!(result.score, Some(0.75));
@@ -185,7 +233,7 @@ mod tests {
         let empty = serde_json::Value::Null;
         let samples: Vec<Sample<'_>> = ["a b c", "a b", "x", "a"]
             .iter()
-            .map(|prediction| Sample { prediction: Some(prediction), reference: "a b c", other_args: &empty })
+            .map(|prediction| Sample::single(Some(prediction), "a b c", &empty))
             .collect();
         let metric = find("tokenised_f1").unwrap();
         assert_eq!(score(metric, &samples, 7), score(metric, &samples, 7));

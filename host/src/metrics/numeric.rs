@@ -10,6 +10,9 @@ fn parse(text: &str) -> Option<f64> {
 pub struct NumericTolerance;
 
 impl Metric for NumericTolerance {
+    fn configure(&self, _args: &super::MetricArgs) -> std::sync::Arc<dyn Metric> {
+        std::sync::Arc::new(NumericTolerance)
+    }
     fn name(&self) -> &'static str {
         "numeric_tolerance"
     }
@@ -51,12 +54,7 @@ mod tests {
     use super::*;
 
     fn matches(prediction: &str, reference: &str, other_args: serde_json::Value) -> bool {
-        NumericTolerance.sample_stats(&Sample {
-            prediction: Some(prediction),
-            reference,
-            other_args: &other_args,
-        })[0]
-            == 1.0
+        NumericTolerance.sample_stats(&Sample::single(Some(prediction), reference, &other_args))[0] == 1.0
     }
 
     #[test]

@@ -4,15 +4,17 @@ use std::collections::HashMap;
 
 use super::{mean_of_first, Metric, Sample};
 
+/// Runs of word characters; Unicode-aware, so combining marks stay inside their word.
+static WORD: std::sync::LazyLock<regex::Regex> =
+    std::sync::LazyLock::new(|| regex::Regex::new(r"\w+").expect("valid regex"));
+
 /// KARMA's normalisation: `\n` and `.` deleted (so words across a newline merge), lowercased,
-/// tokens are runs of word characters.
+/// tokens are runs of word characters. One deliberate difference: Python's `\w` does not match
+/// combining marks, so KARMA splits "स्वास्थ्य" at its virama into pieces; here a Devanagari (or
+/// any other) word with marks stays one token.
 fn tokens(text: &str) -> Vec<String> {
     let cleaned: String = text.chars().filter(|c| *c != '\n' && *c != '.').collect::<String>().to_lowercase();
-    cleaned
-        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .filter(|token| !token.is_empty())
-        .map(str::to_owned)
-        .collect()
+    WORD.find_iter(&cleaned).map(|token| token.as_str().to_owned()).collect()
 }
 
 /// Token-multiset F1 of one pair; 0 when nothing overlaps (including two empty texts).
@@ -43,6 +45,9 @@ pub fn pair_f1(prediction: &str, reference: &str) -> f64 {
 pub struct TokenisedF1;
 
 impl Metric for TokenisedF1 {
+    fn configure(&self, _args: &super::MetricArgs) -> std::sync::Arc<dyn Metric> {
+        std::sync::Arc::new(TokenisedF1)
+    }
     fn name(&self) -> &'static str {
         "tokenised_f1"
     }
@@ -53,7 +58,9 @@ impl Metric for TokenisedF1 {
         false
     }
     fn sample_stats(&self, sample: &Sample<'_>) -> Vec<f64> {
-        vec![pair_f1(sample.prediction_text(), sample.reference)]
+        // With several references, the best match counts (as SQuAD scores its answers).
+        let prediction = sample.prediction_text();
+        vec![sample.all_references().map(|reference| pair_f1(prediction, reference)).fold(0.0, f64::max)]
     }
     fn aggregate(&self, stats: &[&[f64]]) -> Option<f64> {
         mean_of_first(stats)
@@ -75,5 +82,24 @@ mod tests {
         assert!((pair_f1("naïve café", "café") - 2.0 / 3.0).abs() < 1e-12);
         // Repeated tokens count once per occurrence in the reference.
         assert!((pair_f1("a a a", "a") - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn devanagari_words_stay_whole() {
+        // "स्वास्थ्य" (health) has viramas, which Python's `\w` does not match: KARMA splits it.
+        assert_eq!(tokens("रोगी का स्वास्थ्य"), ["रोगी", "का", "स्वास्थ्य"]);
+        assert_eq!(pair_f1("स्वास्थ्य", "स्वा"), 0.0, "no partial-word match");
+    }
+
+    #[test]
+    fn the_best_of_several_references_counts() {
+        let references = ["the heart".to_owned(), "cardiac muscle".to_owned()];
+        let sample = Sample {
+            prediction: Some("cardiac muscle"),
+            reference: "the heart",
+            references: &references,
+            other_args: &serde_json::Value::Null,
+        };
+        assert_eq!(TokenisedF1.sample_stats(&sample), [1.0]);
     }
 }

@@ -82,6 +82,14 @@ impl Reference {
         }
     }
 
+    /// Every acceptable text; empty for a choice (whose one reference is its letter).
+    pub fn texts(&self) -> &[String] {
+        match self {
+            Reference::Choice { .. } => &[],
+            Reference::Texts(texts) => texts,
+        }
+    }
+
     /// The option letters; empty for free-text references.
     pub fn letters(&self) -> &[String] {
         match self {
