@@ -426,7 +426,7 @@ fn resolve_datasets(arguments: &EvalArgs) -> anyhow::Result<(Vec<DatasetPlan>, V
         };
         let names: Vec<&str> = match &chosen_metrics {
             Some(chosen) => chosen.iter().map(|metric| metric.name()).collect(),
-            None => definition.metrics.to_vec(),
+            None => definition.metrics.iter().flat_map(|name| metrics::expand(name)).collect(),
         };
         let metrics = configured_metrics(&names, &metric_args)?;
         reported.extend(metrics.iter().map(|metric| metric.name()));
@@ -474,11 +474,11 @@ fn parse_task(name: &str) -> anyhow::Result<TaskType> {
 /// `--metrics a,b`: the metrics every dataset reports instead of its own list.
 pub(super) fn parse_metrics(list: &str) -> anyhow::Result<Vec<&'static dyn metrics::Metric>> {
     let mut chosen: Vec<&'static dyn metrics::Metric> = Vec::new();
-    for name in list.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+    for name in list.split(',').map(str::trim).filter(|name| !name.is_empty()).flat_map(metrics::expand) {
         let metric = metrics::find(name).ok_or_else(|| Hinted {
             message: format!("unknown metric `{name}` in --metrics"),
             hint: format!(
-                "known metrics: {}",
+                "known metrics: {} (and `rouge` for the four ROUGE variants)",
                 metrics::all().iter().map(|metric| metric.name()).collect::<Vec<_>>().join(", ")
             ),
         })?;

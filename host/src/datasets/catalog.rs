@@ -203,7 +203,7 @@ const fn local(
 pub const LOCAL: &[DatasetDefinition] = &[
     local("a local MCQ file", &Mcq { schema: Schema::LocalMcq, template: Template::MedicalMcq }, MCQ),
     local("a local translation file", &Translation, &["bleu", "chrf"]),
-    local("a local open-ended QA file", &OpenQa, &["exact_match", "tokenised_f1", "bleu"]),
+    local("a local open-ended QA file", &OpenQa, &["exact_match", "tokenised_f1", "bleu", "rouge"]),
 ];
 
 /// The local definition for `task`.
@@ -252,7 +252,7 @@ mod tests {
     #[test]
     fn every_listed_metric_exists() {
         for definition in DATASETS.iter().chain(LOCAL) {
-            for metric in definition.metrics {
+            for metric in definition.metrics.iter().flat_map(|name| crate::metrics::expand(name)) {
                 assert!(
                     crate::metrics::find(metric).is_some(),
                     "{}: unknown metric {metric}",

@@ -12,6 +12,8 @@ mod edit_distance;
 mod exact_match;
 pub mod interval;
 mod numeric;
+mod porter;
+mod rouge;
 mod tokenised_f1;
 
 use std::sync::Arc;
@@ -110,7 +112,20 @@ pub fn all() -> &'static [&'static dyn Metric] {
         &edit_distance::Wer,
         &edit_distance::Cer,
         &numeric::NumericTolerance,
+        &rouge::Rouge::N(1),
+        &rouge::Rouge::N(2),
+        &rouge::Rouge::L,
+        &rouge::Rouge::LSum,
     ]
+}
+
+/// The metrics a name in a metric list stands for: `rouge` is its four variants.
+pub fn expand(name: &str) -> Vec<&str> {
+    if name == "rouge" {
+        rouge::ROUGE_NAMES.to_vec()
+    } else {
+        vec![name]
+    }
 }
 
 /// Looks a metric up by name.
