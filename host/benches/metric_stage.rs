@@ -13,12 +13,67 @@ use karma_host::metrics::{self, Sample};
 
 /// Clinical-sounding words; sentences are drawn from them with a fixed generator.
 const WORDS: &[&str] = &[
-    "patient", "presents", "with", "fever", "and", "cough", "for", "three", "days", "the", "blood",
-    "pressure", "is", "elevated", "heart", "rate", "normal", "prescribed", "tablets", "twice", "daily",
-    "after", "meals", "history", "of", "diabetes", "hypertension", "no", "known", "allergies", "chest",
-    "pain", "radiating", "to", "left", "arm", "shortness", "breath", "on", "exertion", "wound", "kept",
-    "clean", "dry", "review", "in", "two", "weeks", "medications", "were", "adjusted", "symptoms",
-    "improved", "gradually", "insulin", "dose", "increased", "monitor", "glucose", "levels", "closely",
+    "patient",
+    "presents",
+    "with",
+    "fever",
+    "and",
+    "cough",
+    "for",
+    "three",
+    "days",
+    "the",
+    "blood",
+    "pressure",
+    "is",
+    "elevated",
+    "heart",
+    "rate",
+    "normal",
+    "prescribed",
+    "tablets",
+    "twice",
+    "daily",
+    "after",
+    "meals",
+    "history",
+    "of",
+    "diabetes",
+    "hypertension",
+    "no",
+    "known",
+    "allergies",
+    "chest",
+    "pain",
+    "radiating",
+    "to",
+    "left",
+    "arm",
+    "shortness",
+    "breath",
+    "on",
+    "exertion",
+    "wound",
+    "kept",
+    "clean",
+    "dry",
+    "review",
+    "in",
+    "two",
+    "weeks",
+    "medications",
+    "were",
+    "adjusted",
+    "symptoms",
+    "improved",
+    "gradually",
+    "insulin",
+    "dose",
+    "increased",
+    "monitor",
+    "glucose",
+    "levels",
+    "closely",
 ];
 
 /// A small linear congruential generator: the same pairs on every machine.
@@ -39,11 +94,14 @@ fn pairs(count: usize) -> Vec<(String, String)> {
         .map(|_| {
             let length = 8 + random.next(23);
             let reference: Vec<&str> = (0..length).map(|_| WORDS[random.next(WORDS.len())]).collect();
-            let prediction: Vec<&str> = reference
-                .iter()
-                .filter(|_| random.next(10) != 0)
-                .map(|word| if random.next(5) == 0 { WORDS[random.next(WORDS.len())] } else { word })
-                .collect();
+            let mut prediction: Vec<&str> = Vec::with_capacity(length);
+            for word in &reference {
+                match random.next(10) {
+                    0 => {}
+                    1 | 2 => prediction.push(WORDS[random.next(WORDS.len())]),
+                    _ => prediction.push(word),
+                }
+            }
             (prediction.join(" ") + ".", reference.join(" ") + ".")
         })
         .collect()
@@ -53,8 +111,10 @@ fn pairs(count: usize) -> Vec<(String, String)> {
 fn time_metric(name: &str, pairs: &[(String, String)]) -> (f64, f64) {
     let metric = metrics::find(name).expect("registered metric");
     let empty = serde_json::Value::Null;
-    let samples: Vec<Sample<'_>> =
-        pairs.iter().map(|(prediction, reference)| Sample::single(Some(prediction), reference, &empty)).collect();
+    let samples: Vec<Sample<'_>> = pairs
+        .iter()
+        .map(|(prediction, reference)| Sample::single(Some(prediction), reference, &empty))
+        .collect();
     let started = Instant::now();
     let stats: Vec<Vec<f64>> = samples.iter().map(|sample| metric.sample_stats(sample)).collect();
     let views: Vec<&[f64]> = stats.iter().map(Vec::as_slice).collect();
@@ -76,18 +136,22 @@ fn python_baseline(path: &Path) -> Option<serde_json::Value> {
         );
         return None;
     }
-    serde_json::from_slice::<serde_json::Value>(&output.stdout).ok().map(|document| document["seconds"].clone())
+    serde_json::from_slice::<serde_json::Value>(&output.stdout)
+        .ok()
+        .map(|document| document["seconds"].clone())
 }
 
 fn main() {
-    let count: usize = std::env::var("KARMA_BENCH_PAIRS").ok().and_then(|value| value.parse().ok()).unwrap_or(100_000);
+    let count: usize =
+        std::env::var("KARMA_BENCH_PAIRS").ok().and_then(|value| value.parse().ok()).unwrap_or(100_000);
     let pairs = pairs(count);
     let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     std::fs::create_dir_all(&directory).expect("create target/bench");
     let path = directory.join("metric-pairs.jsonl");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&path).expect("create pairs file"));
     for (prediction, reference) in &pairs {
-        writeln!(file, "{}", serde_json::json!({"prediction": prediction, "reference": reference})).expect("write");
+        writeln!(file, "{}", serde_json::json!({"prediction": prediction, "reference": reference}))
+            .expect("write");
     }
     file.flush().expect("flush");
     drop(file);
@@ -112,7 +176,10 @@ fn main() {
         .collect();
     let python = python_baseline(&path);
     println!("metric stage, {count} pairs ({})", path.display());
-    println!("{:<14} {:>12} {:>16} {:>12} {:>10}", "METRIC", "OURS (s)", "WITH 95% CI (s)", "PYTHON (s)", "RATIO");
+    println!(
+        "{:<14} {:>12} {:>16} {:>12} {:>10}",
+        "METRIC", "OURS (s)", "WITH 95% CI (s)", "PYTHON (s)", "RATIO"
+    );
     for (group, alone, with_interval) in ours {
         let reference = python.as_ref().and_then(|seconds| seconds[group].as_f64());
         println!(

@@ -379,3 +379,76 @@ fn metric_arguments_are_typed_checked_and_used() {
     let info = karma_command(&["info", "metric", "bleu"], &[], None);
     assert!(info.stdout.contains("max_order    a whole number from 1 to 9 (default 4)"), "{}", info.stdout);
 }
+
+#[test]
+fn registry_datasets_with_arguments_and_groups() {
+    let env = EvalEnv::new(&[baseline_plugin()]);
+    // ekacare/mmlu-medical-mcqs-evaluation-dataset's schema: `centerpiece`, `options` (a list),
+    // `correct_options` (the first one counts: a letter, an index or the option's text).
+    let rows = [
+        json!({"centerpiece": "Which bone is in the thigh?", "options": ["Femur", "Ulna", "Radius", "Tibia"], "correct_options": ["A"]}),
+        json!({"centerpiece": "Which organ makes bile?", "options": ["Spleen", "Liver", "Kidney", "Lung"], "correct_options": [1]}),
+        json!({"centerpiece": "Largest artery?", "options": ["Vena cava", "Carotid", "Aorta", "Femoral"], "correct_options": ["Aorta"]}),
+        json!({"centerpiece": "Which is a vitamin?", "options": ["C", "Salt", "Iron", "Zinc"], "correct_options": ["A"]}),
+    ];
+    std::fs::write(env.path("eka.jsonl"), rows.iter().map(|row| format!("{row}\n")).collect::<String>())
+        .unwrap();
+    let data = "eka-mmlu.data_files=eka.jsonl";
+    let run = env.eval(&[
+        "--model",
+        "karma/first-option",
+        "--datasets",
+        "eka-mmlu",
+        "--dataset-arg",
+        data,
+        "--dataset-arg",
+        "eka-mmlu.subset=anatomy",
+        "--samples-output",
+        "s.jsonl",
+    ]);
+    run.assert_code(0);
+    let answers: Vec<String> =
+        env.samples("s.jsonl").iter().map(|s| s["expected"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(answers, ["A", "B", "C", "A"]);
+    assert_close(
+        &env.results()["datasets"]["ekacare/mmlu-medical-mcqs-evaluation-dataset"]["metrics"]["exact_match"]
+            ["score"],
+        0.5,
+        "first option",
+    );
+
+    let run = env.eval(&["--model", "karma/first-option", "--datasets", "eka-mmlu", "--dataset-arg", data]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("requires the argument `subset`"), "{}", run.stderr);
+    assert!(run.stderr.contains("with one of: anatomy, clinical-knowledge,"), "{}", run.stderr);
+    let run = env.eval(&[
+        "--model",
+        "karma/first-option",
+        "--datasets",
+        "eka-mmlu",
+        "--dataset-arg",
+        data,
+        "--dataset-arg",
+        "eka-mmlu.subset=surgery",
+    ]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("`surgery` is not a valid `subset`"), "{}", run.stderr);
+
+    // A group stands for its members.
+    let dry = env.eval(&["--model", "karma/first-option", "--datasets", "mmlu", "--dry-run", "--offline"]);
+    dry.assert_code(0);
+    assert_eq!(dry.stdout.matches("dataset:   openlifescienceai/mmlu_").count(), 5, "{}", dry.stdout);
+
+    let list = karma_command(&["list", "datasets", "--format", "json", "--task", "mcqa"], &[], None);
+    let listed = list.json();
+    assert!(listed["datasets"].as_array().unwrap().iter().all(|d| d["task_type"] == "mcqa"));
+    assert_eq!(listed["groups"][0]["name"], "mmlu");
+    let csv = karma_command(&["list", "datasets", "--format", "csv", "--metric", "exact_match"], &[], None);
+    assert_eq!(
+        csv.stdout.lines().next(),
+        Some("dataset,aliases,task,metrics,split,revision"),
+        "{}",
+        csv.stdout
+    );
+    assert!(csv.stdout.contains("ekacare/mmlu-medical-mcqs-evaluation-dataset,eka-mmlu,mcqa"));
+}

@@ -181,18 +181,24 @@ pub enum CacheCommand {
 pub enum ListCommand {
     /// Models provided by the loaded plugins.
     Models {
-        #[arg(long, value_enum, default_value_t = ModelsFormat::Table)]
-        format: ModelsFormat,
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
     },
     /// Every plugin file scanned, loaded or rejected, with the reason.
     Plugins {
         #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
         format: TableOrJson,
     },
-    /// Registered datasets.
+    /// Registered datasets and dataset groups.
     Datasets {
-        #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
-        format: TableOrJson,
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        /// Only datasets of this task (`mcqa`, `open_ended_qa`, `translation`).
+        #[arg(long, value_name = "TASK")]
+        task: Option<String>,
+        /// Only datasets reporting this metric.
+        #[arg(long, value_name = "METRIC")]
+        metric: Option<String>,
     },
     /// Available metrics.
     Metrics {
@@ -246,7 +252,7 @@ pub struct RunArgs {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ModelsFormat {
+pub enum ListFormat {
     Table,
     Json,
     Csv,

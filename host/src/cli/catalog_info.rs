@@ -5,8 +5,15 @@ use std::io::Write;
 use anyhow::bail;
 use serde_json::json;
 
-use super::{args::TableOrJson, diagnostics::Hinted, output, ExitStatus};
-use crate::{datasets::catalog, metrics};
+use super::{
+    args::{ListFormat, TableOrJson},
+    diagnostics::Hinted,
+    output, ExitStatus,
+};
+use crate::{
+    datasets::{catalog, task::TaskType},
+    metrics,
+};
 
 fn dataset_json(definition: &catalog::DatasetDefinition) -> serde_json::Value {
     json!({
@@ -25,15 +32,46 @@ fn dataset_json(definition: &catalog::DatasetDefinition) -> serde_json::Value {
     })
 }
 
-pub(super) fn list_datasets(format: TableOrJson) -> anyhow::Result<ExitStatus> {
+pub(super) fn list_datasets(
+    format: ListFormat,
+    task: Option<&str>,
+    metric: Option<&str>,
+) -> anyhow::Result<ExitStatus> {
+    let task = match task {
+        Some(name) => Some(TaskType::from_name(name).ok_or_else(|| {
+            let names: Vec<&str> = TaskType::ALL.iter().map(|task| task.as_str()).collect();
+            Hinted { message: format!("unknown task `{name}`"), hint: format!("tasks: {}", names.join(", ")) }
+        })?),
+        None => None,
+    };
+    if let Some(name) = metric.filter(|name| metrics::find(name).is_none() && *name != "rouge") {
+        bail!(Hinted {
+            message: format!("unknown metric `{name}`"),
+            hint: "`karma-host list metrics` shows the metrics".to_owned()
+        });
+    }
+    let selected: Vec<&catalog::DatasetDefinition> = catalog::DATASETS
+        .iter()
+        .filter(|definition| task.is_none_or(|task| definition.task_type() == task))
+        .filter(|definition| {
+            metric.is_none_or(|wanted| {
+                definition.metrics.iter().flat_map(|name| metrics::expand(name)).any(|name| name == wanted)
+                    || definition.metrics.contains(&wanted)
+            })
+        })
+        .collect();
     let mut stdout = std::io::stdout().lock();
     match format {
-        TableOrJson::Json => {
-            let datasets: Vec<_> = catalog::DATASETS.iter().map(dataset_json).collect();
-            output::json(&mut stdout, &json!({ "datasets": datasets }))?;
+        ListFormat::Json => {
+            let datasets: Vec<_> = selected.iter().map(|definition| dataset_json(definition)).collect();
+            let groups: Vec<_> = catalog::GROUPS
+                .iter()
+                .map(|(name, description, members)| json!({"name": name, "description": description, "datasets": members}))
+                .collect();
+            output::json(&mut stdout, &json!({ "datasets": datasets, "groups": groups }))?;
         }
-        TableOrJson::Table => {
-            let rows: Vec<Vec<String>> = catalog::DATASETS
+        ListFormat::Table | ListFormat::Csv => {
+            let rows: Vec<Vec<String>> = selected
                 .iter()
                 .map(|definition| {
                     vec![
@@ -46,11 +84,19 @@ pub(super) fn list_datasets(format: TableOrJson) -> anyhow::Result<ExitStatus> {
                     ]
                 })
                 .collect();
-            output::table(
-                &mut stdout,
-                &["DATASET", "ALIASES", "TASK", "METRICS", "SPLIT", "REVISION"],
-                &rows,
-            )?;
+            let headers = ["DATASET", "ALIASES", "TASK", "METRICS", "SPLIT", "REVISION"];
+            if format == ListFormat::Csv {
+                output::csv(
+                    &mut stdout,
+                    &headers.map(str::to_lowercase).each_ref().map(String::as_str),
+                    &rows,
+                )?;
+            } else {
+                output::table(&mut stdout, &headers, &rows)?;
+                for (name, description, members) in catalog::GROUPS {
+                    writeln!(stdout, "\ngroup `{name}`: {description}: {}", members.join(", "))?;
+                }
+            }
         }
     }
     Ok(ExitStatus::Success)

@@ -52,7 +52,7 @@ pub(super) fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
                 Some(files.clone())
             }
             DatasetSource::Hub { repo, config, split, revision } => {
-                let request = engine::plan::hub_request(repo, *config, split, revision);
+                let request = engine::plan::hub_request(repo, config.as_deref(), split, revision);
                 match hub::find_cached(&hub::cache_dir(), &request) {
                     Some(snapshot) => {
                         writeln!(

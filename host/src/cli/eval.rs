@@ -335,7 +335,14 @@ fn dataset_names(values: &[String]) -> Vec<String> {
         }
     }
     names.retain(|name| !name.is_empty());
+    // A group stands for its members (an existing path of the same name wins).
     names
+        .into_iter()
+        .flat_map(|name| match catalog::group(&name).filter(|_| !Path::new(&name).exists()) {
+            Some(members) => members.iter().map(|member| (*member).to_owned()).collect(),
+            None => vec![name],
+        })
+        .collect()
 }
 
 /// Names → definitions, arguments validated, sources resolved; also the local files read, so
@@ -419,7 +426,10 @@ fn resolve_datasets(arguments: &EvalArgs) -> anyhow::Result<(Vec<DatasetPlan>, V
             }
             None => DatasetSource::Hub {
                 repo: definition.repo_id,
-                config: definition.config,
+                config: definition
+                    .config_arg
+                    .and_then(|arg| args.get(arg).cloned())
+                    .or(definition.config.map(str::to_owned)),
                 split: definition.split,
                 revision: definition.revision.unwrap_or("main").to_owned(),
             },
@@ -559,6 +569,14 @@ fn validate_args(
         });
     }
     for spec in definition.all_args() {
+        if let Some(value) = args.get(spec.name).filter(|_| !spec.choices.is_empty()) {
+            if !spec.choices.contains(&value.as_str()) {
+                bail!(Hinted {
+                    message: format!("dataset `{name}`: `{value}` is not a valid `{}`", spec.name),
+                    hint: format!("valid values: {}", spec.choices.join(", ")),
+                });
+            }
+        }
         if !args.contains_key(spec.name) {
             match (spec.required, spec.default) {
                 (_, Some(default)) => {
@@ -569,7 +587,15 @@ fn validate_args(
                         "dataset `{name}` requires the argument `{}` ({})",
                         spec.name, spec.description
                     ),
-                    hint: format!("pass --dataset-arg '{name}.{}=VALUE'", spec.name),
+                    hint: if spec.choices.is_empty() {
+                        format!("pass --dataset-arg '{name}.{}=VALUE'", spec.name)
+                    } else {
+                        format!(
+                            "pass --dataset-arg '{name}.{}=VALUE' with one of: {}",
+                            spec.name,
+                            spec.choices.join(", ")
+                        )
+                    },
                 }),
                 (false, None) => {}
             }

@@ -5,16 +5,16 @@ use std::io::Write;
 use serde_json::json;
 
 use super::{
-    args::{ModelsFormat, TableOrJson},
+    args::{ListFormat, TableOrJson},
     output, ExitStatus,
 };
 use crate::plugins::{PluginStatus, Registry};
 
-pub(super) fn models(registry: &Registry, format: ModelsFormat) -> anyhow::Result<ExitStatus> {
+pub(super) fn models(registry: &Registry, format: ListFormat) -> anyhow::Result<ExitStatus> {
     let duplicates = registry.duplicates();
     let mut stdout = std::io::stdout().lock();
     match format {
-        ModelsFormat::Json => {
+        ListFormat::Json => {
             let models: Vec<_> = registry
                 .models
                 .iter()
@@ -32,13 +32,13 @@ pub(super) fn models(registry: &Registry, format: ModelsFormat) -> anyhow::Resul
                 .collect();
             output::json(&mut stdout, &json!({ "models": models }))?;
         }
-        ModelsFormat::Table | ModelsFormat::Csv => {
+        ListFormat::Table | ListFormat::Csv => {
             let rows: Vec<Vec<String>> = registry
                 .models
                 .iter()
                 .map(|model| {
                     let mut name = model.meta.name.clone();
-                    if format == ModelsFormat::Table && duplicates.contains_key(name.as_str()) {
+                    if format == ListFormat::Table && duplicates.contains_key(name.as_str()) {
                         name.push_str(" (DUPLICATE)");
                     }
                     vec![
@@ -55,7 +55,7 @@ pub(super) fn models(registry: &Registry, format: ModelsFormat) -> anyhow::Resul
                     ]
                 })
                 .collect();
-            if format == ModelsFormat::Csv {
+            if format == ListFormat::Csv {
                 output::csv(&mut stdout, &["name", "model_type", "modalities", "plugin"], &rows)?;
             } else if rows.is_empty() {
                 writeln!(stdout, "no models registered (see `karma-host list plugins`)")?;

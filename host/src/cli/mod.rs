@@ -54,7 +54,9 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     // Commands that need no plugins do not scan for them.
     match &cli.command {
-        Command::List(ListCommand::Datasets { format }) => return catalog_info::list_datasets(*format),
+        Command::List(ListCommand::Datasets { format, task, metric }) => {
+            return catalog_info::list_datasets(*format, task.as_deref(), metric.as_deref())
+        }
         Command::List(ListCommand::Metrics { format }) => return catalog_info::list_metrics(*format),
         Command::Info(InfoCommand::Dataset { name, format }) => {
             return catalog_info::info_dataset(name, *format)

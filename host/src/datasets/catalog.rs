@@ -17,6 +17,8 @@ pub struct ArgSpec {
     pub required: bool,
     pub default: Option<&'static str>,
     pub description: &'static str,
+    /// The values allowed, when the set is closed (empty: any text).
+    pub choices: &'static [&'static str],
 }
 
 /// Arguments every dataset accepts.
@@ -26,12 +28,14 @@ pub const COMMON_ARGS: &[ArgSpec] = &[
         required: false,
         default: None,
         description: "local file or directory (.jsonl, .json, .csv, .parquet) in the dataset's schema; bypasses the hub",
+        choices: &[],
     },
     ArgSpec {
         name: "confinement_instructions",
         required: false,
         default: None,
         description: "replaces the prompt template; `<QUESTION>` (and `<CONTEXT>`) are substituted",
+        choices: &[],
     },
 ];
 
@@ -47,6 +51,8 @@ pub struct DatasetDefinition {
     pub repo_id: &'static str,
     /// Dataset config (subset), when the repository has several.
     pub config: Option<&'static str>,
+    /// The argument whose value is the config, when the user picks it (`subset`).
+    pub config_arg: Option<&'static str>,
     pub split: &'static str,
     /// Pinned hub revision (commit prefix, as pinned by KARMA); `None` follows `main`.
     pub revision: Option<&'static str>,
@@ -82,6 +88,7 @@ const fn mmlu(
         description: subject,
         repo_id: name,
         config: None,
+        config_arg: None,
         split: "test",
         revision: Some(revision),
         family: &Mcq { schema: Schema::OpenLifeScience, template: Template::MedicalMcq },
@@ -93,11 +100,31 @@ const fn mmlu(
 /// The registry, in listing order.
 pub const DATASETS: &[DatasetDefinition] = &[
     DatasetDefinition {
+        name: "ekacare/mmlu-medical-mcqs-evaluation-dataset",
+        aliases: &["eka-mmlu"],
+        description: "Eka Care's medical MMLU questions, one config per subject (`subset`)",
+        repo_id: "ekacare/mmlu-medical-mcqs-evaluation-dataset",
+        config: None,
+        config_arg: Some("subset"),
+        split: "test",
+        revision: None,
+        family: &Mcq { schema: Schema::EkaMmlu, template: Template::MedicalMcq },
+        metrics: MCQ,
+        args: &[ArgSpec {
+            name: "subset",
+            required: true,
+            default: None,
+            description: "the subject",
+            choices: EKA_MMLU_SUBSETS,
+        }],
+    },
+    DatasetDefinition {
         name: "openlifescienceai/pubmedqa",
         aliases: &["pubmedqa"],
         description: "PubMedQA: yes/no/maybe questions about biomedical research abstracts",
         repo_id: "openlifescienceai/pubmedqa",
         config: None,
+        config_arg: None,
         split: "test",
         revision: Some("50fc41dc"),
         family: &Mcq { schema: Schema::OpenLifeScience, template: Template::ContextualMcq },
@@ -110,6 +137,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         description: "MedQA: USMLE-style clinical questions",
         repo_id: "openlifescienceai/medqa",
         config: None,
+        config_arg: None,
         split: "test",
         revision: Some("153e61cd"),
         family: &Mcq { schema: Schema::OpenLifeScience, template: Template::MedicalMcq },
@@ -122,6 +150,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         description: "MedMCQA: Indian medical entrance exam questions (validation split), by subject",
         repo_id: "openlifescienceai/medmcqa",
         config: None,
+        config_arg: None,
         split: "validation",
         revision: Some("91c6572c"),
         family: &Mcq { schema: Schema::MedMcqa, template: Template::MedicalMcq },
@@ -159,6 +188,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         description: "MedQA USMLE questions with four options",
         repo_id: "GBaker/MedQA-USMLE-4-options",
         config: None,
+        config_arg: None,
         split: "test",
         revision: None,
         family: &Mcq { schema: Schema::UsmleOptions, template: Template::MedicalMcq },
@@ -171,6 +201,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         description: "MedXpertQA (Text): expert-level questions with ten options",
         repo_id: "TsinghuaC3I/MedXpertQA",
         config: Some("Text"),
+        config_arg: None,
         split: "test",
         revision: Some("7e7c465a"),
         family: &Mcq { schema: Schema::MedXpert, template: Template::MedicalMcq },
@@ -178,6 +209,40 @@ pub const DATASETS: &[DatasetDefinition] = &[
         args: &[],
     },
 ];
+
+/// The twelve subjects of `ekacare/mmlu-medical-mcqs-evaluation-dataset` (its configs).
+const EKA_MMLU_SUBSETS: &[&str] = &[
+    "anatomy",
+    "clinical-knowledge",
+    "college-biology",
+    "college-chemistry",
+    "college-medicine",
+    "high-school-biology",
+    "human-aging",
+    "medical-genetics",
+    "nutrition",
+    "professional-medicine",
+    "professional-psychology",
+    "virology",
+];
+
+/// Named sets of datasets: `--datasets mmlu` evaluates every member.
+pub const GROUPS: &[(&str, &str, &[&str])] = &[(
+    "mmlu",
+    "the five medical MMLU subsets (openlifescienceai)",
+    &[
+        "openlifescienceai/mmlu_professional_medicine",
+        "openlifescienceai/mmlu_anatomy",
+        "openlifescienceai/mmlu_college_biology",
+        "openlifescienceai/mmlu_clinical_knowledge",
+        "openlifescienceai/mmlu_college_medicine",
+    ],
+)];
+
+/// The members of group `name`, if it is one.
+pub fn group(name: &str) -> Option<&'static [&'static str]> {
+    GROUPS.iter().find(|(group, _, _)| group.eq_ignore_ascii_case(name)).map(|(_, _, members)| *members)
+}
 
 /// An ad-hoc definition for `--datasets ./file.jsonl`.
 const fn local(
@@ -191,6 +256,7 @@ const fn local(
         description,
         repo_id: "",
         config: None,
+        config_arg: None,
         split: "",
         revision: None,
         family,
@@ -262,6 +328,16 @@ mod tests {
         }
         for task in TaskType::ALL {
             assert_eq!(local_for(task).task_type(), task);
+        }
+    }
+
+    #[test]
+    fn groups_name_registered_datasets() {
+        for (name, _, members) in GROUPS {
+            assert!(find(name).is_none(), "group {name} shadows a dataset");
+            for member in *members {
+                assert!(find(member).is_some(), "{name}: {member}");
+            }
         }
     }
 

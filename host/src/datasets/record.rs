@@ -16,6 +16,10 @@ pub enum Schema {
     UsmleOptions,
     /// TsinghuaC3I/MedXpertQA Text: `{"id", "question", "options": {"A".."J"}, "label"}`.
     MedXpert,
+    /// ekacare/mmlu-medical-mcqs-evaluation-dataset: `{"centerpiece", "options": [..],
+    /// "correct_options": [..]}`; the first correct option is a letter, a 0-based index or the
+    /// option's text.
+    EkaMmlu,
     /// An ad-hoc local file: `{"question", "options" (object or list), "answer", "id"?,
     /// "context"?, "system_prompt"?}`.
     LocalMcq,
@@ -235,6 +239,43 @@ impl Schema {
             }
             Schema::UsmleOptions => flat_options_record(row, row_number, "answer_idx", None),
             Schema::MedXpert => flat_options_record(row, row_number, "label", Some("body_system")),
+            Schema::EkaMmlu => {
+                let options = options(row.get("options"), "options")?;
+                let first = match row.get("correct_options") {
+                    Some(RowValue::List(correct)) => correct.first(),
+                    other => other,
+                };
+                let first = first
+                    .filter(|value| !matches!(value, RowValue::Null))
+                    .ok_or_else(|| error("correct_options", "missing"))?;
+                let letter = match first {
+                    RowValue::Number(number) => number
+                        .as_u64()
+                        .and_then(|index| options.get(index as usize))
+                        .map(|(letter, _)| letter.clone())
+                        .ok_or_else(|| {
+                            error("correct_options", format!("{number} is not an option index"))
+                        })?,
+                    value => {
+                        let value = text(value).ok_or_else(|| error("correct_options", "expected text"))?;
+                        // The option's own text names it as well as its letter does.
+                        match options.iter().find(|(_, option)| option.trim() == value.trim()) {
+                            Some((letter, _)) => letter.clone(),
+                            None => value,
+                        }
+                    }
+                };
+                let answer = check_answer(letter, &options, "correct_options")?;
+                Ok(McqRecord {
+                    source_id: id_of(row, "id", row_number),
+                    question: required_text(row, "centerpiece")?,
+                    context: None,
+                    options,
+                    answer,
+                    group: None,
+                    system_prompt: None,
+                })
+            }
             Schema::LocalMcq => {
                 let options = options(row.get("options"), "options")?;
                 let answer = check_answer(required_text(row, "answer")?, &options, "answer")?;

@@ -29,7 +29,7 @@ pub enum DatasetSource {
     /// evaluated (a full read, kept off the critical path).
     Local { files: Vec<PathBuf> },
     /// The hub (or the local HF cache).
-    Hub { repo: &'static str, config: Option<&'static str>, split: &'static str, revision: String },
+    Hub { repo: &'static str, config: Option<String>, split: &'static str, revision: String },
 }
 
 /// What to ask the hub for.

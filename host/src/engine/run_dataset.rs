@@ -63,7 +63,7 @@ pub(super) fn run(
     let files = match &dataset.source {
         DatasetSource::Local { files } => Ok(files.clone()),
         DatasetSource::Hub { repo, config, split, revision } => {
-            hub::fetch(&super::plan::hub_request(repo, *config, split, revision), plan.offline).map(
+            hub::fetch(&super::plan::hub_request(repo, config.as_deref(), split, revision), plan.offline).map(
                 |snapshot| {
                     progress.outcome.revision = Some(snapshot.commit);
                     snapshot.files
