@@ -7,6 +7,7 @@ mod catalog_info;
 mod diagnostics;
 mod dry_run;
 mod eval;
+mod eval_plan;
 mod info;
 mod list;
 mod model_config;

@@ -28,10 +28,10 @@ struct Scored {
 pub(super) fn score(arguments: &ScoreArgs) -> anyhow::Result<ExitStatus> {
     let started_at = SystemTime::now();
     let names: Vec<&str> =
-        super::eval::parse_metrics(&arguments.metrics)?.iter().map(|metric| metric.name()).collect();
-    let chosen = super::eval::configured_metrics(
+        super::eval_plan::parse_metrics(&arguments.metrics)?.iter().map(|metric| metric.name()).collect();
+    let chosen = super::eval_plan::configured_metrics(
         &names,
-        &super::eval::metric_args(arguments.metric_args.as_deref())?,
+        &super::eval_plan::metric_args(arguments.metric_args.as_deref())?,
     )?;
     let files = source::data_files(&arguments.file).map_err(|error| Hinted {
         message: error.to_string(),
