@@ -1,46 +1,99 @@
 //! `bleu`: corpus BLEU as HF `evaluate`'s bleu (13a tokenisation, max order 4, `smooth=True`),
 //! which is what KARMA reports.
 
-use std::{collections::HashMap, sync::OnceLock};
-
-use regex::Regex;
-
 use super::{Metric, Sample};
 
-/// sacrebleu's `13a` tokenizer (mteval-v13a), as used by HF evaluate.
+/// ASCII punctuation and symbols that 13a surrounds with spaces (all but `'`, `,`, `-`, `.`):
+/// the regex class `[\{-~\[-` -&\(-\+:-@/]`.
+fn spaced_symbol(character: char) -> bool {
+    matches!(character, '{'..='~' | '['..='`' | ' '..='&' | '('..='+' | ':'..='@' | '/')
+}
+
+/// sacrebleu's `13a` tokenizer (mteval-v13a), as used by HF evaluate: its four regex
+/// substitutions written as scans (each exactly a leftmost, non-overlapping `replace_all`).
 pub fn tokenize_13a(text: &str) -> Vec<String> {
-    static RULES: OnceLock<[(Regex, &'static str); 4]> = OnceLock::new();
-    let rules = RULES.get_or_init(|| {
-        [
-            // Punctuation and symbols become their own tokens.
-            (Regex::new(r"([\{-~\[-` -&\(-\+:-@/])").expect("valid regex"), " $1 "),
-            // Period and comma unless preceded by a digit.
-            (Regex::new(r"([^0-9])([\.,])").expect("valid regex"), "$1 $2 "),
-            // Period and comma unless followed by a digit.
-            (Regex::new(r"([\.,])([^0-9])").expect("valid regex"), " $1 $2"),
-            // Dash when preceded by a digit.
-            (Regex::new(r"([0-9])(-)").expect("valid regex"), "$1 $2 "),
-        ]
-    });
     let mut line = text.replace("<skipped>", "").replace("-\n", "").replace('\n', " ");
     if line.contains('&') {
         line = line.replace("&quot;", "\"").replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">");
     }
-    let mut line = format!(" {line} ");
-    for (pattern, replacement) in rules {
-        line = pattern.replace_all(&line, *replacement).into_owned();
+    let mut spaced: Vec<char> = Vec::with_capacity(line.len() + 16);
+    spaced.push(' ');
+    for character in line.chars() {
+        if spaced_symbol(character) {
+            spaced.extend([' ', character, ' ']);
+        } else {
+            spaced.push(character);
+        }
     }
-    line.split_whitespace().map(str::to_owned).collect()
+    spaced.push(' ');
+    let period_or_comma = |character: char| character == '.' || character == ',';
+    // `([^0-9])([\.,])` -> "$1 $2 ".
+    let spaced = scan_pairs(
+        &spaced,
+        |a, b| !a.is_ascii_digit() && period_or_comma(b),
+        |a, b, out| out.extend([a, ' ', b, ' ']),
+    );
+    // `([\.,])([^0-9])` -> " $1 $2".
+    let spaced = scan_pairs(
+        &spaced,
+        |a, b| period_or_comma(a) && !b.is_ascii_digit(),
+        |a, b, out| out.extend([' ', a, ' ', b]),
+    );
+    // `([0-9])(-)` -> "$1 $2 ".
+    let spaced =
+        scan_pairs(&spaced, |a, b| a.is_ascii_digit() && b == '-', |a, b, out| out.extend([a, ' ', b, ' ']));
+    let text: String = spaced.into_iter().collect();
+    text.split_whitespace().map(str::to_owned).collect()
 }
 
-fn ngram_counts(tokens: &[String], order: usize) -> HashMap<&[String], usize> {
-    let mut counts = HashMap::new();
-    if tokens.len() >= order {
-        for window in tokens.windows(order) {
-            *counts.entry(window).or_insert(0) += 1;
+/// Replaces each leftmost, non-overlapping pair of characters that `matches` with `replace`'s
+/// output.
+fn scan_pairs(
+    characters: &[char],
+    matches: impl Fn(char, char) -> bool,
+    replace: impl Fn(char, char, &mut Vec<char>),
+) -> Vec<char> {
+    let mut out = Vec::with_capacity(characters.len() + 16);
+    let mut index = 0;
+    while index < characters.len() {
+        if index + 1 < characters.len() && matches(characters[index], characters[index + 1]) {
+            replace(characters[index], characters[index + 1], &mut out);
+            index += 2;
+        } else {
+            out.push(characters[index]);
+            index += 1;
+        }
+    }
+    out
+}
+
+/// One mixing step of a 64-bit hash: n-grams are counted by hash, not by slices of strings.
+fn mix(hash: u64, value: u64) -> u64 {
+    (hash.rotate_left(5) ^ value).wrapping_mul(0x517c_c1b7_2722_0a95)
+}
+
+/// Sorted `(n-gram hash, count)` pairs of one order.
+fn ngram_counts(tokens: &[u64], order: usize) -> Vec<(u64, usize)> {
+    let mut keys: Vec<u64> = tokens
+        .windows(order)
+        .map(|window| window.iter().fold(order as u64, |hash, token| mix(hash, *token)))
+        .collect();
+    keys.sort_unstable();
+    let mut counts: Vec<(u64, usize)> = Vec::with_capacity(keys.len());
+    for key in keys {
+        match counts.last_mut() {
+            Some((last, count)) if *last == key => *count += 1,
+            _ => counts.push((key, 1)),
         }
     }
     counts
+}
+
+fn token_hashes(tokens: &[String]) -> Vec<u64> {
+    tokens
+        .iter()
+        .map(|token| token.bytes().fold(0x9e37_79b9_7f4a_7c15, |hash, byte| mix(hash, u64::from(byte))))
+        .collect()
 }
 
 /// `max_order` n-grams (default 4); `smooth` adds one to every n-gram count (default, as KARMA
@@ -89,22 +142,32 @@ impl Metric for Bleu {
     /// references (as HF evaluate's `compute_bleu`): an n-gram's count is clipped by its largest
     /// count in any reference, and the reference length is the shortest reference's.
     fn sample_stats(&self, sample: &Sample<'_>) -> Vec<f64> {
-        let hypothesis = tokenize_13a(sample.prediction_text());
-        let references: Vec<Vec<String>> = sample.all_references().map(tokenize_13a).collect();
+        let hypothesis = token_hashes(&tokenize_13a(sample.prediction_text()));
+        let references: Vec<Vec<u64>> =
+            sample.all_references().map(|reference| token_hashes(&tokenize_13a(reference))).collect();
         let max_order = self.max_order;
         let mut stats = vec![0.0; 2 * max_order + 2];
         for order in 1..=max_order {
-            let mut reference_counts: HashMap<&[String], usize> = HashMap::new();
-            for reference in &references {
-                for (ngram, count) in ngram_counts(reference, order) {
-                    let merged = reference_counts.entry(ngram).or_insert(0);
-                    *merged = (*merged).max(count);
+            // The largest count of each n-gram in any reference, sorted by hash.
+            let mut merged: Vec<(u64, usize)> =
+                references.iter().flat_map(|reference| ngram_counts(reference, order)).collect();
+            merged.sort_unstable();
+            merged.dedup_by(|later, earlier| {
+                let same = later.0 == earlier.0;
+                if same {
+                    earlier.1 = earlier.1.max(later.1);
+                }
+                same
+            });
+            let (mut matches, mut r) = (0usize, 0usize);
+            for (key, count) in ngram_counts(&hypothesis, order) {
+                while r < merged.len() && merged[r].0 < key {
+                    r += 1;
+                }
+                if r < merged.len() && merged[r].0 == key {
+                    matches += count.min(merged[r].1);
                 }
             }
-            let matches: usize = ngram_counts(&hypothesis, order)
-                .iter()
-                .map(|(ngram, count)| (*count).min(reference_counts.get(ngram).copied().unwrap_or(0)))
-                .sum();
             stats[order - 1] = matches as f64;
             stats[max_order + order - 1] = hypothesis.len().saturating_sub(order - 1) as f64;
         }
@@ -151,7 +214,66 @@ impl Metric for Bleu {
 
 #[cfg(test)]
 mod tests {
+    use regex::Regex;
+
     use super::*;
+
+    /// The 13a rules as sacrebleu writes them, regexes and all: the scans must equal them.
+    fn tokenize_13a_regex(text: &str) -> Vec<String> {
+        let rules = [
+            (Regex::new(r"([\{-~\[-` -&\(-\+:-@/])").unwrap(), " $1 "),
+            (Regex::new(r"([^0-9])([\.,])").unwrap(), "$1 $2 "),
+            (Regex::new(r"([\.,])([^0-9])").unwrap(), " $1 $2"),
+            (Regex::new(r"([0-9])(-)").unwrap(), "$1 $2 "),
+        ];
+        let mut line = text.replace("<skipped>", "").replace("-\n", "").replace('\n', " ");
+        if line.contains('&') {
+            line =
+                line.replace("&quot;", "\"").replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">");
+        }
+        let mut line = format!(" {line} ");
+        for (pattern, replacement) in &rules {
+            line = pattern.replace_all(&line, *replacement).into_owned();
+        }
+        line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn scanned_13a_equals_the_regex_rules() {
+        let pieces = [
+            "a",
+            "1",
+            "2.5",
+            ".",
+            ",",
+            "-",
+            "'",
+            "(",
+            ")",
+            "&amp;",
+            "x-ray",
+            "3-4",
+            " ",
+            "\n",
+            "é",
+            "रोगी",
+            "$",
+            "..",
+            ",,",
+            "e.g.",
+            "9,",
+            "<skipped>",
+        ];
+        let mut state = 3u64;
+        for _ in 0..5000 {
+            let mut text = String::new();
+            for _ in 0..12 {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                text.push_str(pieces[(state >> 33) as usize % pieces.len()]);
+            }
+            assert_eq!(tokenize_13a(&text), tokenize_13a_regex(&text), "{text:?}");
+        }
+    }
 
     fn corpus(pairs: &[(&str, &str)]) -> Option<f64> {
         let stats: Vec<Vec<f64>> = pairs

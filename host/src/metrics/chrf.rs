@@ -5,8 +5,6 @@
 //! reference with the best sentence-level score, as sacrebleu does. BLEU is weak on Indic
 //! scripts, where one word carries many characters; chrF is the usual complement.
 
-use std::collections::HashMap;
-
 use super::{Metric, Sample};
 
 const CHAR_ORDER: usize = 6;
@@ -40,41 +38,74 @@ fn words(text: &str) -> Vec<String> {
     words
 }
 
+/// One mixing step of a 64-bit hash (FxHash's multiplier): n-grams are counted by hash, not by
+/// string, so no n-gram is allocated. Two n-grams sharing a hash among a text's few hundred
+/// (about 1 in 10^16) would merge their counts.
+fn mix(hash: u64, value: u64) -> u64 {
+    (hash.rotate_left(5) ^ value).wrapping_mul(0x517c_c1b7_2722_0a95)
+}
+
+/// Sorted `(n-gram hash, count)` pairs of one order.
+type Counts = Vec<(u64, u32)>;
+
+fn counted(mut keys: Vec<u64>) -> Counts {
+    keys.sort_unstable();
+    let mut counts: Counts = Vec::with_capacity(keys.len());
+    for key in keys {
+        match counts.last_mut() {
+            Some((last, count)) if *last == key => *count += 1,
+            _ => counts.push((key, 1)),
+        }
+    }
+    counts
+}
+
 /// N-gram counts of every order: characters 1..=6 (whitespace removed), then words 1..=2.
-fn ngrams(text: &str) -> Vec<HashMap<String, usize>> {
-    let characters: Vec<char> = text.chars().filter(|character| !character.is_whitespace()).collect();
-    let mut orders = Vec::with_capacity(ORDERS);
-    for order in 1..=CHAR_ORDER {
-        let mut counts = HashMap::new();
-        for window in characters.windows(order) {
-            *counts.entry(window.iter().collect::<String>()).or_insert(0) += 1;
+fn ngrams(text: &str) -> Vec<Counts> {
+    let characters: Vec<u64> = text
+        .chars()
+        .filter(|character| !character.is_whitespace())
+        .map(|character| character as u64)
+        .collect();
+    let mut keys: Vec<Vec<u64>> = (0..CHAR_ORDER).map(|_| Vec::with_capacity(characters.len())).collect();
+    for start in 0..characters.len() {
+        let mut hash = 0u64;
+        for (order, character) in characters[start..].iter().take(CHAR_ORDER).enumerate() {
+            hash = mix(hash, *character);
+            keys[order].push(hash);
         }
-        orders.push(counts);
     }
-    let words = words(text);
-    for order in 1..=WORD_ORDER {
-        let mut counts = HashMap::new();
-        for window in words.windows(order) {
-            *counts.entry(window.join(" ")).or_insert(0) += 1;
-        }
-        orders.push(counts);
-    }
-    orders
+    let words: Vec<u64> = words(text)
+        .iter()
+        .map(|word| word.bytes().fold(0x9e37_79b9_7f4a_7c15, |hash, byte| mix(hash, u64::from(byte))))
+        .collect();
+    keys.push(words.clone());
+    keys.push(words.windows(2).map(|pair| mix(mix(1, pair[0]), pair[1])).collect());
+    keys.into_iter().map(counted).collect()
 }
 
 /// `[hypothesis n-grams, reference n-grams, matches]` per order, flattened.
-fn statistics(hypothesis: &[HashMap<String, usize>], reference: &[HashMap<String, usize>]) -> Vec<f64> {
+fn statistics(hypothesis: &[Counts], reference: &[Counts]) -> Vec<f64> {
     let mut stats = Vec::with_capacity(3 * ORDERS);
     for (hyp, reference) in hypothesis.iter().zip(reference) {
-        let (mut total, mut matches) = (0usize, 0usize);
-        for (ngram, count) in hyp {
-            total += count;
-            matches += (*count).min(reference.get(ngram).copied().unwrap_or(0));
+        let total: u32 = hyp.iter().map(|(_, count)| count).sum();
+        // Both sorted by hash: one merge finds the shared n-grams.
+        let (mut matches, mut h, mut r) = (0u32, 0, 0);
+        while h < hyp.len() && r < reference.len() {
+            match hyp[h].0.cmp(&reference[r].0) {
+                std::cmp::Ordering::Less => h += 1,
+                std::cmp::Ordering::Greater => r += 1,
+                std::cmp::Ordering::Equal => {
+                    matches += hyp[h].1.min(reference[r].1);
+                    h += 1;
+                    r += 1;
+                }
+            }
         }
         // sacrebleu counts no hypothesis n-grams of an order the reference has none of.
-        stats.push(if reference.is_empty() { 0.0 } else { total as f64 });
-        stats.push(reference.values().sum::<usize>() as f64);
-        stats.push(matches as f64);
+        stats.push(if reference.is_empty() { 0.0 } else { f64::from(total) });
+        stats.push(f64::from(reference.iter().map(|(_, count)| count).sum::<u32>()));
+        stats.push(f64::from(matches));
     }
     stats
 }

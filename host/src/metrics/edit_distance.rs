@@ -2,19 +2,58 @@
 
 use super::{Metric, Sample};
 
-/// Levenshtein distance between two token sequences.
-pub fn levenshtein<T: PartialEq>(source: &[T], target: &[T]) -> usize {
-    let mut previous: Vec<usize> = (0..=target.len()).collect();
-    let mut current = vec![0; target.len() + 1];
-    for (i, source_item) in source.iter().enumerate() {
-        current[0] = i + 1;
-        for (j, target_item) in target.iter().enumerate() {
-            let substitution = previous[j] + usize::from(source_item != target_item);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        std::mem::swap(&mut previous, &mut current);
+/// Levenshtein distance between two token sequences, with Myers' bit-parallel algorithm
+/// (blocks of 64 source items, one pass over the target): O(|source| / 64 * |target|).
+pub fn levenshtein<T: Eq + std::hash::Hash>(source: &[T], target: &[T]) -> usize {
+    if source.is_empty() {
+        return target.len();
     }
-    previous[target.len()]
+    let blocks = source.len().div_ceil(64);
+    // For each distinct item, the bit mask of its positions in `source`, per block.
+    let mut positions: std::collections::HashMap<&T, Vec<u64>> = std::collections::HashMap::new();
+    for (index, item) in source.iter().enumerate() {
+        positions.entry(item).or_insert_with(|| vec![0; blocks])[index / 64] |= 1 << (index % 64);
+    }
+    let last_bit = 1u64 << ((source.len() - 1) % 64);
+    let (mut plus, mut minus) = (vec![u64::MAX; blocks], vec![0u64; blocks]);
+    let none = vec![0u64; blocks];
+    let mut distance = source.len();
+    for item in target {
+        let equal = positions.get(item).unwrap_or(&none);
+        // The first row grows by one per target item.
+        let mut carry: i32 = 1;
+        for block in 0..blocks {
+            let (pv, mv) = (plus[block], minus[block]);
+            let mut eq = equal[block];
+            let xv = eq | mv;
+            if carry < 0 {
+                eq |= 1;
+            }
+            let xh = ((eq & pv).wrapping_add(pv) ^ pv) | eq;
+            let mut ph = mv | !(xh | pv);
+            let mut mh = pv & xh;
+            let high = if block == blocks - 1 { last_bit } else { 1 << 63 };
+            let out = if ph & high != 0 {
+                1
+            } else if mh & high != 0 {
+                -1
+            } else {
+                0
+            };
+            ph <<= 1;
+            mh <<= 1;
+            if carry < 0 {
+                mh |= 1;
+            } else if carry > 0 {
+                ph |= 1;
+            }
+            plus[block] = mh | !(xv | ph);
+            minus[block] = ph & xv;
+            carry = out;
+        }
+        distance = (distance as i64 + i64::from(carry)) as usize;
+    }
+    distance
 }
 
 fn ratio(stats: &[&[f64]]) -> Option<f64> {
@@ -78,6 +117,36 @@ impl Metric for Cer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The textbook dynamic programme, to check the bit-parallel one against.
+    fn slow_levenshtein(source: &[u8], target: &[u8]) -> usize {
+        let mut previous: Vec<usize> = (0..=target.len()).collect();
+        for (i, a) in source.iter().enumerate() {
+            let mut current = vec![i + 1; target.len() + 1];
+            for (j, b) in target.iter().enumerate() {
+                current[j + 1] =
+                    (previous[j] + usize::from(a != b)).min(previous[j + 1] + 1).min(current[j] + 1);
+            }
+            previous = current;
+        }
+        previous[target.len()]
+    }
+
+    #[test]
+    fn bit_parallel_distance_equals_the_dynamic_programme() {
+        let mut state = 7u64;
+        let mut next = |bound: u64| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) % bound
+        };
+        for _ in 0..3000 {
+            let (m, n) = (next(200) as usize, next(200) as usize);
+            let alphabet = 1 + next(6);
+            let source: Vec<u8> = (0..m).map(|_| b'a' + next(alphabet) as u8).collect();
+            let target: Vec<u8> = (0..n).map(|_| b'a' + next(alphabet) as u8).collect();
+            assert_eq!(levenshtein(&source, &target), slow_levenshtein(&source, &target), "{m}x{n}");
+        }
+    }
 
     fn corpus(metric: &dyn Metric, pairs: &[(&str, &str)]) -> Option<f64> {
         let stats: Vec<Vec<f64>> = pairs

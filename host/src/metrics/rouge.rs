@@ -28,8 +28,28 @@ fn tokens(text: &str) -> Vec<String> {
     lower
         .split(|character: char| !(character.is_ascii_lowercase() || character.is_ascii_digit()))
         .filter(|token| !token.is_empty())
-        .map(|token| if token.len() > 3 { porter::stem(token) } else { token.to_owned() })
+        .map(|token| if token.len() > 3 { stem(token) } else { token.to_owned() })
         .collect()
+}
+
+/// Stems are remembered per thread (a text's words repeat across a corpus; stemming is most of
+/// ROUGE's cost otherwise), up to a bound on memory.
+fn stem(token: &str) -> String {
+    const REMEMBERED: usize = 200_000;
+    thread_local! {
+        static STEMS: std::cell::RefCell<HashMap<String, String>> = std::cell::RefCell::new(HashMap::new());
+    }
+    STEMS.with(|stems| {
+        if let Some(stem) = stems.borrow().get(token) {
+            return stem.clone();
+        }
+        let stem = porter::stem(token);
+        let mut stems = stems.borrow_mut();
+        if stems.len() < REMEMBERED {
+            stems.insert(token.to_owned(), stem.clone());
+        }
+        stem
+    })
 }
 
 fn f_measure(precision: f64, recall: f64) -> f64 {
@@ -74,11 +94,24 @@ fn lcs_table(reference: &[String], candidate: &[String]) -> Vec<Vec<usize>> {
     table
 }
 
+/// The length of the longest common subsequence, two rows at a time.
+fn lcs_length(reference: &[String], candidate: &[String]) -> usize {
+    let mut previous = vec![0usize; candidate.len() + 1];
+    let mut current = vec![0usize; candidate.len() + 1];
+    for item in reference {
+        for (j, other) in candidate.iter().enumerate() {
+            current[j + 1] = if item == other { previous[j] + 1 } else { previous[j + 1].max(current[j]) };
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[candidate.len()]
+}
+
 fn rouge_l(reference: &[String], prediction: &[String]) -> f64 {
     if reference.is_empty() || prediction.is_empty() {
         return 0.0;
     }
-    let lcs = lcs_table(reference, prediction)[reference.len()][prediction.len()] as f64;
+    let lcs = lcs_length(reference, prediction) as f64;
     f_measure(lcs / prediction.len() as f64, lcs / reference.len() as f64)
 }
 
