@@ -37,21 +37,7 @@ impl TaskFamily for OpenQa {
                 None => format!("Question: {question}\n\nAnswer concisely."),
             },
         };
-        let group = optional_text(row, "group").map(|group| group.into_owned());
-        let item = OwnedItem {
-            id: index,
-            input: Some(input),
-            system_prompt: optional_text(row, "system_prompt").map(|text| text.into_owned()),
-            expected_output: Some(references[0].clone()),
-            other_args: other_args(group.as_deref()),
-            ..OwnedItem::default()
-        };
-        let key = ScoringKey {
-            source_id: id_of(row, "id", index).into_owned(),
-            reference: Reference::Texts(references),
-            group,
-        };
-        Ok(TaskItem { item, key })
+        Ok(free_text_item(row, index, input, references))
     }
 
     fn extraction(&self) -> Extraction {
@@ -67,10 +53,32 @@ impl TaskFamily for OpenQa {
     }
 }
 
-/// `{"group": ...}` or `{}`, canonical (the cache key hashes it as written).
-pub(super) fn other_args(group: Option<&str>) -> String {
-    match group {
+/// The item and key of a free-text row: `input` for the model, `references` to score against,
+/// and the row's optional `id`, `group` and `system_prompt`.
+pub(super) fn free_text_item(
+    row: &RowValue<'_>,
+    index: u64,
+    input: String,
+    references: Vec<String>,
+) -> TaskItem {
+    let group = optional_text(row, "group").map(|group| group.into_owned());
+    // `{"group": ...}` or `{}`, canonical (the cache key hashes it as written).
+    let other_args = match &group {
         Some(group) => serde_json::json!({ "group": group }).to_string(),
         None => "{}".to_owned(),
-    }
+    };
+    let item = OwnedItem {
+        id: index,
+        input: Some(input),
+        system_prompt: optional_text(row, "system_prompt").map(|text| text.into_owned()),
+        expected_output: references.first().cloned(),
+        other_args,
+        ..OwnedItem::default()
+    };
+    let key = ScoringKey {
+        source_id: id_of(row, "id", index).into_owned(),
+        reference: Reference::Texts(references),
+        group,
+    };
+    TaskItem { item, key }
 }

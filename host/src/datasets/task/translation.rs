@@ -1,14 +1,10 @@
 //! Translation: a source text translated into a target language, scored against one or several
 //! reference translations (BLEU, chrF).
 
-use super::{
-    open_qa::other_args, texts, BuildContext, BuildState, Reference, ScoringKey, TaskFamily, TaskItem,
-    TaskType,
-};
+use super::{open_qa::free_text_item, texts, BuildContext, BuildState, TaskFamily, TaskItem, TaskType};
 use crate::datasets::{
     extract::Extraction,
-    item::OwnedItem,
-    record::{id_of, optional_text, required_text, RowError},
+    record::{optional_text, required_text, RowError},
     row::RowValue,
 };
 
@@ -51,21 +47,7 @@ impl TaskFamily for Translation {
                 )
             }
         };
-        let group = optional_text(row, "group").map(|group| group.into_owned());
-        let item = OwnedItem {
-            id: index,
-            input: Some(input),
-            system_prompt: optional_text(row, "system_prompt").map(|text| text.into_owned()),
-            expected_output: Some(references[0].clone()),
-            other_args: other_args(group.as_deref()),
-            ..OwnedItem::default()
-        };
-        let key = ScoringKey {
-            source_id: id_of(row, "id", index).into_owned(),
-            reference: Reference::Texts(references),
-            group,
-        };
-        Ok(TaskItem { item, key })
+        Ok(free_text_item(row, index, input, references))
     }
 
     fn extraction(&self) -> Extraction {
