@@ -110,11 +110,7 @@ pub(super) fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
                             count += 1;
                             continue;
                         }
-                        Err(problem) => source::SourceError::Row {
-                            path: row.path.to_owned(),
-                            row: row.row,
-                            message: format!("field `{}`: {}", problem.field, problem.problem),
-                        },
+                        Err(problem) => source::SourceError::bad_field(&row, &problem),
                     }
                 }
                 Err(error) => error,

@@ -171,11 +171,7 @@ fn read(files: &[std::path::PathBuf], strict: bool) -> anyhow::Result<(Vec<Score
                     rows.push(scored);
                     continue;
                 }
-                Err(problem) => source::SourceError::Row {
-                    path: row.path.to_owned(),
-                    row: row.row,
-                    message: format!("field `{}`: {}", problem.field, problem.problem),
-                },
+                Err(problem) => source::SourceError::bad_field(&row, &problem),
             },
             Err(error) => error,
         };

@@ -33,6 +33,15 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// A row read fine whose `problem` field makes it unusable.
+    pub fn bad_field(row: &SourceRow<'_>, problem: &super::record::RowError) -> Self {
+        SourceError::Row {
+            path: row.path.to_owned(),
+            row: row.row,
+            message: format!("field `{}`: {}", problem.field, problem.problem),
+        }
+    }
+
     /// Whether only one row is lost: reading goes on with the next one.
     pub fn is_bad_row(&self) -> bool {
         matches!(self, SourceError::Row { .. })

@@ -154,11 +154,7 @@ impl WindowReader<'_> {
             let built = match family.build(&row.value, index, &context, state) {
                 Ok(built) => built,
                 Err(problem) => {
-                    let error = SourceError::Row {
-                        path: row.path.to_owned(),
-                        row: row.row,
-                        message: format!("field `{}`: {}", problem.field, problem.problem),
-                    };
+                    let error = SourceError::bad_field(&row, &problem);
                     if self.strict {
                         return Err(error.to_string());
                     }
