@@ -156,6 +156,35 @@ fn local_open_qa_files_are_scored_with_text_metrics() {
             assert_eq!(result["num_samples"], 6);
         }
     }
+    // A `group` column gives each metric a breakdown, in results and in the table.
+    let grouped: Vec<String> = PAIRS
+        .iter()
+        .enumerate()
+        .map(|(index, (question, answer))| {
+            json!({"question": question, "answer": answer, "group": if index < 2 { "first" } else { "rest" }})
+                .to_string()
+        })
+        .collect();
+    std::fs::write(env.path("grouped.jsonl"), grouped.join("\n") + "\n").unwrap();
+    let run = env.eval(&[
+        "--model",
+        "karma/echo",
+        "--datasets",
+        "grouped.jsonl",
+        "--dataset-arg",
+        "grouped.jsonl.confinement_instructions=<QUESTION>",
+        "--output",
+        "grouped.json",
+    ]);
+    run.assert_code(0);
+    let grouped: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("grouped.json")).unwrap()).unwrap();
+    let breakdown = &grouped["datasets"]["grouped.jsonl"]["metrics"]["tokenised_f1"]["breakdown"];
+    assert_close(&breakdown["first"]["score"], mean(PAIRS[..2].iter().map(|(q, a)| token_f1(q, a))), "first");
+    assert_close(&breakdown["rest"]["score"], mean(PAIRS[2..].iter().map(|(q, a)| token_f1(q, a))), "rest");
+    assert_eq!(breakdown["rest"]["num_samples"], 4);
+    assert!(run.stdout.lines().any(|line| line.trim_start().starts_with("first")), "{}", run.stdout);
+
     let samples = env.samples("s.jsonl");
     assert_eq!(samples[0]["correct"], Value::Null, "free text has no correctness of its own");
     assert_eq!(samples[0]["prediction"], "Insulin");
@@ -292,6 +321,7 @@ fn score_grades_existing_predictions_with_the_eval_results_schema() {
     assert_eq!(entry["bad_rows"][0]["row"], 7);
     let even = mean(PAIRS.iter().step_by(2).map(|(p, r)| token_f1(p, r)));
     assert_close(&entry["subgroups"]["even"]["tokenised_f1"]["score"], even, "even group");
+    assert_close(&entry["metrics"]["tokenised_f1"]["breakdown"]["even"]["score"], even, "breakdown");
 
     // A predictions file that is also --output is refused.
     let run = karma_command(

@@ -391,6 +391,18 @@ fn print_summary(
                         outcome.cache_hits.to_string(),
                         status.clone(),
                     ]);
+                    for (group, score) in &result.breakdown {
+                        rows.push(vec![
+                            String::new(),
+                            format!("  {group}"),
+                            format_score(score.score),
+                            format!("[{}, {}]", format_score(score.ci_low), format_score(score.ci_high)),
+                            score.num_samples.to_string(),
+                            String::new(),
+                            String::new(),
+                            String::new(),
+                        ]);
+                    }
                 }
             }
             super::output::table(

@@ -62,16 +62,18 @@ pub(super) fn score(arguments: &ScoreArgs) -> anyhow::Result<ExitStatus> {
         let mut entry = serde_json::to_value(metrics::score(metric.as_ref(), &samples, arguments.seed))?;
         entry["num_failed"] = bad_rows.len().into();
         entry["num_unparsed"] = unparsed.into();
-        scores.insert(metric.name().to_owned(), entry);
+        let mut breakdown = serde_json::Map::new();
         for group in &groups {
             let members: Vec<Sample<'_>> =
                 rows.iter().filter(|row| row.group.as_ref() == Some(group)).map(sample).collect();
-            let score = metrics::score(metric.as_ref(), &members, arguments.seed);
-            subgroups
-                .entry(group.clone())
-                .or_default()
-                .insert(metric.name().to_owned(), serde_json::to_value(score)?);
+            let score = serde_json::to_value(metrics::score(metric.as_ref(), &members, arguments.seed))?;
+            subgroups.entry(group.clone()).or_default().insert(metric.name().to_owned(), score.clone());
+            breakdown.insert(group.clone(), score);
         }
+        if !breakdown.is_empty() {
+            entry["breakdown"] = breakdown.into();
+        }
+        scores.insert(metric.name().to_owned(), entry);
     }
     let status = if bad_rows.is_empty() { "completed" } else { "completed_with_failures" };
     let name = arguments.file.display().to_string();

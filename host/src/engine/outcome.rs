@@ -82,6 +82,10 @@ pub struct MetricResult {
     pub score: Score,
     pub num_failed: u64,
     pub num_unparsed: u64,
+    /// The same metric per subgroup (medmcqa's subjects, a local file's `group`), next to the
+    /// headline number.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub breakdown: BTreeMap<String, Score>,
 }
 
 /// Wall-clock split of a dataset's evaluation.

@@ -2,6 +2,7 @@
 //! the window up in the cache, send the misses to the plugin in batches, extract, score.
 
 use std::{
+    collections::BTreeMap,
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -19,7 +20,7 @@ use super::{
 use crate::{
     cache::{Cache, CacheKey, CachedExtraction, CachedOutput, KeyContext, NewOutput},
     datasets::{extract::Extraction, hub, item::OwnedItem, prompt, source, task::ScoringKey},
-    metrics::{self, Sample},
+    metrics::{self, Sample, Score},
     plugins::{Backend, CallError, Completion, ItemFailure, ScoreRequest},
 };
 /// State carried across a dataset's batches.
@@ -553,17 +554,25 @@ fn score(progress: &mut Progress<'_>) {
     let seed = progress.plan.seed;
     for (_, accumulator) in &progress.accumulators {
         let (name, overall, per_group) = accumulator.scores(progress.group_names.len(), seed);
+        let breakdown: BTreeMap<String, Score> =
+            progress.group_names.iter().cloned().zip(per_group).collect();
+        for (group, score) in &breakdown {
+            progress
+                .outcome
+                .subgroups
+                .entry(group.clone())
+                .or_default()
+                .insert(name.to_owned(), score.clone());
+        }
         progress.outcome.metrics.insert(
             name.to_owned(),
             MetricResult {
                 score: overall,
                 num_failed: progress.outcome.num_failed,
                 num_unparsed: progress.outcome.num_unparsed,
+                breakdown,
             },
         );
-        for (group, score) in progress.group_names.iter().zip(per_group) {
-            progress.outcome.subgroups.entry(group.clone()).or_default().insert(name.to_owned(), score);
-        }
     }
 }
 
