@@ -6,10 +6,7 @@ use std::io::Write;
 use super::ExitStatus;
 use crate::{
     cache::{item_key, Cache},
-    datasets::{
-        hub, source,
-        task::{BuildContext, BuildState},
-    },
+    datasets::{hub, source},
     engine::{self, CacheMode, DatasetSource, EvalPlan},
     report,
 };
@@ -80,48 +77,33 @@ pub(super) fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
         let Some(files) = files else { continue };
         let (mut count, mut hits, mut first_prompt) = (0u64, 0u64, None);
         let (mut bad_rows, mut first_bad) = (0u64, None);
-        let context = BuildContext {
-            template_override: dataset.template_override(),
-            scoring: plan.scoring,
-            args: &dataset.args,
-        };
-        let mut state = BuildState::default();
         let mut keys = Vec::new();
-        let mut rows = source::RowReader::new(files);
-        // As the run reads: a bad row is counted (toward --max-samples too) unless --strict.
-        while let Some(row) = rows.next_row() {
-            if plan.max_samples.is_some_and(|limit| count + bad_rows >= limit) {
-                break;
-            }
-            let problem = match row {
-                Ok(row) => {
-                    match dataset.definition.family.build(&row.value, count + bad_rows, &context, &mut state)
-                    {
-                        Ok(built) => {
-                            let item = built.item;
-                            if cache.is_some() {
-                                keys.push(item_key(
-                                    &key_context,
-                                    &item,
-                                    plan.model.meta.wants_expected_output,
-                                ));
-                            }
-                            first_prompt.get_or_insert(item.input.unwrap_or_default());
-                            count += 1;
-                            continue;
-                        }
-                        Err(problem) => source::SourceError::bad_field(&row, &problem),
+        let limit = plan.max_samples.unwrap_or(u64::MAX);
+        let mut items = engine::ItemReader::new(dataset, plan.scoring, files, limit, plan.strict);
+        loop {
+            match items.next() {
+                Ok(None) => break,
+                Ok(Some(engine::Read::Item(pending))) => {
+                    if cache.is_some() {
+                        keys.push(item_key(
+                            &key_context,
+                            &pending.item,
+                            plan.model.meta.wants_expected_output,
+                        ));
                     }
+                    first_prompt.get_or_insert(pending.item.input.unwrap_or_default());
+                    count += 1;
                 }
-                Err(error) => error,
-            };
-            if !problem.is_bad_row() || plan.strict {
-                writeln!(stdout, "error:     dataset `{}`: {problem}", dataset.name)?;
-                problems += 1;
-                break;
+                Ok(Some(engine::Read::BadRow { error, .. })) => {
+                    bad_rows += 1;
+                    first_bad.get_or_insert(error.to_string());
+                }
+                Err(problem) => {
+                    writeln!(stdout, "error:     dataset `{}`: {problem}", dataset.name)?;
+                    problems += 1;
+                    break;
+                }
             }
-            bad_rows += 1;
-            first_bad.get_or_insert(problem.to_string());
         }
         if let Some(first) = first_bad {
             writeln!(stdout, "bad rows:  {bad_rows} (recorded as failures; first: {first})")?;

@@ -403,6 +403,12 @@ fn print_summary(
                             String::new(),
                         ]);
                     }
+                    for (field, gap) in &result.disparity {
+                        let mut row = vec![String::new(); 8];
+                        row[1] = format!("  disparity by {field}");
+                        row[2] = format_score(Some(*gap));
+                        rows.push(row);
+                    }
                 }
             }
             super::output::table(

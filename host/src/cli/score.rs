@@ -62,16 +62,39 @@ pub(super) fn score(arguments: &ScoreArgs) -> anyhow::Result<ExitStatus> {
         let mut entry = serde_json::to_value(metrics::score(metric.as_ref(), &samples, arguments.seed))?;
         entry["num_failed"] = bad_rows.len().into();
         entry["num_unparsed"] = unparsed.into();
-        let mut breakdown = serde_json::Map::new();
-        for group in &groups {
-            let members: Vec<Sample<'_>> =
-                rows.iter().filter(|row| row.group.as_ref() == Some(group)).map(sample).collect();
-            let score = serde_json::to_value(metrics::score(metric.as_ref(), &members, arguments.seed))?;
-            subgroups.entry(group.clone()).or_default().insert(metric.name().to_owned(), score.clone());
-            breakdown.insert(group.clone(), score);
+        let strata = metric.strata();
+        let mut breakdown = BTreeMap::new();
+        if strata.is_empty() {
+            for group in &groups {
+                let members: Vec<Sample<'_>> =
+                    rows.iter().filter(|row| row.group.as_ref() == Some(group)).map(sample).collect();
+                let score = metrics::score(metric.as_ref(), &members, arguments.seed);
+                subgroups.entry(group.clone()).or_default().insert(metric.name().to_owned(), json!(score));
+                breakdown.insert(group.clone(), score);
+            }
+        } else {
+            // A stratified metric's groups come from each row's `other_args`.
+            let keys: Vec<Vec<String>> =
+                rows.iter().map(|row| metrics::stratified::strata_keys(&strata, &row.other_args)).collect();
+            let mut names: Vec<&String> = keys.iter().flatten().collect();
+            names.sort();
+            names.dedup();
+            for name in names {
+                let members: Vec<Sample<'_>> = rows
+                    .iter()
+                    .zip(&keys)
+                    .filter(|(_, keys)| keys.contains(name))
+                    .map(|(row, _)| sample(row))
+                    .collect();
+                breakdown.insert(name.clone(), metrics::score(metric.as_ref(), &members, arguments.seed));
+            }
+            let disparity = metrics::stratified::disparity(&strata, &breakdown);
+            if !disparity.is_empty() {
+                entry["disparity"] = json!(disparity);
+            }
         }
         if !breakdown.is_empty() {
-            entry["breakdown"] = breakdown.into();
+            entry["breakdown"] = json!(breakdown);
         }
         scores.insert(metric.name().to_owned(), entry);
     }

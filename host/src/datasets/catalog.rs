@@ -5,9 +5,12 @@
 //! KARMA's registry so results are comparable.
 
 use super::{
+    extract::Extraction,
     prompt::Template,
     record::Schema,
-    task::{Mcq, OpenQa, TaskFamily, TaskType, Translation},
+    task::{
+        AfriMedQaConsumer, AfriMedQaMcq, In22Conv, Mcq, OpenQa, TaskFamily, TaskType, Translation, IN22_CODES,
+    },
 };
 
 /// A dataset argument (`--dataset-args ds:key=value`).
@@ -91,7 +94,11 @@ const fn mmlu(
         config_arg: None,
         split: "test",
         revision: Some(revision),
-        family: &Mcq { schema: Schema::OpenLifeScience, template: Template::MedicalMcq },
+        family: &Mcq {
+            schema: Schema::OpenLifeScience,
+            template: Template::MedicalMcq,
+            extraction: Extraction::McqLetter,
+        },
         metrics: MCQ,
         args: &[],
     }
@@ -108,7 +115,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         config_arg: Some("subset"),
         split: "test",
         revision: None,
-        family: &Mcq { schema: Schema::EkaMmlu, template: Template::MedicalMcq },
+        family: &Mcq { schema: Schema::EkaMmlu, template: Template::MedicalMcq, extraction: Extraction::McqLetter },
         metrics: MCQ,
         args: &[ArgSpec {
             name: "subset",
@@ -127,7 +134,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         config_arg: None,
         split: "test",
         revision: Some("50fc41dc"),
-        family: &Mcq { schema: Schema::OpenLifeScience, template: Template::ContextualMcq },
+        family: &Mcq { schema: Schema::OpenLifeScience, template: Template::ContextualMcq, extraction: Extraction::McqLetter },
         metrics: MCQ,
         args: &[],
     },
@@ -140,7 +147,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         config_arg: None,
         split: "test",
         revision: Some("153e61cd"),
-        family: &Mcq { schema: Schema::OpenLifeScience, template: Template::MedicalMcq },
+        family: &Mcq { schema: Schema::OpenLifeScience, template: Template::MedicalMcq, extraction: Extraction::McqLetter },
         metrics: MCQ,
         args: &[],
     },
@@ -153,7 +160,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         config_arg: None,
         split: "validation",
         revision: Some("91c6572c"),
-        family: &Mcq { schema: Schema::MedMcqa, template: Template::MedicalMcq },
+        family: &Mcq { schema: Schema::MedMcqa, template: Template::MedicalMcq, extraction: Extraction::McqLetter },
         metrics: MCQ,
         args: &[],
     },
@@ -191,7 +198,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         config_arg: None,
         split: "test",
         revision: None,
-        family: &Mcq { schema: Schema::UsmleOptions, template: Template::MedicalMcq },
+        family: &Mcq { schema: Schema::UsmleOptions, template: Template::MedicalMcq, extraction: Extraction::McqLetter },
         metrics: MCQ,
         args: &[],
     },
@@ -204,11 +211,128 @@ pub const DATASETS: &[DatasetDefinition] = &[
         config_arg: None,
         split: "test",
         revision: Some("7e7c465a"),
-        family: &Mcq { schema: Schema::MedXpert, template: Template::MedicalMcq },
+        family: &Mcq { schema: Schema::MedXpert, template: Template::MedicalMcq, extraction: Extraction::McqLetter },
         metrics: MCQ,
         args: &[],
     },
+    DatasetDefinition {
+        name: "ekacare/MedMCQA-Indic",
+        aliases: &["medmcqa-indic"],
+        description: "MedMCQA questions translated into Indian languages, one config per language (`subset`)",
+        repo_id: "ekacare/MedMCQA-Indic",
+        config: None,
+        config_arg: Some("subset"),
+        split: "test",
+        revision: Some("c1e955a5"),
+        family: &Mcq { schema: Schema::MedMcqa, template: Template::MedicalMcq, extraction: Extraction::McqLetter },
+        metrics: MCQ,
+        args: &[ArgSpec {
+            name: "subset",
+            required: true,
+            default: None,
+            description: "the language config, e.g. `as` (Assamese) or `hi` (Hindi), as named on the hub",
+            choices: &[],
+        }],
+    },
+    DatasetDefinition {
+        name: "ekacare/indian_drug_mcqa",
+        aliases: &["indian_drug_mcqa", "indian-drug-mcqa"],
+        description: "Indian branded medicines: generic names and salt compositions from brand names (up to five options)",
+        repo_id: "ekacare/indian_drug_mcqa",
+        config: None,
+        config_arg: None,
+        split: "test",
+        revision: None,
+        family: &Mcq { schema: Schema::IndianDrug, template: Template::IndianDrug, extraction: Extraction::McqLetter },
+        metrics: MCQ,
+        args: &[],
+    },
+    DatasetDefinition {
+        name: "ekacare/Eka_NFI_MCQA",
+        aliases: &["eka_nfi_mcqa", "eka-nfi"],
+        description: "National Formulary of India: questions and true/false statements on medicines",
+        repo_id: "ekacare/Eka_NFI_MCQA",
+        config: None,
+        config_arg: None,
+        split: "test",
+        revision: Some("428cf44c"),
+        family: &Mcq { schema: Schema::EkaNfi, template: Template::EkaNfi, extraction: Extraction::McqLetter },
+        metrics: MCQ,
+        args: &[],
+    },
+    DatasetDefinition {
+        name: "intronhealth/afrimedqa_v2/mcq",
+        aliases: &["afrimedqa-mcq"],
+        description: "AfriMed-QA v2 expert MCQs from 16 African countries, with accuracy by country and by gender/age mentions",
+        repo_id: "intronhealth/afrimedqa_v2",
+        config: None,
+        config_arg: None,
+        split: "train",
+        revision: None,
+        family: &AfriMedQaMcq,
+        metrics: &["exact_match", "geographic_accuracy", "demographic_accuracy"],
+        args: &[
+            INTERNAL_SPLIT,
+            ArgSpec {
+                name: "specialty",
+                required: false,
+                default: None,
+                description: "only the questions of this specialty (the `specialty` column, e.g. `Cardiology`)",
+                choices: &[],
+            },
+        ],
+    },
+    DatasetDefinition {
+        name: "intronhealth/afrimedqa_v2",
+        aliases: &["afrimedqa-consumer"],
+        description: "AfriMed-QA v2 consumer health queries; no reference answers: the reference is the question (KARMA's choice), so text metrics measure overlap with it",
+        repo_id: "intronhealth/afrimedqa_v2",
+        config: None,
+        config_arg: None,
+        split: "train",
+        revision: None,
+        family: &AfriMedQaConsumer,
+        metrics: &["tokenised_f1", "bleu", "rouge"],
+        args: &[INTERNAL_SPLIT],
+    },
+    DatasetDefinition {
+        name: "ai4bharat/IN22-Conv",
+        aliases: &["in22-conv", "in22conv"],
+        description: "IN22-Conv: conversational sentences translated between English and 22 Indian languages",
+        repo_id: "ai4bharat/IN22-Conv",
+        config: None,
+        config_arg: None,
+        split: "test",
+        revision: Some("18cd4587"),
+        family: &In22Conv,
+        metrics: &["bleu", "chrf"],
+        args: &[
+            ArgSpec {
+                name: "source_language",
+                required: false,
+                default: Some("en"),
+                description: "the language translated from",
+                choices: IN22_CODES,
+            },
+            ArgSpec {
+                name: "target_language",
+                required: true,
+                default: None,
+                description: "the language translated into",
+                choices: IN22_CODES,
+            },
+        ],
+    },
 ];
+
+/// AfriMed-QA's own train/test division, within the hub's single `train` split.
+const INTERNAL_SPLIT: ArgSpec = ArgSpec {
+    name: "internal_split",
+    required: false,
+    default: Some("test"),
+    description: "the rows whose `split` column has this value",
+    choices: &["train", "test"],
+};
 
 /// The twelve subjects of `ekacare/mmlu-medical-mcqs-evaluation-dataset` (its configs).
 const EKA_MMLU_SUBSETS: &[&str] = &[
@@ -227,17 +351,29 @@ const EKA_MMLU_SUBSETS: &[&str] = &[
 ];
 
 /// Named sets of datasets: `--datasets mmlu` evaluates every member.
-pub const GROUPS: &[(&str, &str, &[&str])] = &[(
-    "mmlu",
-    "the five medical MMLU subsets (openlifescienceai)",
-    &[
-        "openlifescienceai/mmlu_professional_medicine",
-        "openlifescienceai/mmlu_anatomy",
-        "openlifescienceai/mmlu_college_biology",
-        "openlifescienceai/mmlu_clinical_knowledge",
-        "openlifescienceai/mmlu_college_medicine",
-    ],
-)];
+pub const GROUPS: &[(&str, &str, &[&str])] = &[
+    (
+        "mmlu",
+        "the five medical MMLU subsets (openlifescienceai)",
+        &[
+            "openlifescienceai/mmlu_professional_medicine",
+            "openlifescienceai/mmlu_anatomy",
+            "openlifescienceai/mmlu_college_biology",
+            "openlifescienceai/mmlu_clinical_knowledge",
+            "openlifescienceai/mmlu_college_medicine",
+        ],
+    ),
+    (
+        "afrimedqa",
+        "AfriMed-QA v2: expert MCQs and consumer queries",
+        &["intronhealth/afrimedqa_v2/mcq", "intronhealth/afrimedqa_v2"],
+    ),
+    (
+        "indian-pharmacology",
+        "Indian medicines: branded drugs and the National Formulary",
+        &["ekacare/indian_drug_mcqa", "ekacare/Eka_NFI_MCQA"],
+    ),
+];
 
 /// The members of group `name`, if it is one.
 pub fn group(name: &str) -> Option<&'static [&'static str]> {
@@ -267,7 +403,11 @@ const fn local(
 
 /// Local files, by the family their columns show (or `--task`), in the order they are tried.
 pub const LOCAL: &[DatasetDefinition] = &[
-    local("a local MCQ file", &Mcq { schema: Schema::LocalMcq, template: Template::MedicalMcq }, MCQ),
+    local(
+        "a local MCQ file",
+        &Mcq { schema: Schema::LocalMcq, template: Template::MedicalMcq, extraction: Extraction::McqLetter },
+        MCQ,
+    ),
     local("a local translation file", &Translation, &["bleu", "chrf"]),
     local("a local open-ended QA file", &OpenQa, &["exact_match", "tokenised_f1", "bleu", "rouge"]),
 ];

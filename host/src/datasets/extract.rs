@@ -11,6 +11,10 @@ pub enum Extraction {
     /// The whole response, trimmed: free-text answers are scored as written. An empty response
     /// is unparsed.
     FreeText,
+    /// For prompts that ask for the letter alone (see [`lenient_letter`]).
+    LenientLetter,
+    /// A translation, without a leading `Translation:` label (see [`translation`]).
+    Translation,
 }
 
 impl Extraction {
@@ -19,6 +23,8 @@ impl Extraction {
             Extraction::McqLetter => "mcq_letter",
             Extraction::LoglikelihoodArgmax => "loglikelihood_argmax",
             Extraction::FreeText => "free_text",
+            Extraction::LenientLetter => "mcq_letter_lenient",
+            Extraction::Translation => "translation",
         }
     }
 
@@ -28,6 +34,8 @@ impl Extraction {
             Extraction::McqLetter => 1,
             Extraction::LoglikelihoodArgmax => 1,
             Extraction::FreeText => 1,
+            Extraction::LenientLetter => 1,
+            Extraction::Translation => 1,
         }
     }
 
@@ -38,8 +46,59 @@ impl Extraction {
             Extraction::McqLetter => mcq_letter(response, valid_letters),
             Extraction::LoglikelihoodArgmax => best_scored_option(response, valid_letters),
             Extraction::FreeText => Some(response.trim()).filter(|text| !text.is_empty()).map(str::to_owned),
+            Extraction::LenientLetter => lenient_letter(response, valid_letters),
+            Extraction::Translation => translation(response),
         }
     }
+}
+
+/// The letter of a model asked for the letter alone, which may still reason or phrase it: the
+/// [`mcq_letter`] rule first, then `Final Answer (X)` anywhere, then `the answer is X` /
+/// `answer: X` (a capital or bracketed letter), then a last line of at most five characters with one letter in it (`D?`,
+/// `(C)`). KARMA's AfriMed-QA cascade goes on to take a letter ending the response or any
+/// lone letter near its end, which reads "...the disease." as `E` and "a" as `A`; those steps
+/// are left out.
+pub fn lenient_letter(response: &str, valid_letters: &[String]) -> Option<String> {
+    static LABELLED: std::sync::LazyLock<[regex::Regex; 2]> = std::sync::LazyLock::new(|| {
+        [
+            regex::Regex::new(r"(?i-u:final\s*answer)\s*[:\-]?\s*[(\[]?\s*([A-Za-z])\s*(?:[)\].:,!?]|\s|$)")
+                .unwrap(),
+            // A capital or a bracketed letter: "the answer is a matter of debate" names none.
+            regex::Regex::new(r"(?i-u:answer\s*(?:is|:))\s*(?:\(([a-zA-Z])\)|([A-Z]))(?:[^A-Za-z]|$)").unwrap(),
+        ]
+    });
+    let valid = |letter: &str| {
+        let upper = letter.to_uppercase();
+        valid_letters.contains(&upper).then_some(upper)
+    };
+    if let Some(letter) = mcq_letter(response, valid_letters) {
+        return Some(letter);
+    }
+    for pattern in LABELLED.iter() {
+        let letter = pattern.captures(response).and_then(|found| found.iter().skip(1).flatten().next());
+        if let Some(letter) = letter.and_then(|letter| valid(letter.as_str())) {
+            return Some(letter);
+        }
+    }
+    let last_line = response.trim().lines().last()?.trim();
+    let letters: String = last_line.chars().filter(char::is_ascii_alphabetic).collect();
+    (last_line.chars().count() <= 5 && letters.len() == 1).then(|| valid(&letters)).flatten()
+}
+
+/// A translation as the model wrote it, trimmed, without one leading label: `Translation:`,
+/// `The translation is:`, `In <Language>:` or `<Language> translation:` (any case). Empty is
+/// unparsed.
+pub fn translation(response: &str) -> Option<String> {
+    static LABEL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^(?:(?i-u:translation)|(?i-u:the translation is)|(?i-u:in)\s+\w+|\w+\s+(?i-u:translation))\s*:")
+            .unwrap()
+    });
+    let trimmed = response.trim();
+    let text = match LABEL.find(trimmed) {
+        Some(label) => trimmed[label.end()..].trim(),
+        None => trimmed,
+    };
+    (!text.is_empty()).then(|| text.to_owned())
 }
 
 /// The letter with the highest log-probability in a log-likelihood response (a JSON object
@@ -139,6 +198,37 @@ mod tests {
         for (response, expected) in cases {
             assert_eq!(mcq_letter(response, &letters()).as_deref(), expected, "{response:?}");
         }
+    }
+
+    #[test]
+    fn lenient_letters() {
+        let five: Vec<String> = ["A", "B", "C", "D", "E"].iter().map(|l| (*l).to_owned()).collect();
+        let cases = [
+            ("C", Some("C")),
+            ("b", Some("B")),
+            ("I think the final answer (D) fits", Some("D")),
+            ("Reasoning first.\nThe answer is E.", Some("E")),
+            ("Answer: B", Some("B")),
+            ("the answer is (b), since", Some("B")),
+            ("Malaria is likely.\n(C)", Some("C")),
+            ("D?", Some("D")),
+            ("It is a disease.", None),
+            ("The final answer is a matter of debate", None),
+            ("Answer: F", None),
+        ];
+        for (response, expected) in cases {
+            assert_eq!(lenient_letter(response, &five).as_deref(), expected, "{response:?}");
+        }
+    }
+
+    #[test]
+    fn translations_lose_one_label() {
+        assert_eq!(translation("  Translation: नमस्ते ").as_deref(), Some("नमस्ते"));
+        assert_eq!(translation("In Hindi: नमस्ते").as_deref(), Some("नमस्ते"));
+        assert_eq!(translation("tamil translation: வணக்கம்").as_deref(), Some("வணக்கம்"));
+        assert_eq!(translation("Translation: Translation: x").as_deref(), Some("Translation: x"));
+        assert_eq!(translation("In the morning: x").as_deref(), Some("In the morning: x"));
+        assert_eq!(translation(" Translation: "), None);
     }
 
     #[test]

@@ -10,6 +10,12 @@ pub enum Template {
     MedicalMcq,
     /// Question about a given passage (PubMedQA): the passage is shown once, labelled.
     ContextualMcq,
+    /// Indian branded medicines: brands, generics and salt compositions.
+    IndianDrug,
+    /// India's National Formulary: statements to judge true or false, and questions.
+    EkaNfi,
+    /// AfriMed-QA's expert MCQs: the letter alone is asked for, without reasoning.
+    LetterOnly,
 }
 
 /// Appends the question and its `X. option` lines.
@@ -37,19 +43,35 @@ fn push_letters(prompt: &mut String, record: &McqRecord<'_>) {
 const MCQ_INTRODUCTION: &str =
     "The following is a multiple-choice question about medical knowledge. Summarise the \
                                 relevant facts first, then choose a single option.\n\n";
+const INDIAN_DRUG_INTRODUCTION: &str =
+    "The following is a multiple-choice question about pharmaceutical medicines sold in India \
+     (brand names, generic names and salt compositions).\n\n";
+const NFI_INTRODUCTION: &str = "You are an expert in Indian pharmacology. Answer the following \
+                                question from the National Formulary of India.\n\n";
+const LETTER_ONLY_INTRODUCTION: &str =
+    "Read the question carefully and choose the most appropriate answer.\n\n";
 const CONTEXTUAL_INTRODUCTION: &str =
     "Answer the question using the research context below. Reply with one of the options.\n\n";
 
 impl Template {
     /// Renders the prompt for `record`. `override_text`, from the `confinement_instructions`
     /// dataset argument, replaces the template: `<QUESTION>` becomes the question with its
-    /// options and `<CONTEXT>` the context.
+    /// options and `<CONTEXT>` the context; a text that also has `<OPTIONS>` gets the bare
+    /// question for `<QUESTION>` and the option lines there (AfriMed-QA's form).
     pub fn render(self, record: &McqRecord<'_>, override_text: Option<&str>) -> String {
         if let Some(text) = override_text {
-            let mut question_block = String::new();
-            push_question_block(&mut question_block, record);
+            let (question, options) = if text.contains("<OPTIONS>") {
+                let lines: Vec<String> =
+                    record.options.iter().map(|(letter, option)| format!("{letter}. {option}")).collect();
+                (record.question.to_string(), lines.join("\n"))
+            } else {
+                let mut question_block = String::new();
+                push_question_block(&mut question_block, record);
+                (question_block, String::new())
+            };
             return text
-                .replace("<QUESTION>", &question_block)
+                .replace("<QUESTION>", &question)
+                .replace("<OPTIONS>", &options)
                 .replace("<CONTEXT>", record.context.as_deref().unwrap_or_default());
         }
         // Built in one buffer: this runs for every item of every dataset.
@@ -60,12 +82,21 @@ impl Template {
         );
         prompt.push_str(match self {
             Template::ContextualMcq if record.context.is_some() => CONTEXTUAL_INTRODUCTION,
-            _ => MCQ_INTRODUCTION,
+            Template::MedicalMcq | Template::ContextualMcq => MCQ_INTRODUCTION,
+            Template::IndianDrug => INDIAN_DRUG_INTRODUCTION,
+            Template::EkaNfi => NFI_INTRODUCTION,
+            Template::LetterOnly => LETTER_ONLY_INTRODUCTION,
         });
         push_context_and_question(&mut prompt, record);
-        prompt.push_str("\n\nThink step by step, then end your response with \"Final Answer: (X)\", where X is exactly one of ");
-        push_letters(&mut prompt, record);
-        prompt.push('.');
+        if self == Template::LetterOnly {
+            prompt.push_str("\n\nReply with the letter of the answer only (");
+            push_letters(&mut prompt, record);
+            prompt.push_str("), with no explanation.");
+        } else {
+            prompt.push_str("\n\nThink step by step, then end your response with \"Final Answer: (X)\", where X is exactly one of ");
+            push_letters(&mut prompt, record);
+            prompt.push('.');
+        }
         prompt
     }
 }
@@ -147,6 +178,19 @@ mod tests {
         let prompt = Template::ContextualMcq.render(&record(Some("Beta cells...")), None);
         assert_eq!(prompt.matches("Beta cells...").count(), 1);
         assert!(prompt.contains("Context: Beta cells...\n\nQuestion: Which organ"), "{prompt}");
+    }
+
+    #[test]
+    fn letter_only_prompts_ask_for_the_letter() {
+        let prompt = Template::LetterOnly.render(&record(None), None);
+        assert!(
+            prompt.ends_with(
+                "C. Spleen\n\nReply with the letter of the answer only (A, B or C), with no explanation."
+            ),
+            "{prompt}"
+        );
+        let split = Template::LetterOnly.render(&record(None), Some("Q: <QUESTION>\nOptions:\n<OPTIONS>"));
+        assert_eq!(split, "Q: Which organ secretes insulin?\nOptions:\nA. Liver\nB. Pancreas\nC. Spleen");
     }
 
     #[test]

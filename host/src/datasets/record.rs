@@ -20,6 +20,13 @@ pub enum Schema {
     /// "correct_options": [..]}`; the first correct option is a letter, a 0-based index or the
     /// option's text.
     EkaMmlu,
+    /// ekacare/indian_drug_mcqa: `{"question", "option_a".."option_e" (absent options null),
+    /// "correct_answer": letter}`.
+    IndianDrug,
+    /// ekacare/Eka_NFI_MCQA: `{"question", "options": JSON text of {letter: text} (empty for a
+    /// true/false statement, whose options are `A. True` and `B. False`), "answer": a letter, or
+    /// `true`/`false`}`.
+    EkaNfi,
     /// An ad-hoc local file: `{"question", "options" (object or list), "answer", "id"?,
     /// "context"?, "system_prompt"?}`.
     LocalMcq,
@@ -48,7 +55,7 @@ pub struct RowError {
     pub problem: String,
 }
 
-pub(super) fn error(field: &str, problem: impl Into<String>) -> RowError {
+pub(crate) fn error(field: &str, problem: impl Into<String>) -> RowError {
     RowError { field: field.to_owned(), problem: problem.into() }
 }
 
@@ -61,7 +68,7 @@ pub(crate) fn text<'a>(value: &'a RowValue<'_>) -> Option<Cow<'a, str>> {
     }
 }
 
-pub(super) fn required_text<'a>(row: &'a RowValue<'_>, field: &str) -> Result<Cow<'a, str>, RowError> {
+pub(crate) fn required_text<'a>(row: &'a RowValue<'_>, field: &str) -> Result<Cow<'a, str>, RowError> {
     match row.get(field) {
         None | Some(RowValue::Null) => Err(error(field, "missing")),
         Some(value) => text(value).ok_or_else(|| error(field, format!("expected text, found {value}"))),
@@ -72,7 +79,7 @@ pub(crate) fn optional_text<'a>(row: &'a RowValue<'_>, field: &str) -> Option<Co
     row.get(field).and_then(text).filter(|value| !value.is_empty())
 }
 
-pub(super) fn id_of<'a>(row: &'a RowValue<'_>, field: &str, row_number: u64) -> Cow<'a, str> {
+pub(crate) fn id_of<'a>(row: &'a RowValue<'_>, field: &str, row_number: u64) -> Cow<'a, str> {
     optional_text(row, field).unwrap_or_else(|| Cow::Owned(row_number.to_string()))
 }
 
@@ -91,7 +98,7 @@ const LETTERS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 /// Options from an object (keys are letters, in order) or a list (lettered A, B, ...).
 #[allow(clippy::type_complexity)]
-fn options<'a>(
+pub(crate) fn options<'a>(
     value: Option<&'a RowValue<'_>>,
     field: &str,
 ) -> Result<Vec<(Cow<'a, str>, Cow<'a, str>)>, RowError> {
@@ -133,7 +140,12 @@ fn options<'a>(
     }
 }
 
-fn check_answer<'a>(
+/// The options of a true/false statement.
+fn true_false<'a>() -> Vec<(Cow<'a, str>, Cow<'a, str>)> {
+    vec![(Cow::Borrowed("A"), Cow::Borrowed("True")), (Cow::Borrowed("B"), Cow::Borrowed("False"))]
+}
+
+pub(crate) fn check_answer<'a>(
     answer: Cow<'a, str>,
     options: &[(Cow<'_, str>, Cow<'_, str>)],
     field: &str,
@@ -276,6 +288,53 @@ impl Schema {
                     system_prompt: None,
                 })
             }
+            Schema::IndianDrug => {
+                let options: Vec<_> = ["option_a", "option_b", "option_c", "option_d", "option_e"]
+                    .iter()
+                    .zip(["A", "B", "C", "D", "E"])
+                    .filter_map(|(field, letter)| {
+                        optional_text(row, field)
+                            .filter(|text| !text.trim().is_empty() && text != "nan")
+                            .map(|option| (Cow::Borrowed(letter), option))
+                    })
+                    .collect();
+                if options.is_empty() {
+                    return Err(error("option_a", "no options (option_a..option_e are all empty)"));
+                }
+                let answer = check_answer(required_text(row, "correct_answer")?, &options, "correct_answer")?;
+                Ok(McqRecord {
+                    source_id: id_of(row, "id", row_number),
+                    question: required_text(row, "question")?,
+                    context: None,
+                    options,
+                    answer,
+                    group: None,
+                    system_prompt: None,
+                })
+            }
+            Schema::EkaNfi => {
+                let options = match row.get("options") {
+                    None | Some(RowValue::Null) => true_false(),
+                    Some(RowValue::Text(text)) if text.trim().is_empty() => true_false(),
+                    value => options(value, "options")?,
+                };
+                let answer = required_text(row, "answer")?;
+                let answer = match answer.trim().to_ascii_lowercase().as_str() {
+                    "true" => Cow::Borrowed("A"),
+                    "false" => Cow::Borrowed("B"),
+                    _ => answer,
+                };
+                let answer = check_answer(answer, &options, "answer")?;
+                Ok(McqRecord {
+                    source_id: id_of(row, "id", row_number),
+                    question: required_text(row, "question")?,
+                    context: None,
+                    options,
+                    answer,
+                    group: None,
+                    system_prompt: None,
+                })
+            }
             Schema::LocalMcq => {
                 let options = options(row.get("options"), "options")?;
                 let answer = check_answer(required_text(row, "answer")?, &options, "answer")?;
@@ -347,5 +406,32 @@ mod tests {
         let record = Schema::LocalMcq.record(&spaced, 0).unwrap();
         let letters: Vec<&str> = record.options.iter().map(|(letter, _)| letter.as_ref()).collect();
         assert_eq!((letters, record.answer.as_ref(), record.source_id.as_ref()), (vec!["A", "B"], "B", "7"));
+    }
+
+    #[test]
+    fn indian_drug_rows_drop_absent_options_and_keep_letters() {
+        let drug = row(json!({"question": "Q", "option_a": "x", "option_b": null, "option_c": "z",
+            "option_d": "", "option_e": "w", "correct_answer": "E"}));
+        let record = Schema::IndianDrug.record(&drug, 0).unwrap();
+        let letters: Vec<&str> = record.options.iter().map(|(letter, _)| letter.as_ref()).collect();
+        assert_eq!((letters, record.answer.as_ref()), (vec!["A", "C", "E"], "E"));
+        let absent = row(json!({"question": "Q", "option_a": "x", "option_b": null, "correct_answer": "B"}));
+        assert_eq!(
+            Schema::IndianDrug.record(&absent, 0).unwrap_err(),
+            error("correct_answer", "`B` is not one of the options A")
+        );
+    }
+
+    #[test]
+    fn nfi_statements_are_true_or_false() {
+        let statement =
+            row(json!({"question": "Paracetamol is an NSAID.", "options": "", "answer": "false"}));
+        let record = Schema::EkaNfi.record(&statement, 0).unwrap();
+        assert_eq!(record.options, true_false());
+        assert_eq!(record.answer, "B");
+        let choice =
+            row(json!({"question": "Q", "options": r#"{"A": "x", "B": "y", "C": "z"}"#, "answer": "C"}));
+        let record = Schema::EkaNfi.record(&choice, 0).unwrap();
+        assert_eq!((record.options.len(), record.answer.as_ref()), (3, "C"));
     }
 }

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use outcome::{DatasetOutcome, DatasetStatus, SampleLine, SampleRecord};
 pub use plan::{CacheMode, DatasetPlan, DatasetSource, EvalPlan, Scoring};
+pub use read::{ItemReader, Pending, Read};
 pub use reporter::{NoReport, Reporter};
 
 use crate::{

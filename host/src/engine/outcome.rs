@@ -86,6 +86,9 @@ pub struct MetricResult {
     /// headline number.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub breakdown: BTreeMap<String, Score>,
+    /// For a stratified metric, per field, the best group's score minus the worst's.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub disparity: BTreeMap<String, f64>,
 }
 
 /// Wall-clock split of a dataset's evaluation.

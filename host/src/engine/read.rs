@@ -18,12 +18,12 @@ use crate::{
         item::OwnedItem,
         row::RowValue,
         source::{RowReader, SourceError},
-        task::{BuildContext, BuildState, ScoringKey},
+        task::{BuildContext, BuildState, ScoringKey, TaskFamily},
     },
 };
 
 /// An item and what scoring needs of the row it was built from.
-pub(super) struct Pending {
+pub struct Pending {
     pub key: ScoringKey,
     pub item: OwnedItem,
 }
@@ -64,7 +64,7 @@ pub(super) struct WindowReader<'a> {
 
 /// What the reader noticed about the rows' ids.
 #[derive(Default)]
-pub(super) struct IdCounts {
+pub struct IdCounts {
     /// 64-bit hashes of the ids seen (two ids sharing one among a billion rows: about 3%; it
     /// would only miscount a warning).
     seen: HashSet<u64, BuildHasherDefault<KeyHasher>>,
@@ -108,64 +108,31 @@ impl WindowReader<'_> {
         files: Vec<PathBuf>,
         windows: std::sync::mpsc::SyncSender<Result<Window, String>>,
     ) -> IdCounts {
-        let mut rows = RowReader::new(files);
-        let mut state = BuildState::default();
-        let mut ids = IdCounts::default();
-        let mut next_index = 0u64;
+        let mut items = ItemReader::new(self.dataset, self.scoring, files, self.limit, self.strict);
         loop {
-            let window = self.next_window(&mut rows, &mut state, &mut ids, &mut next_index);
+            let window = self.next_window(&mut items);
             let entries = |window: &Window| window.pending.len() + window.bad_rows.len();
             let last = !matches!(&window, Ok(window) if entries(window) == self.window_size);
             let empty = matches!(&window, Ok(window) if entries(window) == 0);
             if empty || windows.send(window).is_err() || last {
-                return ids;
+                return items.ids;
             }
         }
     }
 
-    fn next_window(
-        &self,
-        rows: &mut RowReader,
-        state: &mut BuildState,
-        ids: &mut IdCounts,
-        next_index: &mut u64,
-    ) -> Result<Window, String> {
-        let family = self.dataset.definition.family;
-        let context = BuildContext {
-            template_override: self.dataset.template_override(),
-            scoring: self.scoring,
-            args: &self.dataset.args,
-        };
+    fn next_window(&self, items: &mut ItemReader<'_>) -> Result<Window, String> {
         let mut pending = Vec::with_capacity(self.window_size);
         let mut bad_rows = Vec::new();
-        while pending.len() + bad_rows.len() < self.window_size && *next_index < self.limit {
-            let Some(row) = rows.next_row() else { break };
-            // A bad row counts toward --max-samples like any other.
-            let index = *next_index;
-            *next_index += 1;
-            let row = match row {
-                Ok(row) => row,
-                Err(error) if error.is_bad_row() && !self.strict => {
-                    bad_rows.push((pending.len(), self.bad_row(&error)));
-                    continue;
-                }
-                Err(error) => return Err(error.to_string()),
-            };
-            let built = match family.build(&row.value, index, &context, state) {
-                Ok(built) => built,
-                Err(problem) => {
-                    let error = SourceError::bad_field(&row, &problem);
-                    if self.strict {
-                        return Err(error.to_string());
-                    }
-                    let mut bad = self.bad_row(&error);
-                    bad.id = row_id(&row.value);
+        while pending.len() + bad_rows.len() < self.window_size {
+            match items.next().map_err(|error| error.to_string())? {
+                None => break,
+                Some(Read::Item(item)) => pending.push(item),
+                Some(Read::BadRow { error, id }) => {
+                    let mut bad = bad_row_record(&self.dataset.name, &error);
+                    bad.id = id;
                     bad_rows.push((pending.len(), bad));
-                    continue;
                 }
-            };
-            ids.note(&row.value, &built.key.source_id);
-            pending.push(Pending { key: built.key, item: built.item });
+            }
         }
         let mut window = Window { pending, keys: Vec::new(), hits: CacheHits::default(), bad_rows };
         window.keys = match &self.key_context {
@@ -174,19 +141,108 @@ impl WindowReader<'_> {
         };
         Ok(window)
     }
+}
 
-    fn bad_row(&self, error: &SourceError) -> BadRowRecord {
-        let (file, row, message) = match error {
-            SourceError::Row { path, row, message } => (path.display().to_string(), *row, message.clone()),
-            other => (String::new(), 0, other.to_string()),
-        };
-        BadRowRecord {
-            dataset: self.dataset.name.clone(),
-            row,
-            file,
-            id: None,
-            error: BadRowError { code: "bad_row", message },
+/// What reading a row gave.
+pub enum Read {
+    Item(Pending),
+    /// A row that could not become an item (recorded as a failure; reading goes on).
+    BadRow {
+        error: SourceError,
+        id: Option<String>,
+    },
+}
+
+/// Rows to items, as the run and `--dry-run` both read them: rows the dataset's filters leave
+/// out are skipped (they do not count toward `--max-samples`), bad rows are reported (and do
+/// count), and under `--strict` the first bad row stops reading.
+pub struct ItemReader<'a> {
+    rows: RowReader,
+    family: &'static dyn TaskFamily,
+    context: BuildContext<'a>,
+    state: BuildState,
+    /// Rows read so far, left-out ones included: the next row's 0-based position, which is its
+    /// item id (unique, and stable when filters change nothing before it).
+    position: u64,
+    /// Items and bad rows handed out, against `limit`.
+    taken: u64,
+    limit: u64,
+    strict: bool,
+    pub ids: IdCounts,
+}
+
+impl<'a> ItemReader<'a> {
+    pub fn new(
+        dataset: &'a DatasetPlan,
+        scoring: Scoring,
+        files: Vec<PathBuf>,
+        limit: u64,
+        strict: bool,
+    ) -> Self {
+        ItemReader {
+            rows: RowReader::new(files),
+            family: dataset.definition.family,
+            context: BuildContext {
+                template_override: dataset.template_override(),
+                scoring,
+                args: &dataset.args,
+            },
+            state: BuildState::default(),
+            position: 0,
+            taken: 0,
+            limit,
+            strict,
+            ids: IdCounts::default(),
         }
+    }
+
+    /// The next item or bad row; `Ok(None)` when the rows or the limit run out; an error when
+    /// reading cannot go on (an unreadable file, or a bad row under `--strict`).
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<Option<Read>, SourceError> {
+        while self.taken < self.limit {
+            let Some(row) = self.rows.next_row() else { return Ok(None) };
+            let index = self.position;
+            self.position += 1;
+            let row = match row {
+                Ok(row) => row,
+                Err(error) if error.is_bad_row() && !self.strict => {
+                    self.taken += 1;
+                    return Ok(Some(Read::BadRow { error, id: None }));
+                }
+                Err(error) => return Err(error),
+            };
+            if !self.family.admits(&row.value, &self.context) {
+                continue;
+            }
+            self.taken += 1;
+            return match self.family.build(&row.value, index, &self.context, &mut self.state) {
+                Ok(built) => {
+                    self.ids.note(&row.value, &built.key.source_id);
+                    Ok(Some(Read::Item(Pending { key: built.key, item: built.item })))
+                }
+                Err(problem) if !self.strict => Ok(Some(Read::BadRow {
+                    error: SourceError::bad_field(&row, &problem),
+                    id: row_id(&row.value),
+                })),
+                Err(problem) => Err(SourceError::bad_field(&row, &problem)),
+            };
+        }
+        Ok(None)
+    }
+}
+
+fn bad_row_record(dataset: &str, error: &SourceError) -> BadRowRecord {
+    let (file, row, message) = match error {
+        SourceError::Row { path, row, message } => (path.display().to_string(), *row, message.clone()),
+        other => (String::new(), 0, other.to_string()),
+    };
+    BadRowRecord {
+        dataset: dataset.to_owned(),
+        row,
+        file,
+        id: None,
+        error: BadRowError { code: "bad_row", message },
     }
 }
 

@@ -2,7 +2,6 @@
 //! the window up in the cache, send the misses to the plugin in batches, extract, score.
 
 use std::{
-    collections::BTreeMap,
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -20,7 +19,7 @@ use super::{
 use crate::{
     cache::{Cache, CacheKey, CachedExtraction, CachedOutput, KeyContext, NewOutput},
     datasets::{extract::Extraction, hub, item::OwnedItem, prompt, source, task::ScoringKey},
-    metrics::{self, Sample, Score},
+    metrics::{self, Sample},
     plugins::{Backend, CallError, Completion, ItemFailure, ScoreRequest},
 };
 /// State carried across a dataset's batches.
@@ -553,24 +552,25 @@ fn finish_item(
 fn score(progress: &mut Progress<'_>) {
     let seed = progress.plan.seed;
     for (_, accumulator) in &progress.accumulators {
-        let (name, overall, per_group) = accumulator.scores(progress.group_names.len(), seed);
-        let breakdown: BTreeMap<String, Score> =
-            progress.group_names.iter().cloned().zip(per_group).collect();
-        for (group, score) in &breakdown {
-            progress
-                .outcome
-                .subgroups
-                .entry(group.clone())
-                .or_default()
-                .insert(name.to_owned(), score.clone());
+        let scores = accumulator.scores(&progress.group_names, seed);
+        if scores.by_groups {
+            for (group, score) in &scores.breakdown {
+                progress
+                    .outcome
+                    .subgroups
+                    .entry(group.clone())
+                    .or_default()
+                    .insert(scores.name.to_owned(), score.clone());
+            }
         }
         progress.outcome.metrics.insert(
-            name.to_owned(),
+            scores.name.to_owned(),
             MetricResult {
-                score: overall,
+                score: scores.overall,
                 num_failed: progress.outcome.num_failed,
                 num_unparsed: progress.outcome.num_unparsed,
-                breakdown,
+                breakdown: scores.breakdown,
+                disparity: scores.disparity,
             },
         );
     }

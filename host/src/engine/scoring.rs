@@ -1,6 +1,8 @@
 //! Scoring state: what the engine keeps per metric while a dataset runs.
 
-use crate::metrics::{self, Sample, Score};
+use std::collections::BTreeMap;
+
+use crate::metrics::{self, stratified, Sample, Score};
 
 /// What scoring keeps per metric. Proportions keep counts (per subgroup too), so their memory
 /// does not grow with the dataset; other metrics keep flat per-sample statistics for the
@@ -12,6 +14,10 @@ pub(super) enum Accumulator {
         count: usize,
         /// `(successes, count)` per subgroup index.
         groups: Vec<(f64, usize)>,
+        /// The metric's own strata (`other_args` fields), replacing the dataset's groups.
+        strata: Vec<String>,
+        /// `(successes, count)` per stratum key (`country=NG`).
+        by_stratum: BTreeMap<String, (f64, usize)>,
     },
     Samples {
         name: &'static str,
@@ -27,7 +33,14 @@ impl Accumulator {
     pub(super) fn new(metric: metrics::MetricHandle) -> Self {
         let name = metric.name();
         if metric.is_proportion() {
-            Accumulator::Proportion { name, successes: 0.0, count: 0, groups: Vec::new() }
+            Accumulator::Proportion {
+                name,
+                successes: 0.0,
+                count: 0,
+                groups: Vec::new(),
+                strata: metric.strata(),
+                by_stratum: BTreeMap::new(),
+            }
         } else {
             Accumulator::Samples { name, metric, stride: 0, stats: Vec::new(), groups: Vec::new() }
         }
@@ -36,10 +49,16 @@ impl Accumulator {
     pub(super) fn add(&mut self, metric: &dyn metrics::Metric, sample: &Sample<'_>, group: Option<u32>) {
         let stats = metric.sample_stats(sample);
         match self {
-            Accumulator::Proportion { successes, count, groups, .. } => {
+            Accumulator::Proportion { successes, count, groups, strata, by_stratum, .. } => {
                 *successes += stats[0];
                 *count += 1;
-                if let Some(group) = group {
+                if !strata.is_empty() {
+                    for key in stratified::strata_keys(strata, sample.other_args) {
+                        let entry = by_stratum.entry(key).or_default();
+                        entry.0 += stats[0];
+                        entry.1 += 1;
+                    }
+                } else if let Some(group) = group {
                     let group = group as usize;
                     if groups.len() <= group {
                         groups.resize(group + 1, (0.0, 0));
@@ -56,34 +75,79 @@ impl Accumulator {
         }
     }
 
-    /// The overall score and the score of each subgroup index.
-    pub(super) fn scores(&self, group_count: usize, seed: u64) -> (&'static str, Score, Vec<Score>) {
+    /// The scores, overall and broken down (by the metric's strata, or by `group_names`, which
+    /// the subgroup indices refer to).
+    pub(super) fn scores(&self, group_names: &[String], seed: u64) -> Scores {
         match self {
-            Accumulator::Proportion { name, successes, count, groups } => {
-                let per_group = (0..group_count)
-                    .map(|index| {
-                        let (successes, count) = groups.get(index).copied().unwrap_or((0.0, 0));
-                        metrics::score_proportion(successes, count)
+            Accumulator::Proportion { name, successes, count, strata, by_stratum, .. }
+                if !strata.is_empty() =>
+            {
+                let breakdown: BTreeMap<String, Score> = by_stratum
+                    .iter()
+                    .map(|(key, (successes, count))| {
+                        (key.clone(), metrics::score_proportion(*successes, *count))
                     })
                     .collect();
-                (name, metrics::score_proportion(*successes, *count), per_group)
+                Scores {
+                    name,
+                    overall: metrics::score_proportion(*successes, *count),
+                    disparity: stratified::disparity(strata, &breakdown),
+                    breakdown,
+                    by_groups: false,
+                }
+            }
+            Accumulator::Proportion { name, successes, count, groups, .. } => {
+                let breakdown = group_names
+                    .iter()
+                    .enumerate()
+                    .map(|(index, group)| {
+                        let (successes, count) = groups.get(index).copied().unwrap_or((0.0, 0));
+                        (group.clone(), metrics::score_proportion(successes, count))
+                    })
+                    .collect();
+                Scores {
+                    name,
+                    overall: metrics::score_proportion(*successes, *count),
+                    breakdown,
+                    disparity: BTreeMap::new(),
+                    by_groups: true,
+                }
             }
             Accumulator::Samples { name, metric, stride, stats, groups } => {
                 let views: Vec<&[f64]> =
                     if *stride == 0 { Vec::new() } else { stats.chunks(*stride).collect() };
-                let per_group = (0..group_count)
-                    .map(|index| {
+                let breakdown = group_names
+                    .iter()
+                    .enumerate()
+                    .map(|(index, group)| {
                         let members: Vec<&[f64]> = views
                             .iter()
                             .zip(groups)
                             .filter(|(_, group)| **group == Some(index as u32))
                             .map(|(view, _)| *view)
                             .collect();
-                        metrics::score_stats(metric.as_ref(), &members, seed)
+                        (group.clone(), metrics::score_stats(metric.as_ref(), &members, seed))
                     })
                     .collect();
-                (name, metrics::score_stats(metric.as_ref(), &views, seed), per_group)
+                Scores {
+                    name,
+                    overall: metrics::score_stats(metric.as_ref(), &views, seed),
+                    breakdown,
+                    disparity: BTreeMap::new(),
+                    by_groups: true,
+                }
             }
         }
     }
+}
+
+/// A metric's scores at the end of a dataset.
+pub(super) struct Scores {
+    pub name: &'static str,
+    pub overall: Score,
+    pub breakdown: BTreeMap<String, Score>,
+    /// Per stratum field, the best group's score minus the worst's.
+    pub disparity: BTreeMap<String, f64>,
+    /// Whether the breakdown is by the dataset's groups (and so belongs in `subgroups`).
+    pub by_groups: bool,
 }

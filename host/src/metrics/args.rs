@@ -16,6 +16,8 @@ pub enum ArgKind {
     },
     /// A finite number at least 0.
     NonNegative,
+    /// Field names joined with `+` (`,` and `;` separate arguments and metrics).
+    Fields,
 }
 
 /// One argument a metric takes.
@@ -28,11 +30,12 @@ pub struct ArgSpec {
 }
 
 /// A parsed value.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum ArgValue {
     Bool(bool),
     Whole(u64),
     Number(f64),
+    Fields(Vec<String>),
 }
 
 impl fmt::Display for ArgKind {
@@ -41,6 +44,7 @@ impl fmt::Display for ArgKind {
             ArgKind::Bool => formatter.write_str("true or false"),
             ArgKind::Whole { low, high } => write!(formatter, "a whole number from {low} to {high}"),
             ArgKind::NonNegative => formatter.write_str("a number, at least 0"),
+            ArgKind::Fields => formatter.write_str("field names (letters, digits, `_`, `.`) joined with `+`"),
         }
     }
 }
@@ -62,6 +66,14 @@ impl ArgKind {
                 .ok()
                 .filter(|value| value.is_finite() && *value >= 0.0)
                 .map(ArgValue::Number),
+            ArgKind::Fields => {
+                let fields: Vec<String> = text.split('+').map(|field| field.trim().to_owned()).collect();
+                let valid = |field: &String| {
+                    !field.is_empty()
+                        && field.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == '-')
+                };
+                fields.iter().all(valid).then_some(ArgValue::Fields(fields))
+            }
         }
     }
 }
@@ -100,6 +112,13 @@ impl MetricArgs {
         match self.0.get(name) {
             Some(ArgValue::Whole(value)) => *value,
             _ => 0,
+        }
+    }
+
+    pub fn fields(&self, name: &str) -> &[String] {
+        match self.0.get(name) {
+            Some(ArgValue::Fields(fields)) => fields,
+            _ => &[],
         }
     }
 

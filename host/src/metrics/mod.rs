@@ -14,6 +14,7 @@ pub mod interval;
 mod numeric;
 mod porter;
 mod rouge;
+pub mod stratified;
 mod tokenised_f1;
 
 use std::sync::Arc;
@@ -73,6 +74,12 @@ pub trait Metric: Send + Sync {
     fn needs_other_args(&self) -> bool {
         false
     }
+    /// Fields of `other_args` whose values split the samples into groups, each scored on its
+    /// own: the metric's breakdown (see [`stratified::strata_keys`]). Empty: the breakdown is by
+    /// the dataset's own groups. Only proportions are stratified.
+    fn strata(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// The arguments `--metric-args` may give (none by default).
     fn args(&self) -> &'static [ArgSpec] {
         &[]
@@ -116,6 +123,9 @@ pub fn all() -> &'static [&'static dyn Metric] {
         &rouge::Rouge::N(2),
         &rouge::Rouge::L,
         &rouge::Rouge::LSum,
+        &stratified::Stratified::STRATIFIED,
+        &stratified::Stratified::GEOGRAPHIC,
+        &stratified::Stratified::DEMOGRAPHIC,
     ]
 }
 

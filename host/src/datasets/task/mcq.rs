@@ -15,11 +15,19 @@ use crate::datasets::{
     row::RowValue,
 };
 
-/// An MCQ dataset: how its rows map to records, and how they are prompted.
+/// An MCQ dataset: how its rows map to records, how they are prompted and how answers are read.
 #[derive(Clone, Copy, Debug)]
 pub struct Mcq {
     pub schema: Schema,
     pub template: Template,
+    pub extraction: Extraction,
+}
+
+impl Mcq {
+    /// A dataset answered with `Final Answer: (X)`.
+    pub const fn new(schema: Schema, template: Template) -> Mcq {
+        Mcq { schema, template, extraction: Extraction::McqLetter }
+    }
 }
 
 impl TaskFamily for Mcq {
@@ -35,20 +43,11 @@ impl TaskFamily for Mcq {
         state: &mut BuildState,
     ) -> Result<TaskItem, RowError> {
         let record = self.schema.record(row, index)?;
-        let item = self.item(index, &record, context);
-        let key = ScoringKey {
-            source_id: record.source_id.to_string(),
-            reference: Reference::Choice {
-                letters: shared_letters(&mut state.last_letters, &record),
-                answer: record.answer.to_string(),
-            },
-            group: record.group.as_deref().map(str::to_owned),
-        };
-        Ok(TaskItem { item, key })
+        Ok(choice_item(index, &record, self.template, context, state, &[]))
     }
 
     fn extraction(&self) -> Extraction {
-        Extraction::McqLetter
+        self.extraction
     }
 
     fn supports_loglikelihood(&self) -> bool {
@@ -82,42 +81,70 @@ fn shared_letters(last: &mut Option<Arc<[String]>>, record: &McqRecord<'_>) -> A
     }
 }
 
-impl Mcq {
-    /// The item sent to the model for `record`: the rendered prompt (or, for log-likelihood
-    /// scoring, the context the options continue), options in `other_args`.
-    pub fn item(&self, id: u64, record: &McqRecord<'_>, context: &BuildContext<'_>) -> OwnedItem {
-        /// `other_args` serialized straight from the record, without building a JSON value
-        /// first, in canonical form (keys sorted at every level) so the cache key can hash it as
-        /// it is.
-        #[derive(Serialize)]
-        struct OtherArgs<'a> {
-            #[serde(skip_serializing_if = "Option::is_none")]
-            group: Option<&'a str>,
-            options: Options<'a>,
+/// A multiple-choice item and its key: the rendered prompt (or, for log-likelihood scoring, the
+/// context the options continue), options and `attributes` in `other_args`.
+pub(super) fn choice_item(
+    id: u64,
+    record: &McqRecord<'_>,
+    template: Template,
+    context: &BuildContext<'_>,
+    state: &mut BuildState,
+    attributes: &[(&'static str, serde_json::Value)],
+) -> TaskItem {
+    let item = OwnedItem {
+        id,
+        input: Some(match context.scoring {
+            Scoring::Generate => template.render(record, context.template_override),
+            Scoring::Loglikelihood => prompt::loglikelihood_context(record),
+        }),
+        system_prompt: record.system_prompt.as_deref().map(str::to_owned),
+        expected_output: Some(record.answer.to_string()),
+        other_args: other_args(record, attributes),
+        ..OwnedItem::default()
+    };
+    let key = ScoringKey {
+        source_id: record.source_id.to_string(),
+        reference: Reference::Choice {
+            letters: shared_letters(&mut state.last_letters, record),
+            answer: record.answer.to_string(),
+        },
+        group: record.group.as_deref().map(str::to_owned),
+    };
+    TaskItem { item, key }
+}
+
+/// `other_args` in canonical form (keys sorted at every level), so the cache key can hash it as
+/// it is: `{"group"?, "options": {letter: text}, ...attributes}`.
+fn other_args(record: &McqRecord<'_>, attributes: &[(&'static str, serde_json::Value)]) -> String {
+    let mut options: Vec<&(Cow<'_, str>, Cow<'_, str>)> = record.options.iter().collect();
+    options.sort_by(|a, b| a.0.cmp(&b.0));
+    if !attributes.is_empty() {
+        let mut all: std::collections::BTreeMap<&str, serde_json::Value> =
+            attributes.iter().map(|(name, value)| (*name, value.clone())).collect();
+        let options: serde_json::Map<String, serde_json::Value> =
+            options.iter().map(|(letter, text)| (letter.to_string(), text.to_string().into())).collect();
+        all.insert("options", options.into());
+        if let Some(group) = &record.group {
+            all.insert("group", group.to_string().into());
         }
-        struct Options<'a>(Vec<&'a (Cow<'a, str>, Cow<'a, str>)>);
-        impl Serialize for Options<'_> {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_map(self.0.iter().map(|(letter, text)| (letter, text)))
-            }
-        }
-        let mut options: Vec<&(Cow<'_, str>, Cow<'_, str>)> = record.options.iter().collect();
-        options.sort_by(|a, b| a.0.cmp(&b.0));
-        let other_args =
-            serde_json::to_string(&OtherArgs { group: record.group.as_deref(), options: Options(options) })
-                .unwrap_or_else(|_| "{}".to_owned());
-        OwnedItem {
-            id,
-            input: Some(match context.scoring {
-                Scoring::Generate => self.template.render(record, context.template_override),
-                Scoring::Loglikelihood => prompt::loglikelihood_context(record),
-            }),
-            system_prompt: record.system_prompt.as_deref().map(str::to_owned),
-            expected_output: Some(record.answer.to_string()),
-            other_args,
-            ..OwnedItem::default()
+        return serde_json::to_string(&all).unwrap_or_else(|_| "{}".to_owned());
+    }
+    // Serialized straight from the record (the common case, every item of every MCQ dataset),
+    // without building a JSON value first.
+    #[derive(Serialize)]
+    struct OtherArgs<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        group: Option<&'a str>,
+        options: Options<'a>,
+    }
+    struct Options<'a>(Vec<&'a (Cow<'a, str>, Cow<'a, str>)>);
+    impl Serialize for Options<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_map(self.0.iter().map(|(letter, text)| (letter, text)))
         }
     }
+    serde_json::to_string(&OtherArgs { group: record.group.as_deref(), options: Options(options) })
+        .unwrap_or_else(|_| "{}".to_owned())
 }
 
 #[cfg(test)]
@@ -130,7 +157,7 @@ mod tests {
 
     #[test]
     fn consecutive_items_share_equal_letter_lists() {
-        let family = Mcq { schema: Schema::LocalMcq, template: Template::MedicalMcq };
+        let family = Mcq::new(Schema::LocalMcq, Template::MedicalMcq);
         let args = BTreeMap::new();
         let context = BuildContext { template_override: None, scoring: Scoring::Generate, args: &args };
         let mut state = BuildState::default();

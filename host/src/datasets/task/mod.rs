@@ -2,18 +2,20 @@
 //! score the answer against. One file per family; a dataset names its family in the registry
 //! (`catalog.rs`), and the engine sees only [`TaskItem`]s.
 //!
-//! Adding a family: a file here implementing [`TaskFamily`], and a line in [`LOCAL_FAMILIES`]
+//! Adding a family: a file here implementing [`TaskFamily`], and an entry in `catalog::LOCAL`
 //! when local files of that shape should be recognised.
 
+mod afrimedqa;
 mod mcq;
 mod open_qa;
 mod translation;
 
 use std::{collections::BTreeMap, sync::Arc};
 
+pub use afrimedqa::{AfriMedQaConsumer, AfriMedQaMcq};
 pub use mcq::Mcq;
 pub use open_qa::OpenQa;
-pub use translation::Translation;
+pub use translation::{In22Conv, Translation, IN22_CODES};
 
 use super::{extract::Extraction, item::OwnedItem, record::RowError, row::RowValue};
 
@@ -122,6 +124,7 @@ pub struct ScoringKey {
 }
 
 /// A row made ready: the item the model gets and what its answer is scored against.
+#[derive(Debug)]
 pub struct TaskItem {
     pub item: OwnedItem,
     pub key: ScoringKey,
@@ -156,6 +159,13 @@ pub trait TaskFamily: Sync + std::fmt::Debug {
         context: &BuildContext<'_>,
         state: &mut BuildState,
     ) -> Result<TaskItem, RowError>;
+
+    /// Whether `row` belongs to the evaluated set: a dataset published as one table with a
+    /// column saying which subset a row is in (AfriMed-QA) filters here. Rows left out are not
+    /// items and do not count toward `--max-samples`.
+    fn admits(&self, _row: &RowValue<'_>, _context: &BuildContext<'_>) -> bool {
+        true
+    }
 
     /// How answers are read from generated text.
     fn extraction(&self) -> Extraction;
