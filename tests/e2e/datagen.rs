@@ -105,10 +105,39 @@ fn group(name: &str, fields: Vec<Arc<Type>>) -> Arc<Type> {
     )
 }
 
+fn double(name: &str) -> Arc<Type> {
+    Arc::new(
+        Type::primitive_type_builder(name, PhysicalType::DOUBLE)
+            .with_repetition(Repetition::REQUIRED)
+            .build()
+            .unwrap(),
+    )
+}
+
 /// A column of values, in schema leaf order.
 enum Column {
     Text(Vec<String>),
     Int(Vec<i64>),
+    Float(Vec<f64>),
+}
+
+/// Flat JSON rows as parquet: each named column is text, or a double where `doubles` names it
+/// (AfriMed-QA keeps its `mentions_*` flags as 1.0/0.0).
+pub fn write_flat_parquet(path: &Path, rows: &[Value], columns: &[&str], doubles: &[&str]) {
+    let fields =
+        columns.iter().map(|name| if doubles.contains(name) { double(name) } else { utf8(name) }).collect();
+    let schema = Type::group_type_builder("schema").with_fields(fields).build().unwrap();
+    let values = columns
+        .iter()
+        .map(|name| {
+            if doubles.contains(name) {
+                Column::Float(rows.iter().map(|row| row[*name].as_f64().unwrap()).collect())
+            } else {
+                Column::Text(rows.iter().map(|row| row[*name].as_str().unwrap().to_owned()).collect())
+            }
+        })
+        .collect();
+    write_parquet(path, schema, values);
 }
 
 fn write_parquet(path: &Path, schema: Type, columns: Vec<Column>) {
@@ -126,6 +155,9 @@ fn write_parquet(path: &Path, schema: Type, columns: Vec<Column>) {
                 writer.write_batch(&values, None, None).unwrap();
             }
             (ColumnWriter::Int64ColumnWriter(writer), Column::Int(values)) => {
+                writer.write_batch(&values, None, None).unwrap();
+            }
+            (ColumnWriter::DoubleColumnWriter(writer), Column::Float(values)) => {
                 writer.write_batch(&values, None, None).unwrap();
             }
             _ => panic!("column type mismatch"),

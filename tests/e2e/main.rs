@@ -27,6 +27,8 @@ mod listing;
 mod logging;
 /// Fixture plugins that panic or break the output contract.
 mod misbehaving;
+/// Registered datasets of every family on generated rows in their hub schemas.
+mod registry_datasets;
 /// `run`: one batch through the baseline models.
 mod run_batch;
 /// Open QA and translation files, `--task`, `--metrics`, and `score`.

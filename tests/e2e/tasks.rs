@@ -32,7 +32,7 @@ fn tokens(text: &str) -> Vec<String> {
     tokens
 }
 
-fn token_f1(prediction: &str, reference: &str) -> f64 {
+pub fn token_f1(prediction: &str, reference: &str) -> f64 {
     let (predicted, expected) = (tokens(prediction), tokens(reference));
     let mut counts: HashMap<&String, usize> = HashMap::new();
     for token in &expected {
@@ -80,12 +80,12 @@ fn rouge1(prediction: &str, reference: &str) -> f64 {
     }
 }
 
-fn mean(values: impl Iterator<Item = f64>) -> f64 {
+pub fn mean(values: impl Iterator<Item = f64>) -> f64 {
     let values: Vec<f64> = values.collect();
     values.iter().sum::<f64>() / values.len() as f64
 }
 
-fn assert_close(actual: &Value, expected: f64, what: &str) {
+pub fn assert_close(actual: &Value, expected: f64, what: &str) {
     let actual = actual.as_f64().unwrap_or_else(|| panic!("{what}: not a number: {actual}"));
     assert!((actual - expected).abs() < 1e-9, "{what}: {actual} != {expected}");
 }

@@ -64,7 +64,8 @@ pub fn lenient_letter(response: &str, valid_letters: &[String]) -> Option<String
             regex::Regex::new(r"(?i-u:final\s*answer)\s*[:\-]?\s*[(\[]?\s*([A-Za-z])\s*(?:[)\].:,!?]|\s|$)")
                 .unwrap(),
             // A capital or a bracketed letter: "the answer is a matter of debate" names none.
-            regex::Regex::new(r"(?i-u:answer\s*(?:is|:))\s*(?:\(([a-zA-Z])\)|([A-Z]))(?:[^A-Za-z]|$)").unwrap(),
+            regex::Regex::new(r"(?i-u:answer\s*(?:is|:))\s*(?:\(([a-zA-Z])\)|([A-Z]))(?:[^A-Za-z]|$)")
+                .unwrap(),
         ]
     });
     let valid = |letter: &str| {
@@ -90,8 +91,10 @@ pub fn lenient_letter(response: &str, valid_letters: &[String]) -> Option<String
 /// unparsed.
 pub fn translation(response: &str) -> Option<String> {
     static LABEL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"^(?:(?i-u:translation)|(?i-u:the translation is)|(?i-u:in)\s+\w+|\w+\s+(?i-u:translation))\s*:")
-            .unwrap()
+        regex::Regex::new(
+            r"^(?:(?i-u:translation)|(?i-u:the translation is)|(?i-u:in)\s+\w+|\w+\s+(?i-u:translation))\s*:",
+        )
+        .unwrap()
     });
     let trimmed = response.trim();
     let text = match LABEL.find(trimmed) {
