@@ -4,6 +4,11 @@
 //! streaming a generated 1 GiB JSONL (set KARMA_BENCH_JSONL_MIB to change the size), against a
 //! 1/10th-size file in the same run, to show memory does not grow with the file.
 //!
+//! With `KARMA_BENCH_BASELINE_BIN=/path/to/an/older/karma-host`, each round also runs that
+//! binary (same plugins, same files, interleaved) and the figures end with this build's median
+//! throughput as a ratio of the baseline's: `bench/eval_throughput_ab.sh REF` builds REF and
+//! does this.
+//!
 //! Run with `cargo bench -p karma-host --bench eval_throughput`.
 
 mod common;
@@ -27,6 +32,16 @@ fn write_dataset(path: &Path, rows: usize) -> u64 {
 }
 
 fn eval(release: &Path, dataset: &Path, cache: Option<&Path>, work: &Path) -> (Duration, i64) {
+    eval_with(&release.join("karma-host"), release, dataset, cache, work)
+}
+
+fn eval_with(
+    binary: &Path,
+    release: &Path,
+    dataset: &Path,
+    cache: Option<&Path>,
+    work: &Path,
+) -> (Duration, i64) {
     let plugins = release.to_str().expect("utf-8 path");
     let output = work.join("results.json");
     let mut args = vec![
@@ -45,7 +60,7 @@ fn eval(release: &Path, dataset: &Path, cache: Option<&Path>, work: &Path) -> (D
         Some(path) => args.extend(["--cache-path", path.to_str().expect("utf-8")]),
         None => args.push("--no-cache"),
     }
-    spawn_measured(&release.join("karma-host"), &args)
+    spawn_measured(binary, &args)
 }
 
 fn main() {
@@ -60,27 +75,46 @@ fn main() {
     // Interleaved rounds (the machines here are shared and noisy): best and median of each.
     let rounds: usize =
         std::env::var("KARMA_BENCH_ROUNDS").ok().and_then(|text| text.parse().ok()).unwrap_or(3).max(1);
-    let (mut uncached, mut cold, mut warm) = (Vec::new(), Vec::new(), Vec::new());
+    let baseline = std::env::var_os("KARMA_BENCH_BASELINE_BIN").map(std::path::PathBuf::from);
+    let current = release.join("karma-host");
+    let binaries: Vec<&Path> = std::iter::once(current.as_path()).chain(baseline.as_deref()).collect();
+    // [binary][mode] -> times; modes: cache off, cold cache, warm cache.
+    let mut times = vec![[Vec::new(), Vec::new(), Vec::new()]; binaries.len()];
     for round in 0..rounds {
-        let cache = work.path().join(format!("cache-{round}.sqlite"));
-        uncached.push(eval(&release, &dataset, None, work.path()).0);
-        cold.push(eval(&release, &dataset, Some(&cache), work.path()).0);
-        warm.push(eval(&release, &dataset, Some(&cache), work.path()).0);
+        for (which, binary) in binaries.iter().enumerate() {
+            let cache = work.path().join(format!("cache-{which}-{round}.sqlite"));
+            times[which][0].push(eval_with(binary, &release, &dataset, None, work.path()).0);
+            times[which][1].push(eval_with(binary, &release, &dataset, Some(&cache), work.path()).0);
+            times[which][2].push(eval_with(binary, &release, &dataset, Some(&cache), work.path()).0);
+        }
     }
-    println!("karma-host eval, karma/constant, {items} items, batch size 8 (whole process, {rounds} rounds)");
-    for (label, times, target) in [
-        ("cache off", &mut uncached, "target > 200k/s; KARMA ~14k/s"),
-        ("cold cache", &mut cold, "target > 50k/s; KARMA ~390/s"),
-        ("warm cache", &mut warm, "target > 300k/s; KARMA ~2.2k/s"),
-    ] {
-        times.sort();
-        let rate = |elapsed: &Duration| items as f64 / elapsed.as_secs_f64();
-        println!(
-            "  {:<11} best {:>7.0} items/s, median {:>7.0} items/s  ({target})",
-            format!("{label}:"),
-            rate(&times[0]),
-            rate(&times[times.len() / 2]),
-        );
+    let rate = |elapsed: &Duration| items as f64 / elapsed.as_secs_f64();
+    let labels = [
+        ("cache off", "target > 200k/s; KARMA ~14k/s"),
+        ("cold cache", "target > 50k/s; KARMA ~390/s"),
+        ("warm cache", "target > 300k/s; KARMA ~2.2k/s"),
+    ];
+    for (which, binary) in binaries.iter().enumerate() {
+        let name =
+            if which == 0 { "this build".to_owned() } else { format!("baseline {}", binary.display()) };
+        println!("karma-host eval ({name}), karma/constant, {items} items, batch size 8 (whole process, {rounds} rounds)");
+        for (mode, (label, target)) in labels.iter().enumerate() {
+            let sorted = &mut times[which][mode];
+            sorted.sort();
+            println!(
+                "  {:<11} best {:>7.0} items/s, median {:>7.0} items/s  ({target})",
+                format!("{label}:"),
+                rate(&sorted[0]),
+                rate(&sorted[sorted.len() / 2]),
+            );
+        }
+    }
+    if binaries.len() == 2 {
+        println!("this build against the baseline, median throughput (1.00 = the same; target >= 0.90)");
+        for (mode, (label, _)) in labels.iter().enumerate() {
+            let median = |which: usize| rate(&times[which][mode][times[which][mode].len() / 2]);
+            println!("  {:<11} {:.2}x", format!("{label}:"), median(0) / median(1));
+        }
     }
 
     let mebibytes: u64 =
