@@ -80,10 +80,12 @@ pub(super) fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
         let mut keys = Vec::new();
         let limit = plan.max_samples.unwrap_or(u64::MAX);
         let mut items = engine::ItemReader::new(dataset, plan.scoring, files, limit, plan.strict);
+        let mut read = Vec::with_capacity(1);
         loop {
-            match items.next() {
+            match items.next(&mut read) {
                 Ok(None) => break,
-                Ok(Some(engine::Read::Item(pending))) => {
+                Ok(Some(engine::Read::Item)) => {
+                    let Some(pending) = read.pop() else { continue };
                     if cache.is_some() {
                         keys.push(item_key(
                             &key_context,

@@ -366,12 +366,15 @@ fn run_plugin_batch(
                         };
                         let prediction =
                             extraction.apply(&output.raw_output, window[*index].key.reference.letters());
-                        new_extractions.push((keys[*index], prediction.clone()));
-                        new_outputs.push(NewOutput {
-                            key: keys[*index],
-                            model: &plan.model.meta.name,
-                            output: output.clone(),
-                        });
+                        // Copies kept for the commit only when there is a cache to commit to.
+                        if cache.is_some() {
+                            new_extractions.push((keys[*index], prediction.clone()));
+                            new_outputs.push(NewOutput {
+                                key: keys[*index],
+                                model: &plan.model.meta.name,
+                                output: output.clone(),
+                            });
+                        }
                         ItemResult::Output {
                             output,
                             from_cache: false,

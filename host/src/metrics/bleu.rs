@@ -46,6 +46,66 @@ pub fn tokenize_13a(text: &str) -> Vec<String> {
     text.split_whitespace().map(str::to_owned).collect()
 }
 
+/// The hashes of [`tokenize_13a`]'s tokens. ASCII text (nearly all English) takes a byte-wise
+/// copy of the same four rules that allocates no string per token.
+fn token_hashes_13a(text: &str) -> Vec<u64> {
+    if !text.is_ascii() || text.contains('&') || text.contains("<skipped>") || text.contains('\n') {
+        return token_hashes(&tokenize_13a(text));
+    }
+    let bytes = text.as_bytes();
+    let mut spaced: Vec<u8> = Vec::with_capacity(bytes.len() * 2 + 2);
+    spaced.push(b' ');
+    for &byte in bytes {
+        if spaced_symbol(char::from(byte)) {
+            spaced.extend([b' ', byte, b' ']);
+        } else {
+            spaced.push(byte);
+        }
+    }
+    spaced.push(b' ');
+    let period_or_comma = |byte: u8| byte == b'.' || byte == b',';
+    let spaced = scan_byte_pairs(
+        &spaced,
+        |a, b| !a.is_ascii_digit() && period_or_comma(b),
+        |a, b, out| out.extend([a, b' ', b, b' ']),
+    );
+    let spaced = scan_byte_pairs(
+        &spaced,
+        |a, b| period_or_comma(a) && !b.is_ascii_digit(),
+        |a, b, out| out.extend([b' ', a, b' ', b]),
+    );
+    let spaced = scan_byte_pairs(
+        &spaced,
+        |a, b| a.is_ascii_digit() && b == b'-',
+        |a, b, out| out.extend([a, b' ', b, b' ']),
+    );
+    spaced
+        .split(|byte| byte.is_ascii_whitespace())
+        .filter(|token| !token.is_empty())
+        .map(|token| token.iter().fold(0x9e37_79b9_7f4a_7c15, |hash, byte| mix(hash, u64::from(*byte))))
+        .collect()
+}
+
+/// [`scan_pairs`] on bytes.
+fn scan_byte_pairs(
+    bytes: &[u8],
+    matches: impl Fn(u8, u8) -> bool,
+    replace: impl Fn(u8, u8, &mut Vec<u8>),
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + 16);
+    let mut index = 0;
+    while index < bytes.len() {
+        if index + 1 < bytes.len() && matches(bytes[index], bytes[index + 1]) {
+            replace(bytes[index], bytes[index + 1], &mut out);
+            index += 2;
+        } else {
+            out.push(bytes[index]);
+            index += 1;
+        }
+    }
+    out
+}
+
 /// Replaces each leftmost, non-overlapping pair of characters that `matches` with `replace`'s
 /// output.
 fn scan_pairs(
@@ -142,9 +202,8 @@ impl Metric for Bleu {
     /// references (as HF evaluate's `compute_bleu`): an n-gram's count is clipped by its largest
     /// count in any reference, and the reference length is the shortest reference's.
     fn sample_stats(&self, sample: &Sample<'_>) -> Vec<f64> {
-        let hypothesis = token_hashes(&tokenize_13a(sample.prediction_text()));
-        let references: Vec<Vec<u64>> =
-            sample.all_references().map(|reference| token_hashes(&tokenize_13a(reference))).collect();
+        let hypothesis = token_hashes_13a(sample.prediction_text());
+        let references: Vec<Vec<u64>> = sample.all_references().map(token_hashes_13a).collect();
         let max_order = self.max_order;
         let mut stats = vec![0.0; 2 * max_order + 2];
         for order in 1..=max_order {
@@ -271,7 +330,9 @@ mod tests {
                 state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 text.push_str(pieces[(state >> 33) as usize % pieces.len()]);
             }
-            assert_eq!(tokenize_13a(&text), tokenize_13a_regex(&text), "{text:?}");
+            let tokens = tokenize_13a(&text);
+            assert_eq!(tokens, tokenize_13a_regex(&text), "{text:?}");
+            assert_eq!(token_hashes_13a(&text), token_hashes(&tokens), "byte path: {text:?}");
         }
     }
 

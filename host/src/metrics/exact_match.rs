@@ -36,9 +36,17 @@ impl Metric for ExactMatch {
         true
     }
     fn sample_stats(&self, sample: &Sample<'_>) -> Vec<f64> {
-        let fold = |text: &str| if self.ignore_case { text.to_lowercase() } else { text.to_owned() };
-        let prediction = fold(sample.prediction_text());
-        vec![f64::from(u8::from(sample.all_references().any(|reference| fold(reference) == prediction)))]
+        let prediction = sample.prediction_text();
+        let equal = |reference: &str| match self.ignore_case {
+            false => reference == prediction,
+            // ASCII (an option letter, most English) compares in place; other text through
+            // `to_lowercase`, whose context rules (Greek final sigma) a per-character fold lacks.
+            true if prediction.is_ascii() && reference.is_ascii() => {
+                reference.eq_ignore_ascii_case(prediction)
+            }
+            true => reference.to_lowercase() == prediction.to_lowercase(),
+        };
+        vec![f64::from(u8::from(sample.all_references().any(equal)))]
     }
     fn aggregate(&self, stats: &[&[f64]]) -> Option<f64> {
         mean_of_first(stats)
