@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use crate::{
-    datagen::{medmcqa_rows, questions, write_flat_parquet, write_jsonl},
+    datagen::{medmcqa_rows, questions, write_flat_parquet, write_jsonl, write_medmcqa_parquet},
     eval_env::EvalEnv,
     harness::{baseline_plugin, karma_command},
     tasks::{assert_close, mean, token_f1},
@@ -255,6 +255,20 @@ fn in22_conv_translates_between_the_chosen_language_columns() {
         })
         .collect();
     write_jsonl(&env.path("in22.jsonl"), &rows);
+    let text_rows: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            let mut row = row.clone();
+            row["id"] = row["id"].to_string().into();
+            row
+        })
+        .collect();
+    write_flat_parquet(
+        &env.path("in22.parquet"),
+        &text_rows,
+        &["id", "eng_Latn", "hin_Deva", "tam_Taml"],
+        &[],
+    );
     let data = "in22-conv.data_files=in22.jsonl";
     let eval = |extra: &[&str]| {
         let mut args = vec!["--model", "karma/echo", "--datasets", "in22-conv", "--dataset-arg", data];
@@ -262,19 +276,24 @@ fn in22_conv_translates_between_the_chosen_language_columns() {
         env.eval(&args)
     };
     // A `Translation:` label before the text is not part of the answer.
-    let run = eval(&[
-        "--dataset-arg",
-        "in22-conv.target_language=hi",
-        "--dataset-arg",
-        "in22-conv.confinement_instructions=Translation: <QUESTION>",
-        "--metrics",
-        "exact_match,bleu,chrf",
-    ]);
-    run.assert_code(0);
-    let metrics = &env.results()["datasets"]["ai4bharat/IN22-Conv"]["metrics"];
-    assert_close(&metrics["exact_match"]["score"], 0.75, "three of four rows equal");
-    let chrf = metrics["chrf"]["score"].as_f64().unwrap();
-    assert!(chrf > 50.0 && chrf < 100.0, "chrF++ is on sacrebleu's 0-100 scale: {metrics}");
+    for file in ["in22.jsonl", "in22.parquet"] {
+        let data = format!("in22-conv.data_files={file}");
+        let run = eval(&[
+            "--dataset-arg",
+            &data,
+            "--dataset-arg",
+            "in22-conv.target_language=hi",
+            "--dataset-arg",
+            "in22-conv.confinement_instructions=Translation: <QUESTION>",
+            "--metrics",
+            "exact_match,bleu,chrf",
+        ]);
+        run.assert_code(0);
+        let metrics = &env.results()["datasets"]["ai4bharat/IN22-Conv"]["metrics"];
+        assert_close(&metrics["exact_match"]["score"], 0.75, "three of four rows equal");
+        let chrf = metrics["chrf"]["score"].as_f64().unwrap();
+        assert!(chrf > 50.0 && chrf < 100.0, "chrF++ is on sacrebleu's 0-100 scale: {metrics}");
+    }
 
     let run = eval(&[]);
     run.assert_code(2);
@@ -317,24 +336,38 @@ fn indian_pharmacology_and_indic_mcq_datasets() {
         json!({"question": "Which is a statin?", "options": r#"{"A": "Amlodipine", "B": "Atorvastatin"}"#, "answer": "B"}),
     ];
     write_jsonl(&env.path("nfi.jsonl"), &nfi);
-    let run = env.eval(&[
-        "--model",
-        "karma/first-option",
-        "--datasets",
-        "indian-pharmacology",
-        "--dataset-arg",
-        "indian_drug_mcqa.data_files=drug.jsonl",
-        "--dataset-arg",
-        "eka-nfi.data_files=nfi.jsonl",
-    ]);
-    run.assert_code(0);
-    let results = env.results();
-    assert_close(
-        &results["datasets"]["ekacare/indian_drug_mcqa"]["metrics"]["exact_match"]["score"],
-        0.5,
-        "drug",
-    );
-    assert_close(&results["datasets"]["ekacare/Eka_NFI_MCQA"]["metrics"]["exact_match"]["score"], 0.5, "nfi");
+    // The same rows as parquet (an absent option as an empty text).
+    let drug_text: Vec<Value> = drug
+        .iter()
+        .map(|row| {
+            let mut row = row.clone();
+            if row["option_d"].is_null() {
+                row["option_d"] = "".into();
+            }
+            row
+        })
+        .collect();
+    let drug_columns =
+        ["question", "option_a", "option_b", "option_c", "option_d", "option_e", "correct_answer"];
+    write_flat_parquet(&env.path("drug.parquet"), &drug_text, &drug_columns, &[]);
+    write_flat_parquet(&env.path("nfi.parquet"), &nfi, &["question", "options", "answer"], &[]);
+    for extension in ["jsonl", "parquet"] {
+        let run = env.eval(&[
+            "--model",
+            "karma/first-option",
+            "--datasets",
+            "indian-pharmacology",
+            "--dataset-arg",
+            &format!("indian_drug_mcqa.data_files=drug.{extension}"),
+            "--dataset-arg",
+            &format!("eka-nfi.data_files=nfi.{extension}"),
+        ]);
+        run.assert_code(0);
+        let results = env.results();
+        let score = |name: &str| results["datasets"][name]["metrics"]["exact_match"]["score"].clone();
+        assert_close(&score("ekacare/indian_drug_mcqa"), 0.5, extension);
+        assert_close(&score("ekacare/Eka_NFI_MCQA"), 0.5, extension);
+    }
     let dry = env.eval(&[
         "--model",
         "karma/first-option",
@@ -350,30 +383,33 @@ fn indian_pharmacology_and_indic_mcq_datasets() {
     assert!(dry.stdout.contains("Paracetamol is an NSAID.\n    A. True\n    B. False"), "{}", dry.stdout);
 
     // MedMCQA-Indic: medmcqa's schema, one config per language (`subset`, required).
-    let indic = medmcqa_rows(&questions(12, 5));
+    let indic_questions = questions(12, 5);
+    let indic = medmcqa_rows(&indic_questions);
     write_jsonl(&env.path("indic.jsonl"), &indic);
+    write_medmcqa_parquet(&env.path("indic.parquet"), &indic_questions);
     let data = "medmcqa-indic.data_files=indic.jsonl";
     let run =
         env.eval(&["--model", "karma/first-option", "--datasets", "medmcqa-indic", "--dataset-arg", data]);
     run.assert_code(2);
     assert!(run.stderr.contains("requires the argument `subset` (the language config"), "{}", run.stderr);
-    let run = env.eval(&[
-        "--model",
-        "karma/first-option",
-        "--datasets",
-        "medmcqa-indic",
-        "--dataset-arg",
-        data,
-        "--dataset-arg",
-        "medmcqa-indic.subset=hi",
-    ]);
-    run.assert_code(0);
     let right = indic.iter().filter(|row| row["cop"] == 0).count() as f64 / 12.0;
-    assert_close(
-        &env.results()["datasets"]["ekacare/MedMCQA-Indic"]["metrics"]["exact_match"]["score"],
-        right,
-        "indic",
-    );
+    for file in ["indic.jsonl", "indic.parquet"] {
+        let run = env.eval(&[
+            "--model",
+            "karma/first-option",
+            "--datasets",
+            "medmcqa-indic",
+            "--dataset-arg",
+            &format!("medmcqa-indic.data_files={file}"),
+            "--dataset-arg",
+            "medmcqa-indic.subset=hi",
+        ]);
+        run.assert_code(0);
+        let metrics = &env.results()["datasets"]["ekacare/MedMCQA-Indic"]["metrics"];
+        assert_close(&metrics["exact_match"]["score"], right, file);
+        let subjects = metrics["exact_match"]["breakdown"].as_object().map(|groups| groups.len());
+        assert_eq!(subjects, Some(3), "a breakdown by subject: {metrics}");
+    }
 
     let listed = karma_command(&["list", "datasets", "--format", "json"], &[], None).json();
     let names: Vec<&str> =
