@@ -106,7 +106,8 @@ pub(super) fn choice_item(
         source_id: record.source_id.to_string(),
         reference: Reference::Choice {
             letters: shared_letters(&mut state.last_letters, record),
-            answer: record.answer.to_string(),
+            // Records check that the answer is one of their letters.
+            answer: record.options.iter().position(|(letter, _)| *letter == record.answer).unwrap_or_default(),
         },
         group: record.group.as_deref().map(str::to_owned),
     };

@@ -68,9 +68,10 @@ impl Scoring {
 /// What an answer is scored against.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reference {
-    /// The correct option letter; `letters` are the options in display order (shared between
-    /// consecutive items with the same letters).
-    Choice { letters: Arc<[String]>, answer: String },
+    /// The correct option, `letters[answer]`; `letters` are the options in display order
+    /// (shared between consecutive items with the same letters, so a choice costs no
+    /// allocation of its own).
+    Choice { letters: Arc<[String]>, answer: usize },
     /// Acceptable answer texts, the first being the primary one.
     Texts(Vec<String>),
 }
@@ -79,7 +80,7 @@ impl Reference {
     /// The text single-reference metrics compare with.
     pub fn primary(&self) -> &str {
         match self {
-            Reference::Choice { answer, .. } => answer,
+            Reference::Choice { letters, answer } => letters.get(*answer).map(String::as_str).unwrap_or_default(),
             Reference::Texts(texts) => texts.first().map(String::as_str).unwrap_or_default(),
         }
     }
@@ -104,8 +105,8 @@ impl Reference {
     /// whose metrics grade it instead.
     pub fn correct(&self, prediction: Option<&str>) -> Option<bool> {
         match self {
-            Reference::Choice { answer, .. } => {
-                Some(prediction.is_some_and(|letter| letter.eq_ignore_ascii_case(answer)))
+            Reference::Choice { .. } => {
+                Some(prediction.is_some_and(|letter| letter.eq_ignore_ascii_case(self.primary())))
             }
             Reference::Texts(_) => None,
         }
