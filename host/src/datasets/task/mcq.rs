@@ -107,7 +107,11 @@ pub(super) fn choice_item(
         reference: Reference::Choice {
             letters: shared_letters(&mut state.last_letters, record),
             // Records check that the answer is one of their letters.
-            answer: record.options.iter().position(|(letter, _)| *letter == record.answer).unwrap_or_default(),
+            answer: record
+                .options
+                .iter()
+                .position(|(letter, _)| *letter == record.answer)
+                .unwrap_or_default(),
         },
         group: record.group.as_deref().map(str::to_owned),
     };

@@ -80,7 +80,9 @@ impl Reference {
     /// The text single-reference metrics compare with.
     pub fn primary(&self) -> &str {
         match self {
-            Reference::Choice { letters, answer } => letters.get(*answer).map(String::as_str).unwrap_or_default(),
+            Reference::Choice { letters, answer } => {
+                letters.get(*answer).map(String::as_str).unwrap_or_default()
+            }
             Reference::Texts(texts) => texts.first().map(String::as_str).unwrap_or_default(),
         }
     }
