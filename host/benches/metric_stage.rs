@@ -11,6 +11,10 @@ use std::{io::Write, path::Path, process::Command, time::Instant};
 
 use karma_host::metrics::{self, Sample};
 
+/// The allocator `karma-host` itself runs on, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Clinical-sounding words; sentences are drawn from them with a fixed generator.
 const WORDS: &[&str] = &[
     "patient",
