@@ -106,8 +106,7 @@ impl TaskFamily for AfriMedQaMcq {
 /// hub), in option-number order without `n/a` entries, lettered A, B, ... The answer,
 /// `correct_answer`, names an option key (`option3`) or gives the option's text.
 fn mcq_record<'a>(row: &'a RowValue<'_>, index: u64) -> Result<McqRecord<'a>, RowError> {
-    let raw = options(row.get("answer_options"), "answer_options")?;
-    let mut keyed: Vec<(Cow<'_, str>, Cow<'_, str>)> = raw;
+    let mut keyed = options(row.get("answer_options"), "answer_options")?;
     // `option10` after `option9`: by the number in the key, then by the key.
     let number = |key: &str| key.trim_start_matches(|c: char| !c.is_ascii_digit()).parse::<u64>().ok();
     keyed.sort_by(|(a, _), (b, _)| number(a).cmp(&number(b)).then_with(|| a.cmp(b)));
