@@ -62,10 +62,10 @@ pub fn lenient_letter(response: &str, valid_letters: &[String]) -> Option<String
     static LABELLED: std::sync::LazyLock<[regex::Regex; 2]> = std::sync::LazyLock::new(|| {
         [
             regex::Regex::new(r"(?i-u:final\s*answer)\s*[:\-]?\s*[(\[]?\s*([A-Za-z])\s*(?:[)\].:,!?]|\s|$)")
-                .unwrap(),
+                .expect("a valid pattern"),
             // A capital or a bracketed letter: "the answer is a matter of debate" names none.
             regex::Regex::new(r"(?i-u:answer\s*(?:is|:))\s*(?:\(([a-zA-Z])\)|([A-Z]))(?:[^A-Za-z]|$)")
-                .unwrap(),
+                .expect("a valid pattern"),
         ]
     });
     let valid = |letter: &str| {
@@ -94,7 +94,7 @@ pub fn translation(response: &str) -> Option<String> {
         regex::Regex::new(
             r"^(?:(?i-u:translation)|(?i-u:the translation is)|(?i-u:in)\s+\w+|\w+\s+(?i-u:translation))\s*:",
         )
-        .unwrap()
+        .expect("a valid pattern")
     });
     let trimmed = response.trim();
     let text = match LABEL.find(trimmed) {

@@ -63,36 +63,12 @@ fn tokens(text: &str) -> Vec<String> {
 /// apply: non-ASCII text, or a run of `.`/`\n` between two word characters (deleting it joins
 /// the words, which [`cleaned`] handles).
 fn ascii_tokens(text: &str) -> Option<Vec<(u64, u32, u32)>> {
-    let bytes = text.as_bytes();
-    if !text.is_ascii() || bytes.len() > u32::MAX as usize {
-        return None;
-    }
-    let word = |byte: u8| byte.is_ascii_alphanumeric() || byte == b'_';
-    let mut tokens = Vec::with_capacity(bytes.len() / 5 + 1);
-    let (mut start, mut hash) = (None, 0u64);
-    for (index, &byte) in bytes.iter().enumerate() {
-        if word(byte) {
-            if start.is_none() {
-                start = Some(index);
-                hash = 0x9e37_79b9_7f4a_7c15;
-            }
-            hash = (hash.rotate_left(5) ^ u64::from(byte.to_ascii_lowercase()))
-                .wrapping_mul(0x517c_c1b7_2722_0a95);
-            continue;
-        }
-        if let Some(begin) = start.take() {
-            if byte == b'.' || byte == b'\n' {
-                let next = bytes[index..].iter().find(|byte| **byte != b'.' && **byte != b'\n');
-                if next.is_some_and(|next| word(*next)) {
-                    return None;
-                }
-            }
-            tokens.push((hash, begin as u32, index as u32));
-        }
-    }
-    if let Some(begin) = start {
-        tokens.push((hash, begin as u32, bytes.len() as u32));
-    }
+    let mut tokens = Vec::with_capacity(text.len() / 5 + 1);
+    each_ascii_token(text, |hash, start, end| {
+        tokens.push((hash, start, end));
+        true
+    })
+    .then_some(())?;
     tokens.sort_unstable_by_key(|token| token.0);
     Some(tokens)
 }
