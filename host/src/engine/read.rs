@@ -57,19 +57,39 @@ pub(super) struct WindowReader<'a> {
 /// What the reader noticed about the rows' ids.
 #[derive(Default)]
 pub struct IdCounts {
-    /// 64-bit hashes of the ids seen (two ids sharing one among a billion rows: about 3%; it
-    /// would only miscount a warning).
-    seen: HashSet<u64, BuildHasherDefault<KeyHasher>>,
     pub duplicates: u64,
     pub duplicate_examples: Vec<String>,
     /// Rows whose `id` was null, an object or a list (identified by row number instead).
     pub from_row_number: u64,
 }
 
-/// Ids tracked for repeats (8 bytes each, about 130 MiB at the cap); later rows are not checked.
+/// Ids tracked for repeats (8 bytes each, 128 MiB at the cap); later rows are not checked.
 const IDS_TRACKED: usize = 16 << 20;
 
-impl IdCounts {
+/// Repeated ids, found without a hash set on the reading path: each id's 64-bit hash is
+/// appended to a list (a hash-set insert per row, a cache miss each, was a tenth of a cache-off
+/// run's reading), the list is sorted once at the end, and only when it holds repeats are the
+/// rows read again for the ids to show. (Two ids sharing a hash among a billion rows: about 3%;
+/// it would only miscount a warning.)
+#[derive(Default)]
+struct IdTracker {
+    hashes: Vec<u64>,
+    from_row_number: u64,
+    /// Set only on the second reading, which collects example ids.
+    examples: Option<RepeatExamples>,
+}
+
+type IdHash = BuildHasherDefault<KeyHasher>;
+
+/// The repeated hashes, those met so far on the second reading, and the ids shown for them.
+#[derive(Default)]
+struct RepeatExamples {
+    repeated: HashSet<u64, IdHash>,
+    met: HashSet<u64, IdHash>,
+    ids: Vec<String>,
+}
+
+impl IdTracker {
     fn note(&mut self, row: &RowValue<'_>, id: &str) {
         match row.get("id") {
             // Rows without an id are numbered by position, which cannot repeat.
@@ -78,19 +98,36 @@ impl IdCounts {
                 self.from_row_number += 1;
                 return;
             }
-            Some(_) if self.seen.len() >= IDS_TRACKED => return,
             Some(_) => {}
         }
         // FNV-1a: ids are short, and SipHash cost a few percent of reading.
         let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
             (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
         });
-        if !self.seen.insert(hash) {
-            self.duplicates += 1;
-            if self.duplicate_examples.len() < BAD_ROWS_LISTED {
-                self.duplicate_examples.push(id.to_owned());
+        match &mut self.examples {
+            None if self.hashes.len() < IDS_TRACKED => self.hashes.push(hash),
+            None => {}
+            Some(seen) => {
+                let repeat = seen.repeated.contains(&hash) && !seen.met.insert(hash);
+                if repeat && seen.ids.len() < BAD_ROWS_LISTED {
+                    seen.ids.push(id.to_owned());
+                }
             }
         }
+    }
+
+    /// The number of rows whose id an earlier row had, and those repeated hashes.
+    fn repeats(&mut self) -> (u64, HashSet<u64, IdHash>) {
+        self.hashes.sort_unstable();
+        let mut repeated = HashSet::default();
+        let mut count = 0;
+        for pair in self.hashes.windows(2) {
+            if pair[0] == pair[1] {
+                count += 1;
+                repeated.insert(pair[0]);
+            }
+        }
+        (count, repeated)
     }
 }
 
@@ -102,16 +139,40 @@ impl WindowReader<'_> {
         files: Vec<PathBuf>,
         windows: std::sync::mpsc::SyncSender<Result<Window, String>>,
     ) -> IdCounts {
-        let mut items = ItemReader::new(self.dataset, self.scoring, files, self.limit, self.strict);
+        let mut items = ItemReader::new(self.dataset, self.scoring, files.clone(), self.limit, self.strict);
         loop {
             let window = self.next_window(&mut items);
             let entries = |window: &Window| window.pending.len() + window.bad_rows.len();
             let last = !matches!(&window, Ok(window) if entries(window) == self.window_size);
             let empty = matches!(&window, Ok(window) if entries(window) == 0);
             if empty || windows.send(window).is_err() || last {
-                return items.ids;
+                break;
             }
         }
+        let (duplicates, repeated) = items.ids.repeats();
+        let mut counts = IdCounts {
+            duplicates,
+            duplicate_examples: Vec::new(),
+            from_row_number: items.ids.from_row_number,
+        };
+        if duplicates > 0 {
+            counts.duplicate_examples = self.repeated_ids(files, repeated, items.taken);
+        }
+        counts
+    }
+
+    /// The ids of the first repeats (in row order) among the first `rows` rows, read again.
+    fn repeated_ids(&self, files: Vec<PathBuf>, repeated: HashSet<u64, IdHash>, rows: u64) -> Vec<String> {
+        let mut items = ItemReader::new(self.dataset, self.scoring, files, rows, self.strict);
+        items.ids.examples = Some(RepeatExamples { repeated, ..RepeatExamples::default() });
+        let mut scratch = Vec::with_capacity(1);
+        let full = |items: &ItemReader<'_>| {
+            items.ids.examples.as_ref().is_some_and(|seen| seen.ids.len() >= BAD_ROWS_LISTED)
+        };
+        while !full(&items) && matches!(items.next(&mut scratch), Ok(Some(_))) {
+            scratch.clear();
+        }
+        items.ids.examples.map(|seen| seen.ids).unwrap_or_default()
     }
 
     fn next_window(&self, items: &mut ItemReader<'_>) -> Result<Window, String> {
@@ -161,7 +222,7 @@ pub struct ItemReader<'a> {
     taken: u64,
     limit: u64,
     strict: bool,
-    pub ids: IdCounts,
+    ids: IdTracker,
 }
 
 impl<'a> ItemReader<'a> {
@@ -185,7 +246,7 @@ impl<'a> ItemReader<'a> {
             taken: 0,
             limit,
             strict,
-            ids: IdCounts::default(),
+            ids: IdTracker::default(),
         }
     }
 
