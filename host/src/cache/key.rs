@@ -287,7 +287,7 @@ mod tests {
         };
         let with_media = OwnedItem {
             system_prompt: Some("Be brief.".into()),
-            audio: Some(MediaBlob { data: vec![0, 1, 2], format: "wav".into() }),
+            audio: Some(Box::new(MediaBlob { data: vec![0, 1, 2], format: "wav".into() })),
             ..item.clone()
         };
         let hex = |key: CacheKey| key.0.iter().map(|byte| format!("{byte:02x}")).collect::<String>();

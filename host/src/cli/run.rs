@@ -143,7 +143,7 @@ fn read_items(path: &Path) -> anyhow::Result<Vec<OwnedItem>> {
                 .map(|turn| ConversationTurn { role: turn.role, content: turn.content })
                 .collect(),
             images: parsed.images.iter().map(|image| read_media(image)).collect::<anyhow::Result<_>>()?,
-            audio: parsed.audio.as_deref().map(read_media).transpose()?,
+            audio: parsed.audio.as_deref().map(read_media).transpose()?.map(Box::new),
             video: None,
             expected_output: parsed.expected_output,
             rubric: parsed

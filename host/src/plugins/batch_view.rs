@@ -70,8 +70,8 @@ pub fn with_batch_view<T: Borrow<OwnedItem>, R>(
             system_prompt: text_view(&item.system_prompt),
             conversation: RSlice::from_slice(&turns[index]),
             images: RSlice::from_slice(&images[index]),
-            audio: item.audio.as_ref().map(media_view).into(),
-            video: item.video.as_ref().map(media_view).into(),
+            audio: item.audio.as_deref().map(media_view).into(),
+            video: item.video.as_deref().map(media_view).into(),
             expected_output: if show_expected_output {
                 text_view(&item.expected_output)
             } else {
