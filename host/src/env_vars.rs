@@ -18,3 +18,10 @@ pub const KARMA_CACHE_BUSY_TIMEOUT_SECS: &str = "KARMA_CACHE_BUSY_TIMEOUT_SECS";
 // The Hugging Face variables are read by the shared hub client: `HF_HOME`, `HF_HUB_CACHE`,
 // `HF_HUB_OFFLINE` (as `--offline`), `HF_ENDPOINT`, `HF_TOKEN` and `KARMA_HUB_TIMEOUT_SECS`.
 pub use karma_hub::{HF_ENDPOINT, HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE, HF_TOKEN, KARMA_HUB_TIMEOUT_SECS};
+
+/// A worker process's address-space limit in MiB (`--isolation worker`; unset: no limit).
+pub const WORKER_MEMORY_LIMIT_MIB: &str = "KARMA_WORKER_MEMORY_LIMIT_MIB";
+
+/// The karma-host configuration file (default `$XDG_CONFIG_HOME/karma-host/config.toml`, or
+/// `~/.config/karma-host/config.toml`): per-plugin isolation settings.
+pub const KARMA_CONFIG: &str = "KARMA_CONFIG";
