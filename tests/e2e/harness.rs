@@ -176,6 +176,9 @@ pub fn karma_process(args: &[&str], env: &[(&str, &str)], directory: Option<&Pat
         .env_remove("RUST_LOG")
         .env_remove("HF_HUB_OFFLINE")
         .env_remove("HF_ENDPOINT")
+        // A developer's own configuration file (isolation settings) must not change tests.
+        .env_remove("KARMA_CONFIG")
+        .env("XDG_CONFIG_HOME", "/nonexistent-karma-test-config")
         .env("NO_COLOR", "1")
         .envs(env.iter().copied());
     if let Some(directory) = directory {

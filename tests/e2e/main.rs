@@ -21,6 +21,8 @@ mod guide;
 mod hardening;
 /// The library API in one process: recovery after panics, extensions, zero-copy batches.
 mod in_process;
+/// `--isolation worker`: crashing, exiting, hanging and runaway plugins quarantined item by item.
+mod isolation;
 /// `list`, `info`, `--version` and the plugin search path.
 mod listing;
 /// Plugin logs reaching the host's subscriber.

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::engine::Scoring;
+use crate::{engine::Scoring, plugins::Isolation};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Evaluation host for medical AI model plugins.
@@ -42,6 +42,10 @@ pub enum Command {
     /// Inspect or clear the output cache.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Serves one plugin's model to the karma-host process that started it (`--isolation
+    /// worker`); not for use by hand.
+    #[command(hide = true)]
+    Worker,
 }
 
 #[derive(Args, Debug)]
@@ -127,6 +131,15 @@ pub struct EvalArgs {
     /// (each option scored as a continuation, lm-eval-harness style; needs model support).
     #[arg(long, value_enum, default_value_t = Scoring::Generate)]
     pub scoring: Scoring,
+    /// Where the model's plugin code runs: `in-process`, or `worker` (a child process: a crash,
+    /// exit or hang fails only the items that cause it, and the rest are scored). Default: the
+    /// configuration file's setting for the plugin (see the README), else `in-process`.
+    #[arg(long, value_enum)]
+    pub isolation: Option<Isolation>,
+    /// Seconds a worker may spend on one batch (or on loading) before it is killed and the
+    /// batch retried (default: the configuration file's, else 600).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_timeout: Option<u64>,
 }
 
 #[derive(Args, Debug)]

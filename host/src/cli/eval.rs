@@ -20,7 +20,7 @@ use crate::{
     datasets::{hub, source},
     engine::{self, CacheMode, DatasetOutcome, DatasetStatus, EvalPlan, Scoring},
     env_vars, metrics,
-    plugins::{ModelInstance, PluginStatus, Registry},
+    plugins::{self, PluginStatus, Registry},
     report,
 };
 
@@ -36,9 +36,11 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
     let (datasets, dataset_inputs) = super::eval_plan::resolve_datasets(arguments)?;
     let cache_path = cache_path(arguments.cache_path.as_deref());
     check_outputs(registry, arguments, &config, &cache_path, dataset_inputs)?;
+    let isolation = super::isolation_config::resolve(model, arguments.isolation, arguments.batch_timeout)?;
     // The plugin validates the configuration (unknown keys, bad values) without loading anything.
-    let instance = ModelInstance::create(model, &config.to_string())?;
-    if arguments.scoring == Scoring::Loglikelihood && !instance.scores_continuations()? {
+    let mut backend =
+        plugins::open_backend(model, &config.to_string(), isolation.isolation, isolation.batch_timeout)?;
+    if arguments.scoring == Scoring::Loglikelihood && !backend.scores_continuations()? {
         bail!(
             "model `{}` cannot score continuations (it does not offer the `{}` extension); \
              use --scoring generate, or a model that supports log-likelihood scoring such as candle/causal-lm",
@@ -46,7 +48,6 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
             karma_plugin_api::abi::LOGLIKELIHOOD_EXTENSION
         );
     }
-    drop(instance);
 
     let offline = arguments.offline || hub::offline_from_env();
     let plugin_file =
@@ -74,11 +75,25 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
         strict: arguments.strict,
     };
     if arguments.dry_run {
+        drop(backend);
         return super::dry_run::dry_run(&plan);
     }
+    tracing::info!(
+        "model `{}` runs {}",
+        model.meta.name,
+        match isolation.isolation {
+            plugins::Isolation::InProcess => "in process".to_owned(),
+            plugins::Isolation::Worker =>
+                format!("in a worker process (batch timeout {} s)", isolation.batch_timeout.as_secs()),
+        }
+    );
 
     tracing::debug!("model configuration: {}", report::redact(&plan.config));
-    let manifest = manifest(registry, &plan, started_at)?;
+    let mut manifest = manifest(registry, &plan, started_at)?;
+    manifest["isolation"] = json!({
+        "mode": isolation.isolation.as_str(),
+        "batch_timeout_secs": (isolation.isolation == plugins::Isolation::Worker).then_some(isolation.batch_timeout.as_secs()),
+    });
     signals::install();
     let progress = Progress::new(!arguments.no_progress && std::io::stderr().is_terminal());
     let mut samples_writer = match &arguments.samples_output {
@@ -93,6 +108,7 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
     let mut write_error: Option<anyhow::Error> = None;
     let outcomes = engine::run(
         &plan,
+        backend.as_mut(),
         &progress,
         &mut |samples| {
             if let Some(Err(error)) = samples_writer.as_mut().map(|writer| writer.write(samples)) {

@@ -9,6 +9,7 @@ mod dry_run;
 mod eval;
 mod eval_plan;
 mod info;
+mod isolation_config;
 mod list;
 mod model_config;
 mod output;
@@ -41,6 +42,8 @@ pub fn main() -> ExitCode {
         Err(error) => error.exit(),
     };
     init_logging(cli.verbose, cli.quiet);
+    let worker_logs = if cli.quiet { plugins::worker::QUIET } else { cli.verbose };
+    plugins::worker::WORKER_VERBOSITY.store(worker_logs, std::sync::atomic::Ordering::Relaxed);
     match run(cli) {
         Ok(status) => status.into(),
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
@@ -67,6 +70,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         }
         Command::Cache(command) => return cache_command::cache(command),
         Command::Score(arguments) => return score::score(arguments),
+        Command::Worker => return plugins::worker::serve::serve().map(|()| ExitStatus::Success),
         _ => {}
     }
     let directories = plugins::search_path::from_environment(&cli.plugins_dirs);
@@ -106,7 +110,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::List(ListCommand::Datasets { .. } | ListCommand::Metrics { .. })
         | Command::Info(InfoCommand::Dataset { .. } | InfoCommand::Metric { .. })
         | Command::Cache(_)
-        | Command::Score(_) => unreachable!("handled before the plugin scan"),
+        | Command::Score(_)
+        | Command::Worker => unreachable!("handled before the plugin scan"),
     }
 }
 

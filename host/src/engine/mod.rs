@@ -26,7 +26,7 @@ pub use reporter::{NoReport, Reporter};
 
 use crate::{
     cache::Cache,
-    plugins::{CallError, ModelInstance},
+    plugins::{Backend, CallError},
 };
 
 /// Set by the Ctrl-C handler; checked between batches.
@@ -49,6 +49,7 @@ pub enum EngineError {
 /// they complete) and `on_samples` with each batch's samples.
 pub fn run(
     plan: &EvalPlan,
+    backend: &mut dyn Backend,
     reporter: &dyn Reporter,
     on_samples: &mut dyn FnMut(&[SampleLine]) -> std::io::Result<()>,
     on_dataset_done: &mut dyn FnMut(&DatasetOutcome),
@@ -57,14 +58,13 @@ pub fn run(
         CacheMode::Off => None,
         CacheMode::Normal | CacheMode::Refresh => Some(Cache::open(&plan.cache_path)?),
     };
-    let mut instance = ModelInstance::create(plan.model, &plan.config.to_string())?;
     let mut loaded = false;
     let mut outcomes = Vec::new();
     for dataset in &plan.datasets {
         let outcome = if interrupted() {
             DatasetOutcome::not_started(dataset, DatasetStatus::Interrupted)
         } else {
-            run_dataset::run(plan, dataset, &mut instance, &mut loaded, cache.as_mut(), reporter, on_samples)
+            run_dataset::run(plan, dataset, backend, &mut loaded, cache.as_mut(), reporter, on_samples)
         };
         on_dataset_done(&outcome);
         outcomes.push(outcome);

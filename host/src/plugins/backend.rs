@@ -51,10 +51,46 @@ pub struct ContinuationScores {
     pub context_tokens: u64,
 }
 
+/// Where a model's plugin code runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// In the karma-host process (fastest; a crashing plugin ends the run).
+    InProcess,
+    /// In a child process that is restarted when it dies; items that kill it are quarantined.
+    Worker,
+}
+
+impl Isolation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::InProcess => "in-process",
+            Isolation::Worker => "worker",
+        }
+    }
+}
+
+/// Creates an instance of `model` from `config_json` (which validates it, loading nothing),
+/// in process or in a worker.
+pub fn open_backend(
+    model: &super::RegisteredModel,
+    config_json: &str,
+    isolation: Isolation,
+    batch_timeout: std::time::Duration,
+) -> Result<Box<dyn Backend>, CallError> {
+    Ok(match isolation {
+        Isolation::InProcess => Box::new(ModelInstance::create(model, config_json)?),
+        Isolation::Worker => Box::new(super::WorkerBackend::start(model, config_json, batch_timeout)?),
+    })
+}
+
 /// A model the engine can call.
 pub trait Backend {
     /// Loads weights and clients (once, before the first call).
     fn load(&mut self) -> Result<(), CallError>;
+
+    /// Whether the model offers log-likelihood scoring (`score_continuations`).
+    fn scores_continuations(&mut self) -> Result<bool, CallError>;
 
     /// One result per item, in item order (paired by id, never by position).
     fn generate(
@@ -73,6 +109,10 @@ pub trait Backend {
 impl Backend for ModelInstance {
     fn load(&mut self) -> Result<(), CallError> {
         ModelInstance::load(self)
+    }
+
+    fn scores_continuations(&mut self) -> Result<bool, CallError> {
+        ModelInstance::scores_continuations(self)
     }
 
     fn generate(

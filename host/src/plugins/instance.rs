@@ -26,6 +26,11 @@ pub enum CallError {
     Plugin { model: String, plugin: PathBuf, entry_point: &'static str, error: Box<PluginError> },
     #[error("model `{model}` ({plugin}) broke the output contract: {problem}")]
     BadOutputs { model: String, plugin: PathBuf, problem: String },
+    #[error("model `{model}` ({plugin}): {problem}")]
+    Worker { model: String, plugin: PathBuf, problem: String },
+    /// A call's error as a worker process wrote it (already naming the model and plugin).
+    #[error("{0}")]
+    Relayed(String),
     #[error("model `{model}` ({plugin}) offers extension `{id}` with an incompatible layout: {problem}")]
     BadExtension { model: String, plugin: PathBuf, id: String, problem: String },
 }

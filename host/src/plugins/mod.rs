@@ -12,6 +12,7 @@ mod loader;
 mod precheck;
 mod rejection;
 pub mod search_path;
+pub mod worker;
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -21,11 +22,14 @@ use std::{
 
 use karma_plugin_api::abi::{HostApi_Ref, ModelMeta, PluginRoot_Ref};
 
-pub use backend::{Backend, Completion, ContinuationScores, ItemFailure, ScoreRequest};
+pub use backend::{
+    open_backend, Backend, Completion, ContinuationScores, Isolation, ItemFailure, ScoreRequest,
+};
 pub use batch_view::with_batch_view;
 pub use instance::{CallError, ModelInstance};
 pub use rejection::{RejectCode, Rejection};
 pub use search_path::PluginDir;
+pub use worker::WorkerBackend;
 
 /// A model as registered from a loaded plugin.
 #[derive(Clone)]

@@ -1,0 +1,279 @@
+//! One worker process seen from the host: start it, send a request, wait for its reply with a
+//! deadline, and tell how it died when it does.
+
+use std::{
+    io::Read,
+    os::{fd::AsRawFd, unix::process::ExitStatusExt},
+    process::{Child, ChildStdin, ChildStdout, Command, Stdio},
+    sync::atomic::{AtomicU8, Ordering},
+    time::{Duration, Instant},
+};
+
+use super::{
+    protocol::{write_frame, Reply, Request, MAX_FRAME},
+    serve::PARENT_ENV,
+};
+use crate::plugins::{CallError, Completion, ContinuationScores, ItemFailure, ScoreRequest};
+
+/// `-v` count the host runs with ([`QUIET`] for `-q`), passed on so the worker logs what the
+/// host would have.
+pub static WORKER_VERBOSITY: AtomicU8 = AtomicU8::new(0);
+
+pub const QUIET: u8 = u8::MAX;
+
+/// Why a worker stopped answering.
+#[derive(Debug)]
+pub enum Fault {
+    Spawn(std::io::Error),
+    /// Killed by a signal (SIGSEGV, SIGABRT, SIGKILL from the OOM killer, ...).
+    Signalled(i32),
+    /// Exited (plugin code calling `exit`, or an allocation failure reported as an exit).
+    Exited(i32),
+    TimedOut(Duration),
+    /// A reply the host cannot read: the worker is not trusted any further.
+    Broken(String),
+}
+
+impl Fault {
+    /// The failure code recorded for a quarantined item.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Fault::Signalled(_) => "worker_crashed",
+            Fault::Exited(_) => "worker_exited",
+            Fault::TimedOut(_) => "worker_timeout",
+            Fault::Spawn(_) | Fault::Broken(_) => "worker_broken",
+        }
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Spawn(error) => write!(formatter, "could not be started ({error})"),
+            Fault::Signalled(signal) => {
+                write!(formatter, "was killed by signal {signal} ({})", signal_name(*signal))?;
+                if *signal == libc::SIGKILL {
+                    write!(formatter, "; the kernel's out-of-memory killer sends it")?;
+                }
+                Ok(())
+            }
+            Fault::Exited(code) => write!(formatter, "exited with status {code} in the middle of a call"),
+            Fault::TimedOut(limit) => {
+                write!(
+                    formatter,
+                    "ran past the {} s batch timeout (--batch-timeout) and was killed",
+                    limit.as_secs_f64()
+                )
+            }
+            Fault::Broken(problem) => write!(formatter, "sent a reply the host cannot read ({problem})"),
+        }
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGILL => "SIGILL",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGSYS => "SIGSYS",
+        libc::SIGTRAP => "SIGTRAP",
+        _ => "another signal",
+    }
+}
+
+/// A running worker and its two pipes.
+pub struct WorkerProcess {
+    child: Child,
+    requests: Option<ChildStdin>,
+    replies: ChildStdout,
+    /// Reply bytes read but not yet consumed.
+    buffer: Vec<u8>,
+}
+
+impl WorkerProcess {
+    pub fn spawn() -> std::io::Result<Self> {
+        let binary = std::env::current_exe()?;
+        let mut command = Command::new(binary);
+        command.arg("worker");
+        match WORKER_VERBOSITY.load(Ordering::Relaxed) {
+            QUIET => {
+                command.arg("-q");
+            }
+            verbose => {
+                command.args((0..verbose).map(|_| "-v"));
+            }
+        }
+        let mut child = command
+            .env(PARENT_ENV, std::process::id().to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let requests = child.stdin.take().expect("piped");
+        let replies = child.stdout.take().expect("piped");
+        Ok(WorkerProcess { child, requests: Some(requests), replies, buffer: Vec::new() })
+    }
+
+    /// Sends `frame` and waits for the reply, or for the worker's death or the deadline.
+    fn call(&mut self, frame: &[u8], timeout: Duration) -> Result<Reply, Fault> {
+        let deadline = Instant::now() + timeout;
+        let sent = self.requests.as_mut().map_or(Ok(()), |requests| write_frame(requests, frame));
+        if sent.is_err() {
+            // A closed pipe: the worker is gone; its exit status says how.
+            return Err(self.death());
+        }
+        let body = self.read_frame(deadline, timeout)?;
+        Reply::decode(&body).map_err(|problem| self.abandon(Fault::Broken(problem)))
+    }
+
+    fn read_frame(&mut self, deadline: Instant, timeout: Duration) -> Result<Vec<u8>, Fault> {
+        loop {
+            if self.buffer.len() >= 8 {
+                let length = u64::from_le_bytes(self.buffer[..8].try_into().expect("8 bytes"));
+                if length > MAX_FRAME {
+                    return Err(self.abandon(Fault::Broken(format!("a frame of {length} bytes"))));
+                }
+                let end = 8 + length as usize;
+                if self.buffer.len() >= end {
+                    let body = self.buffer[8..end].to_vec();
+                    self.buffer.drain(..end);
+                    return Ok(body);
+                }
+                self.buffer.reserve(end - self.buffer.len());
+            }
+            if !self.readable_before(deadline) {
+                return Err(self.abandon(Fault::TimedOut(timeout)));
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            match self.replies.read(&mut chunk) {
+                Ok(0) | Err(_) => return Err(self.death()),
+                Ok(read) => self.buffer.extend_from_slice(&chunk[..read]),
+            }
+        }
+    }
+
+    /// Waits (with `poll`) until the reply pipe has bytes or is closed, or the deadline passes.
+    fn readable_before(&self, deadline: Instant) -> bool {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let millis = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
+            let mut poll = libc::pollfd { fd: self.replies.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            // SAFETY: one valid pollfd for a descriptor this process holds open.
+            match unsafe { libc::poll(&mut poll, 1, millis) } {
+                ready if ready > 0 => return true,
+                0 => continue,
+                _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => continue,
+                _ => return true, // let the read report the error
+            }
+        }
+    }
+
+    /// How the worker ended, once its pipe closed (waited for up to 5 s: the pipe closes as the
+    /// process exits, so it is about to be reapable).
+    fn death(&mut self) -> Fault {
+        self.requests = None;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    return match (status.signal(), status.code()) {
+                        (Some(signal), _) => Fault::Signalled(signal),
+                        (None, Some(code)) => Fault::Exited(code),
+                        (None, None) => Fault::Broken("no exit status".to_owned()),
+                    }
+                }
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+                Ok(None) => return self.abandon(Fault::Broken("closed its pipe without exiting".to_owned())),
+                Err(error) => return Fault::Broken(format!("cannot wait for it: {error}")),
+            }
+        }
+    }
+
+    /// Kills the worker (it is not trusted after `fault`) and returns the fault.
+    fn abandon(&mut self, fault: Fault) -> Fault {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        fault
+    }
+
+    /// A request answered by `Done` (create, load).
+    pub fn done(&mut self, request: &Request, timeout: Duration) -> Result<Result<(), CallError>, Fault> {
+        match self.call(&request.encode(), timeout)? {
+            Reply::Done => Ok(Ok(())),
+            Reply::Failed(message) => Ok(Err(CallError::Relayed(message))),
+            other => Err(self.abandon(unexpected(&other))),
+        }
+    }
+
+    /// A request answered by a flag.
+    pub fn flag(&mut self, request: &Request, timeout: Duration) -> Result<Result<bool, CallError>, Fault> {
+        match self.call(&request.encode(), timeout)? {
+            Reply::Flag(flag) => Ok(Ok(flag)),
+            Reply::Failed(message) => Ok(Err(CallError::Relayed(message))),
+            other => Err(self.abandon(unexpected(&other))),
+        }
+    }
+
+    /// One generate call; the worker has already paired outputs by id, the count is checked.
+    pub fn generate(
+        &mut self,
+        frame: &[u8],
+        items: &[&crate::datasets::item::OwnedItem],
+        timeout: Duration,
+    ) -> Result<Result<Vec<Result<Completion, ItemFailure>>, CallError>, Fault> {
+        match self.call(frame, timeout)? {
+            Reply::Generated(outputs) if outputs.len() == items.len() => Ok(Ok(outputs)),
+            Reply::Failed(message) => Ok(Err(CallError::Relayed(message))),
+            other => Err(self.abandon(unexpected(&other))),
+        }
+    }
+
+    /// One scoring call, counts checked as in process.
+    pub fn score(
+        &mut self,
+        frame: &[u8],
+        requests: &[ScoreRequest<'_>],
+        timeout: Duration,
+    ) -> Result<Result<Vec<Result<ContinuationScores, ItemFailure>>, CallError>, Fault> {
+        match self.call(frame, timeout)? {
+            Reply::Scored(outputs) if outputs.len() == requests.len() => Ok(Ok(outputs)),
+            Reply::Failed(message) => Ok(Err(CallError::Relayed(message))),
+            other => Err(self.abandon(unexpected(&other))),
+        }
+    }
+}
+
+fn unexpected(reply: &Reply) -> Fault {
+    let shape = match reply {
+        Reply::Done => "`done`".to_owned(),
+        Reply::Flag(_) => "a flag".to_owned(),
+        Reply::Failed(_) => "a failure".to_owned(),
+        Reply::Generated(outputs) => format!("{} generated outputs", outputs.len()),
+        Reply::Scored(outputs) => format!("{} scored outputs", outputs.len()),
+    };
+    Fault::Broken(format!("{shape} where another answer was due"))
+}
+
+impl Drop for WorkerProcess {
+    /// Closing the request pipe ends the worker's loop (the plugin's instance is destroyed
+    /// there); one that does not exit within a second is killed.
+    fn drop(&mut self) {
+        self.requests = None;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

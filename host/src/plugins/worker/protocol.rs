@@ -1,0 +1,588 @@
+//! The messages between the host and a worker process, and their wire form.
+//!
+//! A frame is a little-endian `u64` length and that many bytes: a tag byte, then the fields in
+//! order. Integers are little-endian, strings and byte blobs a `u64` length and their bytes,
+//! options a presence byte. Hand-written rather than serde: a batch of 64 short items is a few
+//! kilobytes and must cross in microseconds, and both ends are this binary, so there is no
+//! version to negotiate.
+
+use std::io::{Read, Write};
+
+use crate::{
+    datasets::item::{ConversationTurn, Criterion, MediaBlob, OwnedItem},
+    plugins::{Completion, ContinuationScores, ItemFailure},
+};
+
+/// The largest frame either side accepts (a batch of media can be large; this bounds what a
+/// corrupted length can make the reader allocate).
+pub const MAX_FRAME: u64 = 16 << 30;
+
+/// What the host asks.
+#[derive(Debug, PartialEq)]
+pub enum Request {
+    /// Load `plugin`, find `model`, and create an instance from `config_json`.
+    Create {
+        plugin: String,
+        model: String,
+        config_json: String,
+    },
+    Load,
+    /// Whether the instance offers log-likelihood scoring.
+    ScoresContinuations,
+    Generate {
+        show_expected_output: bool,
+        items: Vec<OwnedItem>,
+    },
+    Score {
+        requests: Vec<(u64, String, Vec<String>)>,
+    },
+}
+
+/// What the worker answers.
+#[derive(Debug, PartialEq)]
+pub enum Reply {
+    Done,
+    Flag(bool),
+    /// The call failed in an orderly way (a plugin error, a broken output contract): the
+    /// message as the host would have written it in process.
+    Failed(String),
+    Generated(Vec<Result<Completion, ItemFailure>>),
+    Scored(Vec<Result<ContinuationScores, ItemFailure>>),
+}
+
+#[derive(Default)]
+pub struct Encoder(Vec<u8>);
+
+impl Encoder {
+    fn new(tag: u8) -> Self {
+        let mut encoder = Encoder(Vec::with_capacity(4096));
+        encoder.0.extend_from_slice(&[0; 8]);
+        encoder.0.push(tag);
+        encoder
+    }
+    fn u8(&mut self, value: u8) {
+        self.0.push(value);
+    }
+    fn u64(&mut self, value: u64) {
+        self.0.extend_from_slice(&value.to_le_bytes());
+    }
+    fn f64(&mut self, value: f64) {
+        self.0.extend_from_slice(&value.to_le_bytes());
+    }
+    fn bytes(&mut self, value: &[u8]) {
+        self.u64(value.len() as u64);
+        self.0.extend_from_slice(value);
+    }
+    fn str(&mut self, value: &str) {
+        self.bytes(value.as_bytes());
+    }
+    fn opt_str(&mut self, value: Option<&str>) {
+        self.u8(u8::from(value.is_some()));
+        if let Some(value) = value {
+            self.str(value);
+        }
+    }
+    fn opt_u64(&mut self, value: Option<u64>) {
+        self.u8(u8::from(value.is_some()));
+        if let Some(value) = value {
+            self.u64(value);
+        }
+    }
+    fn media(&mut self, value: Option<&MediaBlob>) {
+        self.u8(u8::from(value.is_some()));
+        if let Some(blob) = value {
+            self.bytes(&blob.data);
+            self.str(&blob.format);
+        }
+    }
+    fn failure(&mut self, failure: &ItemFailure) {
+        self.str(&failure.code);
+        self.str(&failure.message);
+    }
+    /// The frame, its length filled in.
+    fn finish(mut self) -> Vec<u8> {
+        let length = self.0.len() as u64 - 8;
+        self.0[..8].copy_from_slice(&length.to_le_bytes());
+        self.0
+    }
+}
+
+pub struct Decoder<'a> {
+    data: &'a [u8],
+}
+
+type Decoded<T> = Result<T, String>;
+
+impl<'a> Decoder<'a> {
+    fn take(&mut self, count: usize) -> Decoded<&'a [u8]> {
+        if self.data.len() < count {
+            return Err(format!("a message ended {} bytes early", count - self.data.len()));
+        }
+        let (taken, rest) = self.data.split_at(count);
+        self.data = rest;
+        Ok(taken)
+    }
+    fn u8(&mut self) -> Decoded<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn flag(&mut self) -> Decoded<bool> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(format!("a presence byte was {other}")),
+        }
+    }
+    fn u64(&mut self) -> Decoded<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn f64(&mut self) -> Decoded<f64> {
+        Ok(f64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn len(&mut self) -> Decoded<usize> {
+        let length = self.u64()?;
+        usize::try_from(length)
+            .ok()
+            .filter(|length| *length <= self.data.len())
+            .ok_or_else(|| format!("a length of {length} runs past the message's end"))
+    }
+    fn bytes(&mut self) -> Decoded<Vec<u8>> {
+        let length = self.len()?;
+        Ok(self.take(length)?.to_vec())
+    }
+    fn string(&mut self) -> Decoded<String> {
+        let length = self.len()?;
+        std::str::from_utf8(self.take(length)?)
+            .map(str::to_owned)
+            .map_err(|error| format!("a string is not UTF-8: {error}"))
+    }
+    fn opt_string(&mut self) -> Decoded<Option<String>> {
+        if self.flag()? {
+            self.string().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+    fn opt_u64(&mut self) -> Decoded<Option<u64>> {
+        if self.flag()? {
+            self.u64().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+    fn media(&mut self) -> Decoded<Option<MediaBlob>> {
+        if !self.flag()? {
+            return Ok(None);
+        }
+        Ok(Some(MediaBlob { data: self.bytes()?, format: self.string()? }))
+    }
+    /// A count of elements, each at least `min_size` bytes (so a corrupt count cannot make
+    /// the reader reserve more than the message could hold).
+    fn count(&mut self, min_size: usize) -> Decoded<usize> {
+        let count = self.u64()?;
+        usize::try_from(count)
+            .ok()
+            .filter(|count| count.saturating_mul(min_size) <= self.data.len())
+            .ok_or_else(|| format!("a count of {count} runs past the message's end"))
+    }
+    fn failure(&mut self) -> Decoded<ItemFailure> {
+        Ok(ItemFailure { code: self.string()?, message: self.string()? })
+    }
+    fn end(&self) -> Decoded<()> {
+        if self.data.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} bytes follow the end of a message", self.data.len()))
+        }
+    }
+}
+
+fn encode_item(encoder: &mut Encoder, item: &OwnedItem, show_expected_output: bool) {
+    encoder.u64(item.id);
+    encoder.opt_str(item.input.as_deref());
+    encoder.opt_str(item.system_prompt.as_deref());
+    encoder.u64(item.conversation.len() as u64);
+    for turn in &item.conversation {
+        encoder.str(&turn.role);
+        encoder.str(&turn.content);
+    }
+    encoder.u64(item.images.len() as u64);
+    for image in &item.images {
+        encoder.media(Some(image));
+    }
+    encoder.media(item.audio.as_deref());
+    encoder.media(item.video.as_deref());
+    // Withheld here, as the in-process view withholds it: the worker never holds it.
+    encoder.opt_str(item.expected_output.as_deref().filter(|_| show_expected_output));
+    encoder.u64(item.rubric.len() as u64);
+    for criterion in &item.rubric {
+        encoder.str(&criterion.criterion);
+        encoder.f64(criterion.points);
+        encoder.u64(criterion.tags.len() as u64);
+        for tag in &criterion.tags {
+            encoder.str(tag);
+        }
+    }
+    encoder.str(&item.other_args);
+}
+
+fn decode_item(decoder: &mut Decoder<'_>) -> Decoded<OwnedItem> {
+    let id = decoder.u64()?;
+    let input = decoder.opt_string()?;
+    let system_prompt = decoder.opt_string()?;
+    let turns = decoder.count(16)?;
+    let conversation = (0..turns)
+        .map(|_| Ok(ConversationTurn { role: decoder.string()?, content: decoder.string()? }))
+        .collect::<Decoded<_>>()?;
+    let images = decoder.count(1)?;
+    let images = (0..images)
+        .map(|_| decoder.media()?.ok_or_else(|| "an image slot was empty".to_owned()))
+        .collect::<Decoded<_>>()?;
+    let audio = decoder.media()?.map(Box::new);
+    let video = decoder.media()?.map(Box::new);
+    let expected_output = decoder.opt_string()?;
+    let criteria = decoder.count(24)?;
+    let rubric = (0..criteria)
+        .map(|_| {
+            let criterion = decoder.string()?;
+            let points = decoder.f64()?;
+            let tags = decoder.count(8)?;
+            let tags = (0..tags).map(|_| decoder.string()).collect::<Decoded<_>>()?;
+            Ok(Criterion { criterion, points, tags })
+        })
+        .collect::<Decoded<_>>()?;
+    let other_args = decoder.string()?;
+    Ok(OwnedItem {
+        id,
+        input,
+        system_prompt,
+        conversation,
+        images,
+        audio,
+        video,
+        expected_output,
+        rubric,
+        other_args,
+    })
+}
+
+const CREATE: u8 = 1;
+const LOAD: u8 = 2;
+const SCORES_CONTINUATIONS: u8 = 3;
+const GENERATE: u8 = 4;
+const SCORE: u8 = 5;
+
+/// The frame of a generate request, encoded from borrowed items (the host's side).
+pub fn generate_frame(items: &[&OwnedItem], show_expected_output: bool) -> Vec<u8> {
+    let mut encoder = Encoder::new(GENERATE);
+    encoder.u8(u8::from(show_expected_output));
+    encoder.u64(items.len() as u64);
+    for item in items {
+        encode_item(&mut encoder, item, show_expected_output);
+    }
+    encoder.finish()
+}
+
+/// The frame of a scoring request (the host's side).
+pub fn score_frame(requests: &[crate::plugins::ScoreRequest<'_>]) -> Vec<u8> {
+    let mut encoder = Encoder::new(SCORE);
+    encoder.u64(requests.len() as u64);
+    for request in requests {
+        encoder.u64(request.id);
+        encoder.str(request.context);
+        encoder.u64(request.continuations.len() as u64);
+        for continuation in request.continuations {
+            encoder.str(continuation);
+        }
+    }
+    encoder.finish()
+}
+
+impl Request {
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Request::Create { plugin, model, config_json } => {
+                let mut encoder = Encoder::new(CREATE);
+                encoder.str(plugin);
+                encoder.str(model);
+                encoder.str(config_json);
+                encoder.finish()
+            }
+            Request::Load => Encoder::new(LOAD).finish(),
+            Request::ScoresContinuations => Encoder::new(SCORES_CONTINUATIONS).finish(),
+            Request::Generate { show_expected_output, items } => {
+                let items: Vec<&OwnedItem> = items.iter().collect();
+                generate_frame(&items, *show_expected_output)
+            }
+            Request::Score { requests } => {
+                let requests: Vec<crate::plugins::ScoreRequest<'_>> = requests
+                    .iter()
+                    .map(|(id, context, continuations)| crate::plugins::ScoreRequest {
+                        id: *id,
+                        context,
+                        continuations,
+                    })
+                    .collect();
+                score_frame(&requests)
+            }
+        }
+    }
+
+    pub fn decode(frame: &[u8]) -> Decoded<Request> {
+        let mut decoder = Decoder { data: frame };
+        let request = match decoder.u8()? {
+            CREATE => Request::Create {
+                plugin: decoder.string()?,
+                model: decoder.string()?,
+                config_json: decoder.string()?,
+            },
+            LOAD => Request::Load,
+            SCORES_CONTINUATIONS => Request::ScoresContinuations,
+            GENERATE => {
+                let show_expected_output = decoder.flag()?;
+                let count = decoder.count(8)?;
+                let items = (0..count).map(|_| decode_item(&mut decoder)).collect::<Decoded<_>>()?;
+                Request::Generate { show_expected_output, items }
+            }
+            SCORE => {
+                let count = decoder.count(24)?;
+                let requests = (0..count)
+                    .map(|_| {
+                        let id = decoder.u64()?;
+                        let context = decoder.string()?;
+                        let continuations = decoder.count(8)?;
+                        let continuations =
+                            (0..continuations).map(|_| decoder.string()).collect::<Decoded<_>>()?;
+                        Ok((id, context, continuations))
+                    })
+                    .collect::<Decoded<_>>()?;
+                Request::Score { requests }
+            }
+            other => return Err(format!("unknown request tag {other}")),
+        };
+        decoder.end()?;
+        Ok(request)
+    }
+}
+
+const DONE: u8 = 1;
+const FLAG: u8 = 2;
+const FAILED: u8 = 3;
+const GENERATED: u8 = 4;
+const SCORED: u8 = 5;
+
+impl Reply {
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Reply::Done => Encoder::new(DONE).finish(),
+            Reply::Flag(value) => {
+                let mut encoder = Encoder::new(FLAG);
+                encoder.u8(u8::from(*value));
+                encoder.finish()
+            }
+            Reply::Failed(message) => {
+                let mut encoder = Encoder::new(FAILED);
+                encoder.str(message);
+                encoder.finish()
+            }
+            Reply::Generated(outputs) => {
+                let mut encoder = Encoder::new(GENERATED);
+                encoder.u64(outputs.len() as u64);
+                for output in outputs {
+                    match output {
+                        Ok(completion) => {
+                            encoder.u8(1);
+                            encoder.str(&completion.text);
+                            encoder.opt_u64(completion.prompt_tokens);
+                            encoder.opt_u64(completion.completion_tokens);
+                            encoder.u64(completion.latency_us);
+                        }
+                        Err(failure) => {
+                            encoder.u8(0);
+                            encoder.failure(failure);
+                        }
+                    }
+                }
+                encoder.finish()
+            }
+            Reply::Scored(outputs) => {
+                let mut encoder = Encoder::new(SCORED);
+                encoder.u64(outputs.len() as u64);
+                for output in outputs {
+                    match output {
+                        Ok(scores) => {
+                            encoder.u8(1);
+                            encoder.u64(scores.logprobs.len() as u64);
+                            for logprob in &scores.logprobs {
+                                encoder.f64(*logprob);
+                            }
+                            encoder.u64(scores.context_tokens);
+                        }
+                        Err(failure) => {
+                            encoder.u8(0);
+                            encoder.failure(failure);
+                        }
+                    }
+                }
+                encoder.finish()
+            }
+        }
+    }
+
+    pub fn decode(frame: &[u8]) -> Decoded<Reply> {
+        let mut decoder = Decoder { data: frame };
+        let reply = match decoder.u8()? {
+            DONE => Reply::Done,
+            FLAG => Reply::Flag(decoder.flag()?),
+            FAILED => Reply::Failed(decoder.string()?),
+            GENERATED => {
+                let count = decoder.count(9)?;
+                let outputs = (0..count)
+                    .map(|_| {
+                        if decoder.flag()? {
+                            Ok(Ok(Completion {
+                                text: decoder.string()?,
+                                prompt_tokens: decoder.opt_u64()?,
+                                completion_tokens: decoder.opt_u64()?,
+                                latency_us: decoder.u64()?,
+                            }))
+                        } else {
+                            Ok(Err(decoder.failure()?))
+                        }
+                    })
+                    .collect::<Decoded<_>>()?;
+                Reply::Generated(outputs)
+            }
+            SCORED => {
+                let count = decoder.count(9)?;
+                let outputs = (0..count)
+                    .map(|_| {
+                        if decoder.flag()? {
+                            let logprobs = decoder.count(8)?;
+                            let logprobs = (0..logprobs).map(|_| decoder.f64()).collect::<Decoded<_>>()?;
+                            Ok(Ok(ContinuationScores { logprobs, context_tokens: decoder.u64()? }))
+                        } else {
+                            Ok(Err(decoder.failure()?))
+                        }
+                    })
+                    .collect::<Decoded<_>>()?;
+                Reply::Scored(outputs)
+            }
+            other => return Err(format!("unknown reply tag {other}")),
+        };
+        decoder.end()?;
+        Ok(reply)
+    }
+}
+
+/// Writes one encoded frame.
+pub fn write_frame(writer: &mut impl Write, frame: &[u8]) -> std::io::Result<()> {
+    writer.write_all(frame)?;
+    writer.flush()
+}
+
+/// Reads one frame's body; `Ok(None)` at a clean end of stream (no byte of a new frame).
+pub fn read_frame(reader: &mut impl Read) -> std::io::Result<Option<Vec<u8>>> {
+    let mut length = [0u8; 8];
+    let mut filled = 0;
+    while filled < 8 {
+        match reader.read(&mut length[filled..])? {
+            0 if filled == 0 => return Ok(None),
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            read => filled += read,
+        }
+    }
+    let length = u64::from_le_bytes(length);
+    if length > MAX_FRAME {
+        let message = format!("a frame of {length} bytes is over the {MAX_FRAME}-byte limit");
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, message));
+    }
+    let mut body = vec![0; length as usize];
+    reader.read_exact(&mut body)?;
+    Ok(Some(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip_request(request: Request) {
+        let frame = request.encode();
+        assert_eq!(u64::from_le_bytes(frame[..8].try_into().unwrap()) as usize, frame.len() - 8);
+        assert_eq!(Request::decode(&frame[8..]).unwrap(), request);
+    }
+
+    #[test]
+    fn every_request_survives_the_wire() {
+        roundtrip_request(Request::Create {
+            plugin: "/p/libx.so".into(),
+            model: "m/x".into(),
+            config_json: "{\"a\":1}".into(),
+        });
+        roundtrip_request(Request::Load);
+        roundtrip_request(Request::ScoresContinuations);
+        let item = OwnedItem {
+            id: 9,
+            input: Some("question ü".into()),
+            system_prompt: None,
+            conversation: vec![ConversationTurn { role: "user".into(), content: "hi".into() }],
+            images: vec![MediaBlob { data: vec![1, 2, 3], format: "png".into() }],
+            audio: Some(Box::new(MediaBlob { data: vec![0; 100], format: "wav".into() })),
+            video: None,
+            expected_output: Some("B".into()),
+            rubric: vec![Criterion { criterion: "c".into(), points: -1.5, tags: vec!["axis:x".into()] }],
+            other_args: "{\"k\":2}".into(),
+        };
+        roundtrip_request(Request::Generate {
+            show_expected_output: true,
+            items: vec![item.clone(), OwnedItem::default()],
+        });
+        roundtrip_request(Request::Score {
+            requests: vec![(4, "ctx".into(), vec![" A".into(), " B".into()])],
+        });
+        // Withheld expected output never reaches the worker.
+        let frame = Request::Generate { show_expected_output: false, items: vec![item] }.encode();
+        let Request::Generate { items, .. } = Request::decode(&frame[8..]).unwrap() else { panic!() };
+        assert_eq!(items[0].expected_output, None);
+    }
+
+    #[test]
+    fn every_reply_survives_the_wire() {
+        let failure = ItemFailure { code: "panicked".into(), message: "boom".into() };
+        for reply in [
+            Reply::Done,
+            Reply::Flag(true),
+            Reply::Failed("model `m` failed".into()),
+            Reply::Generated(vec![
+                Ok(Completion {
+                    text: "A".into(),
+                    prompt_tokens: Some(3),
+                    completion_tokens: None,
+                    latency_us: 7,
+                }),
+                Err(failure.clone()),
+            ]),
+            Reply::Scored(vec![
+                Ok(ContinuationScores { logprobs: vec![-0.5, -2.0], context_tokens: 11 }),
+                Err(failure),
+            ]),
+        ] {
+            let frame = reply.encode();
+            assert_eq!(Reply::decode(&frame[8..]).unwrap(), reply);
+        }
+    }
+
+    #[test]
+    fn corrupt_frames_are_errors_not_panics_or_huge_allocations() {
+        let frame =
+            Reply::Generated(vec![Err(ItemFailure { code: "c".into(), message: "m".into() })]).encode();
+        for cut in 0..frame.len() - 8 {
+            assert!(Reply::decode(&frame[8..8 + cut]).is_err(), "cut at {cut}");
+        }
+        let mut huge = vec![GENERATED];
+        huge.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(Reply::decode(&huge).unwrap_err().contains("runs past"));
+        let mut trailing = frame[8..].to_vec();
+        trailing.push(0);
+        assert!(Reply::decode(&trailing).unwrap_err().contains("follow the end"));
+    }
+}

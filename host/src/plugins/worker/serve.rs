@@ -1,0 +1,145 @@
+//! The worker's side (`karma-host worker`, started by the host, never by hand): load one
+//! plugin, create one instance, and answer requests on stdin until the host closes it.
+
+use std::{
+    os::fd::{FromRawFd, OwnedFd},
+    path::Path,
+};
+
+use super::protocol::{read_frame, write_frame, Reply, Request};
+use crate::plugins::{
+    host_api, instance::plugin_label, loader, precheck, Backend, ModelInstance, RegisteredModel,
+};
+
+/// The environment variable carrying the host's pid (the worker exits if it is not its parent).
+pub const PARENT_ENV: &str = "KARMA_WORKER_PARENT";
+
+/// Serves requests until the host closes the pipe. The process's stdout is the reply channel;
+/// fd 1 is then pointed at stderr so that plugin code printing to stdout cannot corrupt it.
+pub fn serve() -> anyhow::Result<()> {
+    detach_from_terminal_and_parent()?;
+    // SAFETY: fd 1 is open (the host made it a pipe); `dup` gives a new descriptor this
+    // function owns, and `dup2` then repoints fd 1 without closing the duplicate.
+    let replies = unsafe {
+        let duplicate = libc::dup(1);
+        anyhow::ensure!(duplicate >= 0, "cannot duplicate stdout: {}", std::io::Error::last_os_error());
+        anyhow::ensure!(libc::dup2(2, 1) == 1, "cannot redirect stdout: {}", std::io::Error::last_os_error());
+        OwnedFd::from_raw_fd(duplicate)
+    };
+    let mut replies = std::io::BufWriter::new(std::fs::File::from(replies));
+    let mut requests = std::io::stdin().lock();
+    let mut instance: Option<ModelInstance> = None;
+    while let Some(frame) = read_frame(&mut requests)? {
+        let reply = match Request::decode(&frame) {
+            Ok(request) => answer(request, &mut instance),
+            Err(problem) => Reply::Failed(format!("the worker received a broken request: {problem}")),
+        };
+        write_frame(&mut replies, &reply.encode())?;
+    }
+    Ok(())
+}
+
+fn answer(request: Request, instance: &mut Option<ModelInstance>) -> Reply {
+    let failed = |error: &dyn std::fmt::Display| Reply::Failed(error.to_string());
+    match (request, instance.as_mut()) {
+        (Request::Create { plugin, model, config_json }, None) => {
+            match create(Path::new(&plugin), &model, &config_json) {
+                Ok(created) => {
+                    *instance = Some(created);
+                    Reply::Done
+                }
+                Err(message) => Reply::Failed(message),
+            }
+        }
+        (Request::Create { .. }, Some(_)) => Reply::Failed("the worker already holds an instance".to_owned()),
+        (_, None) => Reply::Failed("the worker holds no instance yet".to_owned()),
+        (Request::Load, Some(instance)) => {
+            instance.load().map_or_else(|error| failed(&error), |()| Reply::Done)
+        }
+        (Request::ScoresContinuations, Some(instance)) => {
+            instance.scores_continuations().map_or_else(|error| failed(&error), Reply::Flag)
+        }
+        (Request::Generate { show_expected_output, items }, Some(instance)) => {
+            let items: Vec<_> = items.iter().collect();
+            instance
+                .generate(&items, show_expected_output)
+                .map_or_else(|error| failed(&error), Reply::Generated)
+        }
+        (Request::Score { requests }, Some(instance)) => {
+            let requests: Vec<crate::plugins::ScoreRequest<'_>> = requests
+                .iter()
+                .map(|(id, context, continuations)| crate::plugins::ScoreRequest {
+                    id: *id,
+                    context,
+                    continuations,
+                })
+                .collect();
+            Backend::score_continuations(instance, &requests)
+                .map_or_else(|error| failed(&error), Reply::Scored)
+        }
+    }
+}
+
+/// Loads the one plugin the host names (with the same checks as a scan) and creates `model`.
+fn create(plugin: &Path, model: &str, config_json: &str) -> Result<ModelInstance, String> {
+    let library =
+        precheck::check(plugin).and_then(|summary| loader::load(plugin, &summary)).map_err(|rejection| {
+            format!("the worker could not load `{}`: {}", plugin.display(), rejection.reason)
+        })?;
+    let meta = library
+        .models
+        .into_iter()
+        .find(|meta| meta.name == model)
+        .ok_or_else(|| format!("`{}` no longer provides model `{model}`", plugin.display()))?;
+    let registered = RegisteredModel {
+        meta,
+        plugin_path: plugin.to_owned(),
+        root: library.root,
+        host_api: host_api::host_api_for(&plugin_label(plugin)),
+    };
+    ModelInstance::create(&registered, config_json).map_err(|error| error.to_string())
+}
+
+/// Ctrl-C in the terminal reaches the whole process group; the host decides what it means (it
+/// finishes the batch in flight), so the worker ignores it. The worker dies with the host.
+fn detach_from_terminal_and_parent() -> anyhow::Result<()> {
+    // SAFETY: setting a signal's disposition to SIG_IGN and PR_SET_PDEATHSIG take no pointers.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        #[cfg(target_os = "linux")]
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+    // The host may have died before PR_SET_PDEATHSIG took effect: then the parent is not it.
+    let expected: Option<i32> = std::env::var(PARENT_ENV).ok().and_then(|pid| pid.parse().ok());
+    // SAFETY: getppid has no preconditions.
+    let parent = unsafe { libc::getppid() };
+    anyhow::ensure!(
+        expected.is_some_and(|expected| expected == parent),
+        "`karma-host worker` is started by karma-host itself (`eval --isolation worker`), not by hand"
+    );
+    if let Some(limit) = memory_limit() {
+        let limit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+        // SAFETY: a valid rlimit struct.
+        if unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) } != 0 {
+            tracing::warn!("cannot limit the worker's memory: {}", std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// `KARMA_WORKER_MEMORY_LIMIT_MIB`: the worker's address-space limit, so that a model that
+/// allocates without bound dies alone (and its item is quarantined) before the machine swaps.
+fn memory_limit() -> Option<u64> {
+    let value = std::env::var(crate::env_vars::WORKER_MEMORY_LIMIT_MIB).ok()?;
+    match value.trim().parse::<u64>() {
+        Ok(mib) if mib > 0 => Some(mib.saturating_mul(1 << 20)),
+        _ => {
+            tracing::warn!(
+                "{} must be a whole number of MiB above 0, not `{value}`; no limit set",
+                crate::env_vars::WORKER_MEMORY_LIMIT_MIB
+            );
+            None
+        }
+    }
+}
