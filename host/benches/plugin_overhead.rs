@@ -2,7 +2,10 @@
 //!
 //! 1. one batch of 64 text items through `karma/echo`'s real vtable (FFI, SDK glue, pairing by
 //!    id) against the same model called directly in-process through the SDK's `Model` trait;
-//! 2. `karma-host list models` wall time and peak RSS with the workspace's plugins, against
+//! 2. the same batch through a worker process (`--isolation worker`: encode, two pipe hops,
+//!    decode, and the worker's own vtable call) against the in-process backend, and a batch
+//!    carrying one 16 MiB image both ways;
+//! 3. `karma-host list models` wall time and peak RSS with the workspace's plugins, against
 //!    spawning `/bin/true`.
 //!
 //! Run with `cargo bench -p karma-host --bench plugin_overhead`. It builds the release binary and
@@ -19,8 +22,11 @@ use std::{
 use common::{release_dir, spawn_measured};
 
 use karma_host::{
+    datasets::item::MediaBlob,
     datasets::item::OwnedItem,
-    plugins::{scan, with_batch_view, ModelInstance, PluginDir},
+    plugins::{
+        open_backend, scan, with_batch_view, Backend, Isolation, ModelInstance, PluginDir, WORKER_BINARY,
+    },
 };
 use karma_plugin_api::sdk::{Item, Model, ModelContext};
 use karma_plugin_baseline::{Baseline, Echo, NoConfig};
@@ -88,6 +94,69 @@ fn ffi_against_direct(release: &Path) {
     println!("  FFI overhead per item:               {overhead_per_item:>9.1} ns (target < 100 ns)");
 }
 
+fn worker_against_in_process(release: &Path) {
+    WORKER_BINARY.set(release.join("karma-host")).expect("set once");
+    let registry = scan(&[PluginDir { path: release.to_owned(), explicit: true }]);
+    let echo = registry.model("karma/echo").expect("karma/echo is registered");
+    let timeout = Duration::from_secs(60);
+    let mut backends: Vec<(&str, Box<dyn Backend>)> = [Isolation::InProcess, Isolation::Worker]
+        .into_iter()
+        .map(|isolation| {
+            let mut backend = open_backend(echo, "{}", isolation, timeout).expect("open");
+            backend.load().expect("load");
+            (isolation.as_str(), backend)
+        })
+        .collect();
+    let texts = items();
+    let texts: Vec<&OwnedItem> = texts.iter().collect();
+    let image = OwnedItem {
+        id: 1,
+        input: Some("Describe the image.".to_owned()),
+        images: vec![MediaBlob { data: vec![0x5a; 16 << 20], format: "png".to_owned() }],
+        ..OwnedItem::default()
+    };
+    let mut text_times = Vec::new();
+    let mut image_times = Vec::new();
+    let mut empty_times = Vec::new();
+    for (_, backend) in &mut backends {
+        empty_times.push(time_per_call(15, 400, || {
+            black_box(backend.scores_continuations().expect("ask"));
+        }));
+        text_times.push(time_per_call(15, 400, || {
+            black_box(backend.generate(&texts, false).expect("generate"));
+        }));
+        image_times.push(time_per_call(9, 5, || {
+            black_box(backend.generate(&[&image], false).expect("generate"));
+        }));
+    }
+    let micros = |time: Duration| time.as_nanos() as f64 / 1e3;
+    println!("batch of {BATCH} text items, karma/echo, through the Backend seam");
+    println!("  in process:      {:>9.2} µs/batch", micros(text_times[0]));
+    println!("  worker process:  {:>9.2} µs/batch", micros(text_times[1]));
+    println!(
+        "  (of which a round trip with no payload: {:.2} µs, against {:.2} µs in process)",
+        micros(empty_times[1]),
+        micros(empty_times[0])
+    );
+    println!(
+        "  worker overhead: {:>9.2} µs/batch (target < 20 µs), ratio {:.2}",
+        micros(text_times[1].saturating_sub(text_times[0])),
+        text_times[1].as_secs_f64() / text_times[0].as_secs_f64()
+    );
+    let extra = image_times[1].saturating_sub(image_times[0]);
+    println!("one item carrying a 16 MiB image");
+    println!(
+        "  in process:      {:>9.2} ms/batch (the view borrows the bytes: no copy)",
+        micros(image_times[0]) / 1e3
+    );
+    println!("  worker process:  {:>9.2} ms/batch", micros(image_times[1]) / 1e3);
+    println!(
+        "  worker overhead: {:>9.2} ms ({:.2} GiB/s over the pipe)",
+        micros(extra) / 1e3,
+        16.0 / 1024.0 / extra.as_secs_f64().max(1e-9)
+    );
+}
+
 fn list_models_against_true(release: &Path) {
     let host = release.join("karma-host");
     let runs = 40;
@@ -128,5 +197,6 @@ fn main() {
     }
     let release = release_dir();
     ffi_against_direct(&release);
+    worker_against_in_process(&release);
     list_models_against_true(&release);
 }

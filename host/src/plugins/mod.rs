@@ -29,7 +29,7 @@ pub use batch_view::with_batch_view;
 pub use instance::{CallError, ModelInstance};
 pub use rejection::{RejectCode, Rejection};
 pub use search_path::PluginDir;
-pub use worker::WorkerBackend;
+pub use worker::{WorkerBackend, WORKER_BINARY};
 
 /// A model as registered from a loaded plugin.
 #[derive(Clone)]

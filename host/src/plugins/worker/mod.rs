@@ -13,7 +13,7 @@ pub mod serve;
 use std::time::Duration;
 
 use process::{Fault, WorkerProcess};
-pub use process::{QUIET, WORKER_VERBOSITY};
+pub use process::{QUIET, WORKER_BINARY, WORKER_VERBOSITY};
 use protocol::Request;
 
 use super::{Backend, CallError, Completion, ContinuationScores, ItemFailure, RegisteredModel, ScoreRequest};

@@ -21,6 +21,10 @@ pub static WORKER_VERBOSITY: AtomicU8 = AtomicU8::new(0);
 
 pub const QUIET: u8 = u8::MAX;
 
+/// The binary started as the worker: this executable, unless a program embedding the library
+/// (a benchmark) names the `karma-host` binary here first.
+pub static WORKER_BINARY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
 /// Why a worker stopped answering.
 #[derive(Debug)]
 pub enum Fault {
@@ -90,13 +94,14 @@ pub struct WorkerProcess {
     child: Child,
     requests: Option<ChildStdin>,
     replies: ChildStdout,
-    /// Reply bytes read but not yet consumed.
-    buffer: Vec<u8>,
 }
 
 impl WorkerProcess {
     pub fn spawn() -> std::io::Result<Self> {
-        let binary = std::env::current_exe()?;
+        let binary = match WORKER_BINARY.get() {
+            Some(binary) => binary.clone(),
+            None => std::env::current_exe()?,
+        };
         let mut command = Command::new(binary);
         command.arg("worker");
         match WORKER_VERBOSITY.load(Ordering::Relaxed) {
@@ -115,7 +120,7 @@ impl WorkerProcess {
             .spawn()?;
         let requests = child.stdin.take().expect("piped");
         let replies = child.stdout.take().expect("piped");
-        Ok(WorkerProcess { child, requests: Some(requests), replies, buffer: Vec::new() })
+        Ok(WorkerProcess { child, requests: Some(requests), replies })
     }
 
     /// Sends `frame` and waits for the reply, or for the worker's death or the deadline.
@@ -130,49 +135,38 @@ impl WorkerProcess {
         Reply::decode(&body).map_err(|problem| self.abandon(Fault::Broken(problem)))
     }
 
+    /// One reply frame's body, read straight into a buffer of its size.
     fn read_frame(&mut self, deadline: Instant, timeout: Duration) -> Result<Vec<u8>, Fault> {
-        loop {
-            if self.buffer.len() >= 8 {
-                let length = u64::from_le_bytes(self.buffer[..8].try_into().expect("8 bytes"));
-                if length > MAX_FRAME {
-                    return Err(self.abandon(Fault::Broken(format!("a frame of {length} bytes"))));
-                }
-                let end = 8 + length as usize;
-                if self.buffer.len() >= end {
-                    let body = self.buffer[8..end].to_vec();
-                    self.buffer.drain(..end);
-                    return Ok(body);
-                }
-                self.buffer.reserve(end - self.buffer.len());
-            }
+        let mut header = [0u8; 8];
+        self.fill(&mut header, deadline, timeout)?;
+        let length = u64::from_le_bytes(header);
+        if length > MAX_FRAME {
+            return Err(self.abandon(Fault::Broken(format!("a frame of {length} bytes"))));
+        }
+        let mut body = vec![0u8; length as usize];
+        self.fill(&mut body, deadline, timeout)?;
+        Ok(body)
+    }
+
+    fn fill(&mut self, buffer: &mut [u8], deadline: Instant, timeout: Duration) -> Result<(), Fault> {
+        let mut filled = 0;
+        while filled < buffer.len() {
             if !self.readable_before(deadline) {
                 return Err(self.abandon(Fault::TimedOut(timeout)));
             }
-            let mut chunk = [0u8; 64 * 1024];
-            match self.replies.read(&mut chunk) {
-                Ok(0) | Err(_) => return Err(self.death()),
-                Ok(read) => self.buffer.extend_from_slice(&chunk[..read]),
+            match self.replies.read(&mut buffer[filled..]) {
+                Ok(0) => return Err(self.death()),
+                Ok(read) => filled += read,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(self.death()),
             }
         }
+        Ok(())
     }
 
-    /// Waits (with `poll`) until the reply pipe has bytes or is closed, or the deadline passes.
+    /// Waits until the reply pipe has bytes or is closed, or the deadline passes.
     fn readable_before(&self, deadline: Instant) -> bool {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            let millis = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
-            let mut poll = libc::pollfd { fd: self.replies.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-            // SAFETY: one valid pollfd for a descriptor this process holds open.
-            match unsafe { libc::poll(&mut poll, 1, millis) } {
-                ready if ready > 0 => return true,
-                0 => continue,
-                _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => continue,
-                _ => return true, // let the read report the error
-            }
-        }
+        wait_readable(self.replies.as_raw_fd(), Some(deadline))
     }
 
     /// How the worker ended, once its pipe closed (waited for up to 5 s: the pipe closes as the
@@ -246,6 +240,37 @@ impl WorkerProcess {
             Reply::Scored(outputs) if outputs.len() == requests.len() => Ok(Ok(outputs)),
             Reply::Failed(message) => Ok(Err(CallError::Relayed(message))),
             other => Err(self.abandon(unexpected(&other))),
+        }
+    }
+}
+
+/// How long a side polls without sleeping before it blocks. Waking a process blocked on a pipe
+/// costs tens of microseconds here (a virtual machine's idle cores); a fast model answers a
+/// batch within that, and a slow one wastes at most this much CPU per batch.
+const SPIN: Duration = Duration::from_micros(200);
+
+/// Waits (with `poll`) until `fd` is readable or closed, or `deadline` passes (false then).
+/// Polls without blocking for [`SPIN`] first.
+pub(super) fn wait_readable(fd: std::os::fd::RawFd, deadline: Option<Instant>) -> bool {
+    let spin_until = Instant::now() + SPIN;
+    loop {
+        let now = Instant::now();
+        let left = deadline.map(|deadline| deadline.saturating_duration_since(now));
+        if left.is_some_and(|left| left.is_zero()) {
+            return false;
+        }
+        let millis = if now < spin_until {
+            0
+        } else {
+            left.map_or(-1, |left| i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX))
+        };
+        let mut poll = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd for a descriptor this process holds open.
+        match unsafe { libc::poll(&mut poll, 1, millis) } {
+            ready if ready > 0 => return true,
+            0 => std::hint::spin_loop(),
+            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            _ => return true, // let the read report the error
         }
     }
 }

@@ -474,6 +474,31 @@ impl Reply {
     }
 }
 
+/// The reply to a generate request, encoded straight from the plugin's outputs (the worker's
+/// side: no intermediate host strings).
+pub fn generated_frame(outputs: &[karma_plugin_api::abi::ItemOutput]) -> Vec<u8> {
+    use abi_stable::std_types::RResult;
+    let mut encoder = Encoder::new(GENERATED);
+    encoder.u64(outputs.len() as u64);
+    for output in outputs {
+        match &output.result {
+            RResult::ROk(text) => {
+                encoder.u8(1);
+                encoder.str(text);
+                encoder.opt_u64(output.prompt_tokens.into_option());
+                encoder.opt_u64(output.completion_tokens.into_option());
+                encoder.u64(output.latency_us);
+            }
+            RResult::RErr(error) => {
+                encoder.u8(0);
+                encoder.str(error.code.name());
+                encoder.str(&error.message);
+            }
+        }
+    }
+    encoder.finish()
+}
+
 /// Writes one encoded frame.
 pub fn write_frame(writer: &mut impl Write, frame: &[u8]) -> std::io::Result<()> {
     writer.write_all(frame)?;

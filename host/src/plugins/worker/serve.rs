@@ -6,9 +6,10 @@ use std::{
     path::Path,
 };
 
-use super::protocol::{read_frame, write_frame, Reply, Request};
+use super::protocol::{generated_frame, read_frame, write_frame, Reply, Request};
 use crate::plugins::{
-    host_api, instance::plugin_label, loader, precheck, Backend, ModelInstance, RegisteredModel,
+    host_api, instance::plugin_label, loader, precheck, with_batch_view, Backend, ModelInstance,
+    RegisteredModel,
 };
 
 /// The environment variable carrying the host's pid (the worker exits if it is not its parent).
@@ -27,21 +28,30 @@ pub fn serve() -> anyhow::Result<()> {
         OwnedFd::from_raw_fd(duplicate)
     };
     let mut replies = std::io::BufWriter::new(std::fs::File::from(replies));
-    let mut requests = std::io::stdin().lock();
+    // SAFETY: fd 0 is the request pipe the host made, owned from here on.
+    let mut requests =
+        std::io::BufReader::with_capacity(64 * 1024, std::fs::File::from(unsafe { OwnedFd::from_raw_fd(0) }));
     let mut instance: Option<ModelInstance> = None;
-    while let Some(frame) = read_frame(&mut requests)? {
+    loop {
+        if requests.buffer().is_empty() {
+            super::process::wait_readable(0, None);
+        }
+        let Some(frame) = read_frame(&mut requests)? else { break };
         let reply = match Request::decode(&frame) {
             Ok(request) => answer(request, &mut instance),
-            Err(problem) => Reply::Failed(format!("the worker received a broken request: {problem}")),
+            Err(problem) => {
+                Reply::Failed(format!("the worker received a broken request: {problem}")).encode()
+            }
         };
-        write_frame(&mut replies, &reply.encode())?;
+        write_frame(&mut replies, &reply)?;
     }
     Ok(())
 }
 
-fn answer(request: Request, instance: &mut Option<ModelInstance>) -> Reply {
+/// The encoded reply to `request`.
+fn answer(request: Request, instance: &mut Option<ModelInstance>) -> Vec<u8> {
     let failed = |error: &dyn std::fmt::Display| Reply::Failed(error.to_string());
-    match (request, instance.as_mut()) {
+    let reply = match (request, instance.as_mut()) {
         (Request::Create { plugin, model, config_json }, None) => {
             match create(Path::new(&plugin), &model, &config_json) {
                 Ok(created) => {
@@ -59,11 +69,12 @@ fn answer(request: Request, instance: &mut Option<ModelInstance>) -> Reply {
         (Request::ScoresContinuations, Some(instance)) => {
             instance.scores_continuations().map_or_else(|error| failed(&error), Reply::Flag)
         }
+        // Encoded straight from the plugin's outputs: the hot path has no intermediate strings.
         (Request::Generate { show_expected_output, items }, Some(instance)) => {
-            let items: Vec<_> = items.iter().collect();
-            instance
-                .generate(&items, show_expected_output)
-                .map_or_else(|error| failed(&error), Reply::Generated)
+            return match with_batch_view(&items, show_expected_output, |view| instance.run(view)) {
+                Ok(outputs) => generated_frame(&outputs),
+                Err(error) => failed(&error).encode(),
+            };
         }
         (Request::Score { requests }, Some(instance)) => {
             let requests: Vec<crate::plugins::ScoreRequest<'_>> = requests
@@ -77,7 +88,8 @@ fn answer(request: Request, instance: &mut Option<ModelInstance>) -> Reply {
             Backend::score_continuations(instance, &requests)
                 .map_or_else(|error| failed(&error), Reply::Scored)
         }
-    }
+    };
+    reply.encode()
 }
 
 /// Loads the one plugin the host names (with the same checks as a scan) and creates `model`.
