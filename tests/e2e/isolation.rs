@@ -121,6 +121,19 @@ fn a_segfaulting_item_is_quarantined_and_the_cache_keeps_every_other_row() {
     // The control: in process, the same item kills karma-host itself.
     let in_process = eval(&work, &plugins, &["--model-args", r#"{"mode":"segfault"}"#, "--no-cache"], &[]);
     assert_eq!(in_process.code, None, "killed by a signal: {}", in_process.stderr);
+    // The next run of the model says what happened, once, and what to do about it.
+    let next = eval(&work, &plugins, &args, &[]);
+    assert_quarantined(&next, &[3, 8], "worker_crashed", "SIGSEGV");
+    assert!(
+        next.stderr.contains("the last in-process run of model `fixture/crash-on-item`")
+            && next.stderr.contains(
+                "was killed by signal 11 (SIGSEGV), most likely from plugin code; `--isolation worker`"
+            ),
+        "{}",
+        next.stderr
+    );
+    let after = eval(&work, &plugins, &args, &[]);
+    assert!(!after.stderr.contains("the last in-process run"), "{}", after.stderr);
 }
 
 #[test]

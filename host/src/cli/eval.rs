@@ -78,6 +78,9 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
         drop(backend);
         return super::dry_run::dry_run(&plan);
     }
+    super::crash_marker::report_earlier_crashes(&plan.cache_path, &model.meta.name);
+    let _marker = (isolation.isolation == plugins::Isolation::InProcess)
+        .then(|| super::crash_marker::start(&plan.cache_path, &model.meta.name));
     tracing::info!(
         "model `{}` runs {}",
         model.meta.name,

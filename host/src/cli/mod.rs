@@ -4,6 +4,7 @@
 mod args;
 mod cache_command;
 mod catalog_info;
+mod crash_marker;
 mod diagnostics;
 mod dry_run;
 mod eval;

@@ -12,8 +12,8 @@ pub mod serve;
 
 use std::time::Duration;
 
+pub use process::{signal_name, QUIET, WORKER_BINARY, WORKER_VERBOSITY};
 use process::{Fault, WorkerProcess};
-pub use process::{QUIET, WORKER_BINARY, WORKER_VERBOSITY};
 use protocol::Request;
 
 use super::{Backend, CallError, Completion, ContinuationScores, ItemFailure, RegisteredModel, ScoreRequest};

@@ -74,7 +74,8 @@ impl std::fmt::Display for Fault {
     }
 }
 
-fn signal_name(signal: i32) -> &'static str {
+/// The usual name of a fatal signal.
+pub fn signal_name(signal: i32) -> &'static str {
     match signal {
         libc::SIGSEGV => "SIGSEGV",
         libc::SIGABRT => "SIGABRT",
