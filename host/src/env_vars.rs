@@ -25,3 +25,9 @@ pub const WORKER_MEMORY_LIMIT_MIB: &str = "KARMA_WORKER_MEMORY_LIMIT_MIB";
 /// The karma-host configuration file (default `$XDG_CONFIG_HOME/karma-host/config.toml`, or
 /// `~/.config/karma-host/config.toml`): per-plugin isolation settings.
 pub const KARMA_CONFIG: &str = "KARMA_CONFIG";
+
+/// Seconds a scanning child may take to load one plugin before it is killed (default 5).
+pub const KARMA_SCAN_TIMEOUT_SECS: &str = "KARMA_SCAN_TIMEOUT_SECS";
+
+/// The plugin scan cache (default `~/.cache/karma/plugin-scan.json`).
+pub const KARMA_SCAN_CACHE: &str = "KARMA_SCAN_CACHE";

@@ -179,6 +179,8 @@ pub fn karma_process(args: &[&str], env: &[(&str, &str)], directory: Option<&Pat
         // A developer's own configuration file (isolation settings) must not change tests.
         .env_remove("KARMA_CONFIG")
         .env("XDG_CONFIG_HOME", "/nonexistent-karma-test-config")
+        // Nor the developer's plugin scan cache.
+        .env("KARMA_SCAN_CACHE", profile_dir().join("test-plugin-scan.json"))
         .env("NO_COLOR", "1")
         .envs(env.iter().copied());
     if let Some(directory) = directory {

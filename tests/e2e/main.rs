@@ -33,5 +33,7 @@ mod misbehaving;
 mod registry_datasets;
 /// `run`: one batch through the baseline models.
 mod run_batch;
+/// Scanning plugins in child processes, and the scan cache.
+mod scanning;
 /// Open QA and translation files, `--task`, `--metrics`, and `score`.
 mod tasks;

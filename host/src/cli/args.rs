@@ -46,6 +46,10 @@ pub enum Command {
     /// worker`); not for use by hand.
     #[command(hide = true)]
     Worker,
+    /// Loads one plugin file and reports its models to the karma-host process scanning the
+    /// plugin directories; not for use by hand.
+    #[command(hide = true)]
+    ScanPlugin { path: PathBuf },
 }
 
 #[derive(Args, Debug)]

@@ -72,10 +72,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Cache(command) => return cache_command::cache(command),
         Command::Score(arguments) => return score::score(arguments),
         Command::Worker => return plugins::worker::serve::serve().map(|()| ExitStatus::Success),
+        Command::ScanPlugin { path } => {
+            return plugins::scan_child::serve(path).map(|()| ExitStatus::Success)
+        }
         _ => {}
     }
     let directories = plugins::search_path::from_environment(&cli.plugins_dirs);
-    let registry = plugins::scan(&directories);
+    let registry = plugins::scan_isolated(&directories, scan_timeout());
     // A directory the user named is an error below, said once; a default one is a warning.
     for problem in registry.directory_problems.iter().filter(|problem| !problem.explicit) {
         tracing::warn!("cannot read plugin directory `{}`: {}", problem.path.display(), problem.reason);
@@ -112,8 +115,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         | Command::Info(InfoCommand::Dataset { .. } | InfoCommand::Metric { .. })
         | Command::Cache(_)
         | Command::Score(_)
-        | Command::Worker => unreachable!("handled before the plugin scan"),
+        | Command::Worker
+        | Command::ScanPlugin { .. } => unreachable!("handled before the plugin scan"),
     }
+}
+
+/// `KARMA_SCAN_TIMEOUT_SECS` (default 5): how long loading one plugin may take at scan time.
+fn scan_timeout() -> std::time::Duration {
+    const DEFAULT: f64 = 5.0;
+    let seconds = match std::env::var(env_vars::KARMA_SCAN_TIMEOUT_SECS) {
+        Err(_) => DEFAULT,
+        Ok(value) => match value.trim().parse::<f64>() {
+            Ok(seconds) if seconds.is_finite() && seconds > 0.0 => seconds.min(3600.0),
+            _ => {
+                tracing::warn!(
+                    "{} must be a number of seconds above 0, not `{value}`; using {DEFAULT}",
+                    env_vars::KARMA_SCAN_TIMEOUT_SECS
+                );
+                DEFAULT
+            }
+        },
+    };
+    std::time::Duration::from_secs_f64(seconds)
 }
 
 fn init_logging(verbose: u8, quiet: bool) {

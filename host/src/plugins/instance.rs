@@ -45,9 +45,12 @@ pub struct ModelInstance {
 impl ModelInstance {
     /// Asks the plugin to validate `config_json` and create an instance (cheap: no weights).
     pub fn create(model: &RegisteredModel, config_json: &str) -> Result<Self, CallError> {
-        let host = model.host_api;
-        let result =
-            (model.root.create())(host, RStr::from_str(&model.meta.name), RStr::from_str(config_json));
+        let (root, host) = super::plugin_root(&model.plugin_path).map_err(|rejection| CallError::Worker {
+            model: model.meta.name.clone(),
+            plugin: model.plugin_path.clone(),
+            problem: format!("the plugin no longer loads: {}", rejection.reason),
+        })?;
+        let result = (root.create())(host, RStr::from_str(&model.meta.name), RStr::from_str(config_json));
         match result {
             RResult::ROk(handle) => Ok(ModelInstance {
                 handle,

@@ -11,13 +11,17 @@ mod instance;
 mod loader;
 mod precheck;
 mod rejection;
+mod scan_cache;
+pub mod scan_child;
 pub mod search_path;
 pub mod worker;
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     fs,
     path::{Path, PathBuf},
+    sync::Mutex,
+    time::Duration,
 };
 
 use karma_plugin_api::abi::{HostApi_Ref, ModelMeta, PluginRoot_Ref};
@@ -31,13 +35,52 @@ pub use rejection::{RejectCode, Rejection};
 pub use search_path::PluginDir;
 pub use worker::{WorkerBackend, WORKER_BINARY};
 
-/// A model as registered from a loaded plugin.
+/// A model as registered from a scanned plugin. Its library is loaded into this process only
+/// when an in-process instance is created ([`plugin_root`]).
 #[derive(Clone)]
 pub struct RegisteredModel {
     pub meta: ModelMeta,
     pub plugin_path: PathBuf,
-    pub(crate) root: PluginRoot_Ref,
-    pub(crate) host_api: HostApi_Ref,
+}
+
+/// Libraries loaded into this process, by path (never unloaded: see `loader::load`).
+static LOADED: Mutex<Option<HashMap<PathBuf, (PluginRoot_Ref, HostApi_Ref)>>> = Mutex::new(None);
+
+/// The root module of the plugin at `path` and its host API, loading it into this process (with
+/// the scan's checks) the first time.
+pub(crate) fn plugin_root(path: &Path) -> Result<(PluginRoot_Ref, HostApi_Ref), Rejection> {
+    let mut loaded = LOADED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let loaded = loaded.get_or_insert_with(HashMap::new);
+    if let Some(found) = loaded.get(path) {
+        return Ok(*found);
+    }
+    let library = precheck::check(path).and_then(|summary| loader::load(path, &summary))?;
+    let found = (library.root, host_api::host_api_for(&instance::plugin_label(path)));
+    loaded.insert(path.to_owned(), found);
+    Ok(found)
+}
+
+/// Loads the plugin at `path` into this process and registers its model `name` (a worker's
+/// start: one plugin, one model).
+pub(crate) fn load_model(path: &Path, name: &str) -> Result<RegisteredModel, String> {
+    let mut registry = Registry::default();
+    registry.add(path.to_owned(), &mut Loading::InProcess);
+    if let Some(PluginRecord { status: PluginStatus::Rejected(rejection), .. }) = registry.plugins.first() {
+        return Err(format!("cannot load `{}`: {}", path.display(), rejection.reason));
+    }
+    registry
+        .models
+        .into_iter()
+        .find(|model| model.meta.name == name)
+        .ok_or_else(|| format!("`{}` no longer provides model `{name}`", path.display()))
+}
+
+/// How a scan loads plugins to read their models.
+enum Loading {
+    /// In this process (the library API: tests and benchmarks that drive plugins directly).
+    InProcess,
+    /// In a child process per file not in the scan cache (the CLI).
+    Isolated { cache: scan_cache::ScanCache, timeout: Duration },
 }
 
 /// Versions a loaded plugin reports.
@@ -138,8 +181,24 @@ impl Registry {
     }
 }
 
-/// Scans `directories` and loads every plugin found.
+/// Scans `directories` and loads every plugin found into this process.
 pub fn scan(directories: &[PluginDir]) -> Registry {
+    scan_with(directories, &mut Loading::InProcess)
+}
+
+/// Scans `directories`, loading each plugin not in the scan cache in a child process of this
+/// binary with `timeout`: a plugin whose load-time code crashes, exits or hangs is rejected and
+/// the others are listed. Nothing is loaded into this process.
+pub fn scan_isolated(directories: &[PluginDir], timeout: Duration) -> Registry {
+    let mut loading = Loading::Isolated { cache: scan_cache::ScanCache::open(), timeout };
+    let registry = scan_with(directories, &mut loading);
+    if let Loading::Isolated { cache, .. } = &mut loading {
+        cache.save();
+    }
+    registry
+}
+
+fn scan_with(directories: &[PluginDir], loading: &mut Loading) -> Registry {
     let mut registry = Registry::default();
     let mut seen = HashSet::new();
     for directory in directories {
@@ -167,36 +226,53 @@ pub fn scan(directories: &[PluginDir]) -> Registry {
             .collect();
         candidates.sort();
         for path in candidates {
-            registry.add(path);
+            registry.add(path, loading);
         }
     }
     registry
 }
 
 impl Registry {
-    fn add(&mut self, path: PathBuf) {
-        let loaded = precheck::check(&path).and_then(|summary| loader::load(&path, &summary));
-        let status = match loaded {
-            Ok(library) => {
+    fn add(&mut self, path: PathBuf, loading: &mut Loading) {
+        let loaded = precheck::check(&path).and_then(|summary| match loading {
+            Loading::InProcess => {
+                let library = loader::load(&path, &summary)?;
                 let host_api = host_api::host_api_for(&instance::plugin_label(&path));
-                let names = library.models.iter().map(|meta| meta.name.clone()).collect();
-                for meta in library.models {
-                    self.models.push(RegisteredModel {
-                        meta,
-                        plugin_path: path.clone(),
-                        root: library.root,
-                        host_api,
-                    });
+                LOADED
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get_or_insert_with(HashMap::new)
+                    .insert(path.clone(), (library.root, host_api));
+                scan_child::LoadOutcome::loaded(&library).into_parts(&path)
+            }
+            Loading::Isolated { cache, timeout } => {
+                let identity = scan_cache::FileIdentity::of(&path).map_err(|error| {
+                    Rejection::new(
+                        &path,
+                        RejectCode::Unreadable,
+                        format!("cannot read its metadata: {error}"),
+                    )
+                })?;
+                // Keyed by the real path: the same directory reached from elsewhere hits.
+                let key = path.canonicalize().unwrap_or_else(|_| path.clone());
+                let outcome = match cache.get(&key, identity) {
+                    Some(outcome) => outcome.clone(),
+                    None => {
+                        let outcome = scan_child::scan(&path, *timeout);
+                        cache.put(&key, identity, outcome.clone());
+                        outcome
+                    }
+                };
+                outcome.into_parts(&path)
+            }
+        });
+        let status = match loaded {
+            Ok((versions, models)) => {
+                let names = models.iter().map(|meta| meta.name.clone()).collect();
+                for meta in models {
+                    self.models.push(RegisteredModel { meta, plugin_path: path.clone() });
                 }
-                PluginStatus::Loaded {
-                    versions: PluginVersions {
-                        abi_major: library.abi_info.major,
-                        abi_minor: library.abi_info.minor,
-                        plugin_api_version: library.abi_info.plugin_api_version.as_str().to_owned(),
-                        rustc_version: library.abi_info.rustc_version.as_str().to_owned(),
-                    },
-                    models: names,
-                }
+                PluginStatus::Loaded { versions, models: names }
             }
             Err(rejection) => {
                 tracing::info!(path = %path.display(), code = rejection.code.as_str(), "rejected plugin: {}", rejection.reason);

@@ -28,6 +28,12 @@ pub enum RejectCode {
     LayoutMismatch,
     InitFailed,
     BadMetadata,
+    /// Scanning in a child process: the plugin's load-time code killed it with a signal.
+    LoadCrashed,
+    /// ... or made it exit (`exit(0)` in a constructor).
+    LoadExited,
+    /// ... or did not finish within the scan timeout.
+    LoadTimeout,
 }
 
 impl RejectCode {
@@ -57,7 +63,45 @@ impl RejectCode {
             RejectCode::LayoutMismatch => "layout_mismatch",
             RejectCode::InitFailed => "init_failed",
             RejectCode::BadMetadata => "bad_metadata",
+            RejectCode::LoadCrashed => "load_crashed",
+            RejectCode::LoadExited => "load_exited",
+            RejectCode::LoadTimeout => "load_timeout",
         }
+    }
+
+    /// Every code, for reading one back from its name.
+    const ALL: [RejectCode; 26] = [
+        RejectCode::Directory,
+        RejectCode::Symlink,
+        RejectCode::DanglingSymlink,
+        RejectCode::NotRegularFile,
+        RejectCode::Unreadable,
+        RejectCode::EmptyFile,
+        RejectCode::NotElf,
+        RejectCode::TruncatedElf,
+        RejectCode::WrongClass,
+        RejectCode::WrongEndianness,
+        RejectCode::WrongArchitecture,
+        RejectCode::NotSharedLibrary,
+        RejectCode::Executable,
+        RejectCode::NotAPlugin,
+        RejectCode::MissingLibrary,
+        RejectCode::UnresolvedSymbol,
+        RejectCode::OpenFailed,
+        RejectCode::BadRootPointer,
+        RejectCode::AbiStableMismatch,
+        RejectCode::AbiMajorMismatch,
+        RejectCode::LayoutMismatch,
+        RejectCode::InitFailed,
+        RejectCode::BadMetadata,
+        RejectCode::LoadCrashed,
+        RejectCode::LoadExited,
+        RejectCode::LoadTimeout,
+    ];
+
+    /// The code named `name` (as written by [`as_str`](Self::as_str)).
+    pub fn from_name(name: &str) -> Option<RejectCode> {
+        RejectCode::ALL.into_iter().find(|code| code.as_str() == name)
     }
 }
 

@@ -7,10 +7,7 @@ use std::{
 };
 
 use super::protocol::{generated_frame, read_frame, write_frame, Reply, Request};
-use crate::plugins::{
-    host_api, instance::plugin_label, loader, precheck, with_batch_view, Backend, ModelInstance,
-    RegisteredModel,
-};
+use crate::plugins::{with_batch_view, Backend, ModelInstance};
 
 /// The environment variable carrying the host's pid (the worker exits if it is not its parent).
 pub const PARENT_ENV: &str = "KARMA_WORKER_PARENT";
@@ -94,21 +91,8 @@ fn answer(request: Request, instance: &mut Option<ModelInstance>) -> Vec<u8> {
 
 /// Loads the one plugin the host names (with the same checks as a scan) and creates `model`.
 fn create(plugin: &Path, model: &str, config_json: &str) -> Result<ModelInstance, String> {
-    let library =
-        precheck::check(plugin).and_then(|summary| loader::load(plugin, &summary)).map_err(|rejection| {
-            format!("the worker could not load `{}`: {}", plugin.display(), rejection.reason)
-        })?;
-    let meta = library
-        .models
-        .into_iter()
-        .find(|meta| meta.name == model)
-        .ok_or_else(|| format!("`{}` no longer provides model `{model}`", plugin.display()))?;
-    let registered = RegisteredModel {
-        meta,
-        plugin_path: plugin.to_owned(),
-        root: library.root,
-        host_api: host_api::host_api_for(&plugin_label(plugin)),
-    };
+    let registered =
+        crate::plugins::load_model(plugin, model).map_err(|problem| format!("the worker {problem}"))?;
     ModelInstance::create(&registered, config_json).map_err(|error| error.to_string())
 }
 

@@ -1,0 +1,102 @@
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::harness::{baseline_plugin, fixture, karma, Workdir};
+
+/// `list plugins --format json` with a scan cache of the test's own, at `-vv` (so each
+/// scanning child is logged), and `env`.
+fn list(work: &Workdir, plugins: &std::path::Path, env: &[(&str, &str)]) -> (Value, String, f64) {
+    let cache = work.path().join("scan-cache.json");
+    let mut env = env.to_vec();
+    let cache = cache.to_str().unwrap().to_owned();
+    env.push(("KARMA_SCAN_CACHE", &cache));
+    let started = Instant::now();
+    let run = karma(
+        &["-vv", "--plugins-dir", plugins.to_str().unwrap(), "list", "plugins", "--format", "json"],
+        &env,
+    );
+    let elapsed = started.elapsed().as_secs_f64();
+    run.assert_code(0);
+    (run.json(), run.stderr, elapsed)
+}
+
+fn status_of<'a>(listing: &'a Value, file: &str) -> &'a Value {
+    listing["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|plugin| plugin["path"].as_str().unwrap().ends_with(file))
+        .unwrap_or_else(|| panic!("{file} not listed: {listing}"))
+}
+
+const CRASHING: &str = "libfixture_crash_on_item.so";
+const BASELINE: &str = "libkarma_plugin_baseline.so";
+
+#[test]
+fn a_constructor_that_crashes_exits_or_hangs_is_rejected_and_the_others_are_listed() {
+    for (mode, code, reason) in [
+        ("segfault", "load_crashed", "crashed the scanning process (signal 11, SIGSEGV)"),
+        ("abort", "load_crashed", "crashed the scanning process (signal 6, SIGABRT)"),
+        ("exit", "load_exited", "ended the scanning process (exit status 0) before it reported anything"),
+        ("hang", "load_timeout", "did not finish within 1 s (KARMA_SCAN_TIMEOUT_SECS)"),
+    ] {
+        let work = Workdir::new();
+        let plugins = work.plugins_dir("plugins", &[fixture("crash-on-item"), baseline_plugin()]);
+        let env = [("CRASH_ON_ITEM_CONSTRUCTOR", mode), ("KARMA_SCAN_TIMEOUT_SECS", "1")];
+        let (listing, _, elapsed) = list(&work, &plugins, &env);
+        let rejected = status_of(&listing, CRASHING);
+        assert_eq!(rejected["status"], "rejected", "{mode}: {listing}");
+        assert_eq!(rejected["code"], code, "{mode}: {listing}");
+        assert!(rejected["reason"].as_str().unwrap().contains(reason), "{mode}: {listing}");
+        assert_eq!(status_of(&listing, BASELINE)["status"], "loaded", "{mode}");
+        assert!(elapsed < 10.0, "{mode}: {elapsed} s");
+        // The models of the other plugins can be used as usual.
+        let cache = work.path().join("scan-cache.json");
+        let models = karma(
+            &["--plugins-dir", plugins.to_str().unwrap(), "list", "models", "--format", "json"],
+            &[("CRASH_ON_ITEM_CONSTRUCTOR", mode), ("KARMA_SCAN_CACHE", cache.to_str().unwrap())],
+        );
+        models.assert_code(0);
+        assert!(models.stdout.contains("karma/constant") && !models.stdout.contains("fixture/crash-on-item"));
+    }
+}
+
+#[test]
+fn unchanged_plugins_are_listed_from_the_scan_cache_and_a_replaced_file_is_scanned_again() {
+    let work = Workdir::new();
+    let plugins = work.plugins_dir("plugins", &[fixture("crash-on-item"), baseline_plugin()]);
+    let crash_env = [("CRASH_ON_ITEM_CONSTRUCTOR", "segfault")];
+    let (first, stderr, _) = list(&work, &plugins, &crash_env);
+    assert_eq!(stderr.matches("in a scanning process").count(), 2, "{stderr}");
+    assert_eq!(status_of(&first, CRASHING)["code"], "load_crashed");
+
+    // Unchanged: no child at all, and the failure is remembered like a success.
+    let (second, stderr, _) = list(&work, &plugins, &crash_env);
+    assert_eq!(stderr.matches("in a scanning process").count(), 0, "{stderr}");
+    assert_eq!(second, first);
+
+    // A file replaced in place (new contents, new mtime) is scanned again, once.
+    let crashing = plugins.join(CRASHING);
+    std::fs::remove_file(&crashing).unwrap();
+    std::fs::copy(fixture("crash-on-item"), &crashing).unwrap();
+    let (third, stderr, _) = list(&work, &plugins, &[]);
+    assert_eq!(stderr.matches("in a scanning process").count(), 1, "{stderr}");
+    assert!(stderr.contains(CRASHING), "{stderr}");
+    assert_eq!(status_of(&third, CRASHING)["status"], "loaded");
+    let (_, stderr, _) = list(&work, &plugins, &[]);
+    assert_eq!(stderr.matches("in a scanning process").count(), 0, "{stderr}");
+
+    // A corrupt cache is ignored and rebuilt.
+    std::fs::write(work.path().join("scan-cache.json"), "{ not json").unwrap();
+    let (rebuilt, stderr, _) = list(&work, &plugins, &[]);
+    assert_eq!(stderr.matches("in a scanning process").count(), 2, "{stderr}");
+    assert_eq!(rebuilt, third);
+    let stored: Value =
+        serde_json::from_slice(&std::fs::read(work.path().join("scan-cache.json")).unwrap()).unwrap();
+    let entries = stored["entries"].as_object().unwrap();
+    assert_eq!(entries.len(), 2);
+    for entry in entries.values() {
+        assert_eq!(entry["sha256"].as_str().unwrap().len(), 64, "{entry}");
+    }
+}
