@@ -100,3 +100,67 @@ fn unchanged_plugins_are_listed_from_the_scan_cache_and_a_replaced_file_is_scann
         assert_eq!(entry["sha256"].as_str().unwrap().len(), 64, "{entry}");
     }
 }
+
+#[test]
+fn plugins_that_other_users_could_have_written_are_refused_unless_allowed() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = Workdir::new();
+    let plugins = work.plugins_dir("plugins", &[baseline_plugin()]);
+    let cache = work.path().join("scan-cache.json");
+    let cache = cache.to_str().unwrap();
+    let list = |extra: &[&str]| {
+        let mut args = vec!["--plugins-dir", plugins.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend(["list", "plugins", "--format", "json"]);
+        let run = karma(&args, &[("KARMA_SCAN_CACHE", cache)]);
+        run.assert_code(0);
+        (run.json(), run.stderr)
+    };
+    let set_mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+
+    set_mode(&plugins, 0o777);
+    let (listing, _) = list(&[]);
+    let refused = status_of(&listing, BASELINE);
+    assert_eq!(refused["code"], "insecure_permissions", "{listing}");
+    assert!(
+        refused["reason"].as_str().unwrap().contains("is writable by every user (mode 777)"),
+        "{listing}"
+    );
+    assert!(refused["hint"].as_str().unwrap().contains("--allow-insecure-plugins"), "{listing}");
+    let (listing, stderr) = list(&["--allow-insecure-plugins"]);
+    assert_eq!(status_of(&listing, BASELINE)["status"], "loaded");
+    assert!(stderr.contains("loaded anyway (--allow-insecure-plugins)"), "{stderr}");
+
+    // A sticky directory (like /tmp) is fine: others cannot replace the files in it.
+    set_mode(&plugins, 0o1777);
+    let (listing, stderr) = list(&[]);
+    assert_eq!(status_of(&listing, BASELINE)["status"], "loaded", "{stderr}");
+    assert!(!stderr.contains("WARN"), "{stderr}");
+
+    // Group-writable only warns; a world-writable file is refused like a directory.
+    set_mode(&plugins, 0o775);
+    let (listing, stderr) = list(&[]);
+    assert_eq!(status_of(&listing, BASELINE)["status"], "loaded");
+    assert!(stderr.contains("is group-writable (mode 775)"), "{stderr}");
+    set_mode(&plugins, 0o755);
+    set_mode(&plugins.join(BASELINE), 0o666);
+    let (listing, _) = list(&[]);
+    assert_eq!(status_of(&listing, BASELINE)["code"], "insecure_permissions", "{listing}");
+    set_mode(&plugins.join(BASELINE), 0o644);
+
+    // Owned by another user (only root can arrange that).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("skipped the other-owner case: it needs root to chown the file");
+        return;
+    }
+    let file = std::ffi::CString::new(plugins.join(BASELINE).to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; 65534 is `nobody`.
+    assert_eq!(unsafe { libc::chown(file.as_ptr(), 65534, 65534) }, 0);
+    let (listing, _) = list(&[]);
+    let refused = status_of(&listing, BASELINE);
+    assert_eq!(refused["code"], "insecure_permissions", "{listing}");
+    assert!(refused["reason"].as_str().unwrap().contains("is owned by user 65534"), "{listing}");
+}

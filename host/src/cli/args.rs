@@ -19,6 +19,10 @@ pub struct Cli {
     /// Only errors on stderr.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Load plugin files that other users can write (or whose directory they can), or that
+    /// another user owns; refused by default, since loading runs their code as you.
+    #[arg(long, global = true)]
+    pub allow_insecure_plugins: bool,
     #[command(subcommand)]
     pub command: Command,
 }

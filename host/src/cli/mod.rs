@@ -78,7 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         _ => {}
     }
     let directories = plugins::search_path::from_environment(&cli.plugins_dirs);
-    let registry = plugins::scan_isolated(&directories, scan_timeout());
+    let registry = plugins::scan_isolated(&directories, scan_timeout(), cli.allow_insecure_plugins);
     // A directory the user named is an error below, said once; a default one is a warning.
     for problem in registry.directory_problems.iter().filter(|problem| !problem.explicit) {
         tracing::warn!("cannot read plugin directory `{}`: {}", problem.path.display(), problem.reason);

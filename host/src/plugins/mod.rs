@@ -9,6 +9,7 @@ mod batch_view;
 mod host_api;
 mod instance;
 mod loader;
+mod permissions;
 mod precheck;
 mod rejection;
 mod scan_cache;
@@ -64,7 +65,8 @@ pub(crate) fn plugin_root(path: &Path) -> Result<(PluginRoot_Ref, HostApi_Ref), 
 /// start: one plugin, one model).
 pub(crate) fn load_model(path: &Path, name: &str) -> Result<RegisteredModel, String> {
     let mut registry = Registry::default();
-    registry.add(path.to_owned(), &mut Loading::InProcess);
+    // The scan that registered it checked its permissions.
+    registry.add(path.to_owned(), &mut Loading::InProcess, true);
     if let Some(PluginRecord { status: PluginStatus::Rejected(rejection), .. }) = registry.plugins.first() {
         return Err(format!("cannot load `{}`: {}", path.display(), rejection.reason));
     }
@@ -181,24 +183,26 @@ impl Registry {
     }
 }
 
-/// Scans `directories` and loads every plugin found into this process.
+/// Scans `directories` and loads every plugin found into this process (refusing files others
+/// could have written).
 pub fn scan(directories: &[PluginDir]) -> Registry {
-    scan_with(directories, &mut Loading::InProcess)
+    scan_with(directories, &mut Loading::InProcess, false)
 }
 
 /// Scans `directories`, loading each plugin not in the scan cache in a child process of this
 /// binary with `timeout`: a plugin whose load-time code crashes, exits or hangs is rejected and
 /// the others are listed. Nothing is loaded into this process.
-pub fn scan_isolated(directories: &[PluginDir], timeout: Duration) -> Registry {
+/// Files other users can write, or that they own, are refused unless `allow_insecure`.
+pub fn scan_isolated(directories: &[PluginDir], timeout: Duration, allow_insecure: bool) -> Registry {
     let mut loading = Loading::Isolated { cache: scan_cache::ScanCache::open(), timeout };
-    let registry = scan_with(directories, &mut loading);
+    let registry = scan_with(directories, &mut loading, allow_insecure);
     if let Loading::Isolated { cache, .. } = &mut loading {
         cache.save();
     }
     registry
 }
 
-fn scan_with(directories: &[PluginDir], loading: &mut Loading) -> Registry {
+fn scan_with(directories: &[PluginDir], loading: &mut Loading, allow_insecure: bool) -> Registry {
     let mut registry = Registry::default();
     let mut seen = HashSet::new();
     for directory in directories {
@@ -226,15 +230,21 @@ fn scan_with(directories: &[PluginDir], loading: &mut Loading) -> Registry {
             .collect();
         candidates.sort();
         for path in candidates {
-            registry.add(path, loading);
+            registry.add(path, loading, allow_insecure);
         }
     }
     registry
 }
 
 impl Registry {
-    fn add(&mut self, path: PathBuf, loading: &mut Loading) {
-        let loaded = precheck::check(&path).and_then(|summary| match loading {
+    fn add(&mut self, path: PathBuf, loading: &mut Loading, allow_insecure: bool) {
+        let checked = precheck::check(&path).and_then(|summary| {
+            for warning in permissions::check(&path, allow_insecure)? {
+                tracing::warn!("plugin `{}`: {warning}", path.display());
+            }
+            Ok(summary)
+        });
+        let loaded = checked.and_then(|summary| match loading {
             Loading::InProcess => {
                 let library = loader::load(&path, &summary)?;
                 let host_api = host_api::host_api_for(&instance::plugin_label(&path));

@@ -34,6 +34,8 @@ pub enum RejectCode {
     LoadExited,
     /// ... or did not finish within the scan timeout.
     LoadTimeout,
+    /// Writable by other users, or owned by another user (`--allow-insecure-plugins`).
+    InsecurePermissions,
 }
 
 impl RejectCode {
@@ -66,11 +68,12 @@ impl RejectCode {
             RejectCode::LoadCrashed => "load_crashed",
             RejectCode::LoadExited => "load_exited",
             RejectCode::LoadTimeout => "load_timeout",
+            RejectCode::InsecurePermissions => "insecure_permissions",
         }
     }
 
     /// Every code, for reading one back from its name.
-    const ALL: [RejectCode; 26] = [
+    const ALL: [RejectCode; 27] = [
         RejectCode::Directory,
         RejectCode::Symlink,
         RejectCode::DanglingSymlink,
@@ -97,6 +100,7 @@ impl RejectCode {
         RejectCode::LoadCrashed,
         RejectCode::LoadExited,
         RejectCode::LoadTimeout,
+        RejectCode::InsecurePermissions,
     ];
 
     /// The code named `name` (as written by [`as_str`](Self::as_str)).
