@@ -31,3 +31,7 @@ pub const KARMA_SCAN_TIMEOUT_SECS: &str = "KARMA_SCAN_TIMEOUT_SECS";
 
 /// The plugin scan cache (default `~/.cache/karma/plugin-scan.json`).
 pub const KARMA_SCAN_CACHE: &str = "KARMA_SCAN_CACHE";
+
+/// The trust file pinning plugins by sha256 (default
+/// `$XDG_CONFIG_HOME/karma-host/plugins.lock`, or `~/.config/karma-host/plugins.lock`).
+pub const KARMA_PLUGINS_LOCK: &str = "KARMA_PLUGINS_LOCK";

@@ -205,3 +205,10 @@ pub fn karma_in(plugins_dir: &Path, args: &[&str]) -> Run {
     full.extend_from_slice(args);
     karma(&full, &[])
 }
+
+/// The file's sha256 as coreutils' `sha256sum` computes it (independent of karma-host's code).
+pub fn sha256_file(path: &Path) -> String {
+    let output = Command::new("sha256sum").arg(path).output().expect("run sha256sum");
+    assert!(output.status.success(), "sha256sum failed");
+    String::from_utf8_lossy(&output.stdout).split_whitespace().next().expect("a hash").to_owned()
+}

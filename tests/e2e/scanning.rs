@@ -164,3 +164,116 @@ fn plugins_that_other_users_could_have_written_are_refused_unless_allowed() {
     assert_eq!(refused["code"], "insecure_permissions", "{listing}");
     assert!(refused["reason"].as_str().unwrap().contains("is owned by user 65534"), "{listing}");
 }
+
+#[test]
+fn require_trusted_loads_only_pinned_files_and_checks_each_load() {
+    let work = Workdir::new();
+    let plugins = work.plugins_dir("plugins", &[fixture("crash-on-item"), baseline_plugin()]);
+    let lock = work.path().join("plugins.lock");
+    let cache = work.path().join("scan-cache.json");
+    let env = [("KARMA_PLUGINS_LOCK", lock.to_str().unwrap()), ("KARMA_SCAN_CACHE", cache.to_str().unwrap())];
+    let dir = plugins.to_str().unwrap();
+    let baseline = plugins.join(BASELINE);
+    let pinned = karma(&["plugins", "trust", baseline.to_str().unwrap()], &env);
+    pinned.assert_code(0);
+    let real = baseline.canonicalize().unwrap();
+    let hash = crate::harness::sha256_file(&real);
+    assert!(
+        pinned.stdout.contains(&format!("pinned  {}  sha256 {hash}", real.display())),
+        "{}",
+        pinned.stdout
+    );
+    karma(&["plugins", "verify"], &env).assert_code(0);
+
+    let listing =
+        karma(&["--require-trusted", "--plugins-dir", dir, "list", "plugins", "--format", "json"], &env);
+    let listing = listing.json();
+    assert_eq!(status_of(&listing, BASELINE)["status"], "loaded", "{listing}");
+    let unpinned = status_of(&listing, CRASHING);
+    assert_eq!(unpinned["code"], "untrusted", "{listing}");
+    assert!(unpinned["reason"].as_str().unwrap().contains("is not pinned in"), "{listing}");
+
+    // Pinned models evaluate in process and in a worker (which checks the pin itself).
+    let data =
+        work.write("items.jsonl", "{\"question\": \"q?\", \"options\": [\"a\", \"b\"], \"answer\": \"A\"}\n");
+    for isolation in ["in-process", "worker"] {
+        let output = work.path().join(format!("results-{isolation}.json"));
+        let run = karma(
+            &[
+                "--require-trusted",
+                "--plugins-dir",
+                dir,
+                "eval",
+                "--model",
+                "karma/constant",
+                "--datasets",
+                data.to_str().unwrap(),
+                "--isolation",
+                isolation,
+                "--no-cache",
+                "--no-progress",
+                "--output",
+                output.to_str().unwrap(),
+            ],
+            &env,
+        );
+        run.assert_code(0);
+    }
+
+    // A changed file is refused with both hashes, and `verify` says so.
+    std::fs::remove_file(&baseline).unwrap();
+    std::fs::copy(fixture("crash-on-item"), &baseline).unwrap();
+    let new_hash = crate::harness::sha256_file(&baseline);
+    let listing =
+        karma(&["--require-trusted", "--plugins-dir", dir, "list", "plugins", "--format", "json"], &env)
+            .json();
+    let changed = status_of(&listing, BASELINE);
+    assert_eq!(changed["code"], "untrusted");
+    assert!(
+        changed["reason"].as_str().unwrap().contains(&format!("expected sha256 {hash}, found {new_hash}")),
+        "{listing}"
+    );
+    let verify = karma(&["plugins", "verify"], &env);
+    verify.assert_code(1);
+    assert!(verify.stdout.contains("changed"), "{}", verify.stdout);
+}
+
+#[test]
+fn a_plugin_swapped_between_the_scan_and_the_load_is_refused_at_the_load() {
+    let work = Workdir::new();
+    let plugins = work.plugins_dir("plugins", &[fixture("crash-on-item")]);
+    let lock = work.path().join("plugins.lock");
+    let cache = work.path().join("scan-cache.json");
+    let crashing = plugins.join(CRASHING);
+    let env = [("KARMA_PLUGINS_LOCK", lock.to_str().unwrap()), ("KARMA_SCAN_CACHE", cache.to_str().unwrap())];
+    karma(&["plugins", "trust", crashing.to_str().unwrap()], &env).assert_code(0);
+    // While the scan loads it, the plugin's constructor puts another file in its place.
+    let other = work.path().join("other.so");
+    std::fs::copy(baseline_plugin(), &other).unwrap();
+    let swap = format!("{}:{}", other.display(), crashing.display());
+    let mut env = env.to_vec();
+    env.push(("CRASH_ON_ITEM_SWAP", &swap));
+    let data =
+        work.write("items.jsonl", "{\"question\": \"q?\", \"options\": [\"a\", \"b\"], \"answer\": \"A\"}\n");
+    let output = work.path().join("results.json");
+    let run = karma(
+        &[
+            "--require-trusted",
+            "--plugins-dir",
+            plugins.to_str().unwrap(),
+            "eval",
+            "--model",
+            "fixture/crash-on-item",
+            "--datasets",
+            data.to_str().unwrap(),
+            "--no-cache",
+            "--no-progress",
+            "--output",
+            output.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert!(!other.exists(), "the constructor swapped the file during the scan");
+    run.assert_code(2);
+    assert!(run.stderr.contains("it changed since it was pinned: expected sha256"), "{}", run.stderr);
+}

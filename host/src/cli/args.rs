@@ -23,6 +23,10 @@ pub struct Cli {
     /// another user owns; refused by default, since loading runs their code as you.
     #[arg(long, global = true)]
     pub allow_insecure_plugins: bool,
+    /// Load only plugins pinned in the trust file (`karma-host plugins trust`), each checked
+    /// against its sha256 as it is loaded.
+    #[arg(long, global = true)]
+    pub require_trusted: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -53,7 +57,26 @@ pub enum Command {
     /// Loads one plugin file and reports its models to the karma-host process scanning the
     /// plugin directories; not for use by hand.
     #[command(hide = true)]
-    ScanPlugin { path: PathBuf },
+    ScanPlugin {
+        path: PathBuf,
+        /// The descriptor path to load instead (a pinned file, already hashed).
+        #[arg(long)]
+        open_as: Option<PathBuf>,
+    },
+    /// Pin plugins by sha256 in the trust file, or check the pins.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PluginsCommand {
+    /// Pin plugin files at their current sha256 (`--require-trusted` loads only pinned files).
+    Trust {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Check every pinned file against its sha256 (exit 1 if one changed or is missing).
+    Verify,
 }
 
 #[derive(Args, Debug)]

@@ -19,6 +19,7 @@ mod progress;
 mod run;
 mod score;
 mod signals;
+mod trust_command;
 
 use std::{io::Write, process::ExitCode};
 
@@ -57,6 +58,9 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    if cli.require_trusted {
+        plugins::trust::require(plugins::trust::TrustFile::open()?);
+    }
     // Commands that need no plugins do not scan for them.
     match &cli.command {
         Command::List(ListCommand::Datasets { format, task, metric }) => {
@@ -72,9 +76,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Cache(command) => return cache_command::cache(command),
         Command::Score(arguments) => return score::score(arguments),
         Command::Worker => return plugins::worker::serve::serve().map(|()| ExitStatus::Success),
-        Command::ScanPlugin { path } => {
-            return plugins::scan_child::serve(path).map(|()| ExitStatus::Success)
+        Command::ScanPlugin { path, open_as } => {
+            return plugins::scan_child::serve(path, open_as.as_deref()).map(|()| ExitStatus::Success)
         }
+        Command::Plugins(command) => return trust_command::plugins(command),
         _ => {}
     }
     let directories = plugins::search_path::from_environment(&cli.plugins_dirs);
@@ -116,7 +121,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         | Command::Cache(_)
         | Command::Score(_)
         | Command::Worker
-        | Command::ScanPlugin { .. } => unreachable!("handled before the plugin scan"),
+        | Command::ScanPlugin { .. }
+        | Command::Plugins(_) => unreachable!("handled before the plugin scan"),
     }
 }
 

@@ -27,7 +27,20 @@ pub struct LoadedLibrary {
 /// The library is never unloaded: Rust thread-local destructors make `dlclose` unsound, and
 /// every serious plugin host leaks on purpose.
 pub fn load(path: &Path, summary: &ElfSummary) -> Result<LoadedLibrary, Rejection> {
-    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+    load_as(path, None, summary)
+}
+
+/// As [`load`], opening `open_as` (a `/proc/self/fd/N` of a descriptor already hashed, so the
+/// file loaded is the file that was checked) while naming `path` in every message.
+pub fn load_as(
+    path: &Path,
+    open_as: Option<&Path>,
+    summary: &ElfSummary,
+) -> Result<LoadedLibrary, Rejection> {
+    let canonical = match open_as {
+        Some(open_as) => open_as.to_owned(),
+        None => path.canonicalize().unwrap_or_else(|_| path.to_owned()),
+    };
     // RTLD_NOW: an unresolved symbol must fail here, not kill the process at first call.
     // RTLD_LOCAL: two plugins may contain the same Rust symbols.
     let library =

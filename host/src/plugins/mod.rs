@@ -15,6 +15,7 @@ mod rejection;
 mod scan_cache;
 pub mod scan_child;
 pub mod search_path;
+pub mod trust;
 pub mod worker;
 
 use std::{
@@ -55,10 +56,25 @@ pub(crate) fn plugin_root(path: &Path) -> Result<(PluginRoot_Ref, HostApi_Ref), 
     if let Some(found) = loaded.get(path) {
         return Ok(*found);
     }
-    let library = precheck::check(path).and_then(|summary| loader::load(path, &summary))?;
+    let library = precheck::check(path).and_then(|summary| load_checked(path, &summary))?;
     let found = (library.root, host_api::host_api_for(&instance::plugin_label(path)));
     loaded.insert(path.to_owned(), found);
     Ok(found)
+}
+
+/// Loads `path` into this process; under `--require-trusted`, only when its open descriptor
+/// hashes to the pin, and through that descriptor.
+fn load_checked(path: &Path, summary: &precheck::ElfSummary) -> Result<loader::LoadedLibrary, Rejection> {
+    match trust::required_pin(path) {
+        None => loader::load(path, summary),
+        Some(pin) => {
+            let file = trust::open_pinned(path, &pin?)?;
+            let library = loader::load_as(path, Some(&trust::fd_path(&file)), summary);
+            // Kept open: the loaded library's link-map names this descriptor.
+            std::mem::forget(file);
+            library
+        }
+    }
 }
 
 /// Loads the plugin at `path` into this process and registers its model `name` (a worker's
@@ -246,7 +262,7 @@ impl Registry {
         });
         let loaded = checked.and_then(|summary| match loading {
             Loading::InProcess => {
-                let library = loader::load(&path, &summary)?;
+                let library = load_checked(&path, &summary)?;
                 let host_api = host_api::host_api_for(&instance::plugin_label(&path));
                 LOADED
                     .lock()
@@ -254,6 +270,12 @@ impl Registry {
                     .get_or_insert_with(HashMap::new)
                     .insert(path.clone(), (library.root, host_api));
                 scan_child::LoadOutcome::loaded(&library).into_parts(&path)
+            }
+            Loading::Isolated { timeout, .. } if trust::required_pin(&path).is_some() => {
+                // Hashed and loaded through one descriptor; the scan cache is not consulted.
+                let pin = trust::required_pin(&path).expect("checked")?;
+                let file = trust::open_pinned(&path, &pin)?;
+                scan_child::scan(&path, *timeout, Some(&file)).into_parts(&path)
             }
             Loading::Isolated { cache, timeout } => {
                 let identity = scan_cache::FileIdentity::of(&path).map_err(|error| {
@@ -268,7 +290,7 @@ impl Registry {
                 let outcome = match cache.get(&key, identity) {
                     Some(outcome) => outcome.clone(),
                     None => {
-                        let outcome = scan_child::scan(&path, *timeout);
+                        let outcome = scan_child::scan(&path, *timeout, None);
                         cache.put(&key, identity, outcome.clone());
                         outcome
                     }

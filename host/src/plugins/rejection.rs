@@ -36,6 +36,8 @@ pub enum RejectCode {
     LoadTimeout,
     /// Writable by other users, or owned by another user (`--allow-insecure-plugins`).
     InsecurePermissions,
+    /// `--require-trusted`: not pinned in the trust file, or changed since.
+    Untrusted,
 }
 
 impl RejectCode {
@@ -69,11 +71,12 @@ impl RejectCode {
             RejectCode::LoadExited => "load_exited",
             RejectCode::LoadTimeout => "load_timeout",
             RejectCode::InsecurePermissions => "insecure_permissions",
+            RejectCode::Untrusted => "untrusted",
         }
     }
 
     /// Every code, for reading one back from its name.
-    const ALL: [RejectCode; 27] = [
+    const ALL: [RejectCode; 28] = [
         RejectCode::Directory,
         RejectCode::Symlink,
         RejectCode::DanglingSymlink,
@@ -101,6 +104,7 @@ impl RejectCode {
         RejectCode::LoadExited,
         RejectCode::LoadTimeout,
         RejectCode::InsecurePermissions,
+        RejectCode::Untrusted,
     ];
 
     /// The code named `name` (as written by [`as_str`](Self::as_str)).

@@ -5,7 +5,10 @@
 
 use std::{
     io::{Read, Write},
-    os::{fd::FromRawFd, unix::process::ExitStatusExt},
+    os::{
+        fd::FromRawFd,
+        unix::process::{CommandExt, ExitStatusExt},
+    },
     path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -73,9 +76,12 @@ impl LoadOutcome {
     }
 }
 
+/// The descriptor number a pinned file has in the scanning child.
+const PINNED_FD: i32 = 3;
+
 /// The child's side: check and load `path`, write the outcome as JSON on the original stdout
 /// (fd 1 is pointed at stderr first, so the plugin's own prints cannot corrupt it).
-pub fn serve(path: &Path) -> anyhow::Result<()> {
+pub fn serve(path: &Path, open_as: Option<&Path>) -> anyhow::Result<()> {
     // SAFETY: fd 1 is open (a pipe from the host); `dup` gives a descriptor owned below.
     let out = unsafe {
         let duplicate = libc::dup(1);
@@ -83,7 +89,7 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
         anyhow::ensure!(libc::dup2(2, 1) == 1, "cannot redirect stdout: {}", std::io::Error::last_os_error());
         std::fs::File::from_raw_fd(duplicate)
     };
-    let outcome = match precheck::check(path).and_then(|summary| loader::load(path, &summary)) {
+    let outcome = match precheck::check(path).and_then(|summary| loader::load_as(path, open_as, &summary)) {
         Ok(library) => LoadOutcome::loaded(&library),
         Err(rejection) => LoadOutcome::rejected(&rejection),
     };
@@ -95,7 +101,8 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
 
 /// The host's side: load `path` in a child and read what it found; a child that dies, exits
 /// without an answer or outlives `timeout` rejects the file with its own code.
-pub fn scan(path: &Path, timeout: Duration) -> LoadOutcome {
+/// With `pinned` (a descriptor already hashed), the child loads that descriptor, not the path.
+pub fn scan(path: &Path, timeout: Duration, pinned: Option<&std::fs::File>) -> LoadOutcome {
     let rejected = |code: RejectCode, reason: String| {
         LoadOutcome::rejected(&Rejection::new(path, code, reason).hint(
             "the plugin's load-time code (an ELF constructor or its root module) failed; \
@@ -108,13 +115,28 @@ pub fn scan(path: &Path, timeout: Duration) -> LoadOutcome {
         None => std::env::current_exe(),
     };
     let child = binary.and_then(|binary| {
-        Command::new(binary)
-            .arg("scan-plugin")
-            .arg(path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
+        let mut command = Command::new(binary);
+        command.arg("scan-plugin").arg(path);
+        if let Some(file) = pinned {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(file);
+            command.arg("--open-as").arg(format!("/proc/self/fd/{PINNED_FD}"));
+            // SAFETY: only async-signal-safe calls between fork and exec. dup2 onto another
+            // number clears close-on-exec; the same number needs it cleared by hand.
+            unsafe {
+                command.pre_exec(move || {
+                    let moved = if fd == PINNED_FD {
+                        libc::fcntl(fd, libc::F_SETFD, 0)
+                    } else {
+                        libc::dup2(fd, PINNED_FD)
+                    };
+                    if moved < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()
     });
     let mut child = match child {
         Ok(child) => child,

@@ -104,6 +104,9 @@ impl WorkerProcess {
             None => std::env::current_exe()?,
         };
         let mut command = Command::new(binary);
+        if super::super::trust::is_required() {
+            command.arg("--require-trusted");
+        }
         command.arg("worker");
         match WORKER_VERBOSITY.load(Ordering::Relaxed) {
             QUIET => {
