@@ -236,3 +236,58 @@ fn the_configuration_file_sets_isolation_per_plugin_and_the_flag_wins() {
         missing.stderr
     );
 }
+
+/// A terminal's Ctrl-C reaches the whole process group: the worker must ignore it and finish
+/// the batch in flight, which karma-host commits before it stops.
+#[test]
+fn ctrl_c_to_the_process_group_is_karma_hosts_to_handle_not_the_workers() {
+    use std::os::unix::process::CommandExt;
+
+    use crate::{datagen, eval_env::EvalEnv, harness::karma_process};
+    let env = EvalEnv::new(&[fixture("slow-echo")]);
+    datagen::write_jsonl(
+        &env.path("q.jsonl"),
+        &datagen::openlifescience_rows(&datagen::questions(40, 21), false),
+    );
+    let args = env.args(&[
+        "--model",
+        "fixture/slow-echo",
+        "--datasets",
+        "medqa",
+        "--dataset-arg",
+        "medqa.data_files=q.jsonl",
+        "--batch-size",
+        "2",
+        "--isolation",
+        "worker",
+    ]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let log = std::fs::File::create(env.path("stderr.log")).unwrap();
+    let mut child = karma_process(&refs, &[], Some(env.work.path()))
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while (!env.path("cache.sqlite").exists() || env.cached_outputs() < 4)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: signals the test's own child's process group.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    // (A worker killed by the Ctrl-C would have been replaced and its batch retried: the
+    // results alone would not tell.)
+    let log = std::fs::read_to_string(env.path("stderr.log")).unwrap();
+    assert!(!log.contains("the worker was killed by signal"), "{log}");
+    let results = env.results();
+    assert_eq!(results["manifest"]["status"], "interrupted");
+    let entry = &results["datasets"]["openlifescienceai/medqa"];
+    assert_eq!(entry["num_failed"], 0, "{entry}");
+    let evaluated = entry["num_items"].as_i64().unwrap();
+    assert!((4..40).contains(&evaluated), "{entry}");
+    assert_eq!(env.cached_outputs(), evaluated, "every evaluated item was committed");
+}
