@@ -1,0 +1,81 @@
+//! The wire form: every message round-trips, and broken frames are errors.
+
+use super::*;
+
+fn roundtrip_request(request: Request) {
+    let frame = request.encode();
+    assert_eq!(u64::from_le_bytes(frame[..8].try_into().unwrap()) as usize, frame.len() - 8);
+    assert_eq!(Request::decode(&frame[8..]).unwrap(), request);
+}
+
+#[test]
+fn every_request_survives_the_wire() {
+    roundtrip_request(Request::Create {
+        plugin: "/p/libx.so".into(),
+        model: "m/x".into(),
+        config_json: "{\"a\":1}".into(),
+    });
+    roundtrip_request(Request::Load);
+    roundtrip_request(Request::ScoresContinuations);
+    let item = OwnedItem {
+        id: 9,
+        input: Some("question ü".into()),
+        system_prompt: None,
+        conversation: vec![ConversationTurn { role: "user".into(), content: "hi".into() }],
+        images: vec![MediaBlob { data: vec![1, 2, 3], format: "png".into() }],
+        audio: Some(Box::new(MediaBlob { data: vec![0; 100], format: "wav".into() })),
+        video: None,
+        expected_output: Some("B".into()),
+        rubric: vec![Criterion { criterion: "c".into(), points: -1.5, tags: vec!["axis:x".into()] }],
+        other_args: "{\"k\":2}".into(),
+    };
+    roundtrip_request(Request::Generate {
+        show_expected_output: true,
+        items: vec![item.clone(), OwnedItem::default()],
+    });
+    roundtrip_request(Request::Score { requests: vec![(4, "ctx".into(), vec![" A".into(), " B".into()])] });
+    // Withheld expected output never reaches the worker.
+    let frame = Request::Generate { show_expected_output: false, items: vec![item] }.encode();
+    let Request::Generate { items, .. } = Request::decode(&frame[8..]).unwrap() else { panic!() };
+    assert_eq!(items[0].expected_output, None);
+}
+
+#[test]
+fn every_reply_survives_the_wire() {
+    let failure = ItemFailure { code: "panicked".into(), message: "boom".into() };
+    for reply in [
+        Reply::Done,
+        Reply::Flag(true),
+        Reply::Failed("model `m` failed".into()),
+        Reply::Generated(vec![
+            Ok(Completion {
+                text: "A".into(),
+                prompt_tokens: Some(3),
+                completion_tokens: None,
+                latency_us: 7,
+            }),
+            Err(failure.clone()),
+        ]),
+        Reply::Scored(vec![
+            Ok(ContinuationScores { logprobs: vec![-0.5, -2.0], context_tokens: 11 }),
+            Err(failure),
+        ]),
+    ] {
+        let frame = reply.encode();
+        assert_eq!(Reply::decode(&frame[8..]).unwrap(), reply);
+    }
+}
+
+#[test]
+fn corrupt_frames_are_errors_not_panics_or_huge_allocations() {
+    let frame = Reply::Generated(vec![Err(ItemFailure { code: "c".into(), message: "m".into() })]).encode();
+    for cut in 0..frame.len() - 8 {
+        assert!(Reply::decode(&frame[8..8 + cut]).is_err(), "cut at {cut}");
+    }
+    let mut huge = vec![GENERATED];
+    huge.extend_from_slice(&u64::MAX.to_le_bytes());
+    assert!(Reply::decode(&huge).unwrap_err().contains("runs past"));
+    let mut trailing = frame[8..].to_vec();
+    trailing.push(0);
+    assert!(Reply::decode(&trailing).unwrap_err().contains("follow the end"));
+}
