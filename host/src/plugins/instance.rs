@@ -27,7 +27,8 @@ pub enum CallError {
     #[error("model `{model}` ({plugin}) broke the output contract: {problem}")]
     BadOutputs { model: String, plugin: PathBuf, problem: String },
     #[error("model `{model}` ({plugin}): {problem}")]
-    Worker { model: String, plugin: PathBuf, problem: String },
+    /// The model cannot be called at all: its plugin no longer loads, or its workers keep dying.
+    Unusable { model: String, plugin: PathBuf, problem: String },
     /// A call's error as a worker process wrote it (already naming the model and plugin).
     #[error("{0}")]
     Relayed(String),
@@ -45,11 +46,12 @@ pub struct ModelInstance {
 impl ModelInstance {
     /// Asks the plugin to validate `config_json` and create an instance (cheap: no weights).
     pub fn create(model: &RegisteredModel, config_json: &str) -> Result<Self, CallError> {
-        let (root, host) = super::plugin_root(&model.plugin_path).map_err(|rejection| CallError::Worker {
-            model: model.meta.name.clone(),
-            plugin: model.plugin_path.clone(),
-            problem: format!("the plugin no longer loads: {}", rejection.reason),
-        })?;
+        let (root, host) =
+            super::plugin_root(&model.plugin_path).map_err(|rejection| CallError::Unusable {
+                model: model.meta.name.clone(),
+                plugin: model.plugin_path.clone(),
+                problem: format!("the plugin no longer loads: {}", rejection.reason),
+            })?;
         let result = (root.create())(host, RStr::from_str(&model.meta.name), RStr::from_str(config_json));
         match result {
             RResult::ROk(handle) => Ok(ModelInstance {

@@ -70,7 +70,7 @@ impl WorkerBackend {
     /// `attempts` workers dying on the way are one clear failure, not a loop.
     fn revive(&mut self, attempts: u32) -> Result<(), CallError> {
         if let Some(problem) = &self.given_up {
-            return Err(CallError::Worker {
+            return Err(CallError::Unusable {
                 model: self.model.clone(),
                 plugin: self.plugin.clone(),
                 problem: problem.clone(),
@@ -100,7 +100,7 @@ impl WorkerBackend {
             "{LOAD_ATTEMPTS} workers in a row died while starting or loading the model; the last {fault}"
         );
         self.given_up = Some(problem.clone());
-        Err(CallError::Worker { model: self.model.clone(), plugin: self.plugin.clone(), problem })
+        Err(CallError::Unusable { model: self.model.clone(), plugin: self.plugin.clone(), problem })
     }
 
     /// One worker through create (and load): a fault, or the plugin's orderly answer.
@@ -123,7 +123,7 @@ impl WorkerBackend {
     }
 
     fn fault_error(&self, doing: &str, fault: &Fault) -> CallError {
-        CallError::Worker {
+        CallError::Unusable {
             model: self.model.clone(),
             plugin: self.plugin.clone(),
             problem: format!("the worker {fault} while {doing}"),
