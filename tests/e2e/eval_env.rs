@@ -77,18 +77,40 @@ pub fn signal_after_commits(
     commits: i64,
     signal: i32,
 ) -> std::process::ExitStatus {
+    signal_after_commits_in(env, args, commits, signal, Target::Process)
+}
+
+/// Whom the signal goes to.
+pub enum Target {
+    Process,
+    /// The process's own process group, as a terminal's Ctrl-C; stderr is kept in `stderr.log`.
+    Group,
+}
+
+/// [`signal_after_commits`], to the process or to its whole process group.
+pub fn signal_after_commits_in(
+    env: &EvalEnv,
+    args: &[String],
+    commits: i64,
+    signal: i32,
+    target: Target,
+) -> std::process::ExitStatus {
+    use std::os::unix::process::CommandExt;
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = karma_process(&refs, &[], Some(env.work.path()))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut command = karma_process(&refs, &[], Some(env.work.path()));
+    command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    if let Target::Group = target {
+        command.process_group(0).stderr(std::fs::File::create(env.path("stderr.log")).unwrap());
+    }
+    let mut child = command.spawn().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while (!env.path("cache.sqlite").exists() || env.cached_outputs() < commits)
         && std::time::Instant::now() < deadline
     {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    unsafe { libc::kill(child.id() as i32, signal) };
+    let pid = child.id() as i32;
+    // SAFETY: signals the test's own child, or its process group.
+    unsafe { libc::kill(if let Target::Group = target { -pid } else { pid }, signal) };
     child.wait().unwrap()
 }

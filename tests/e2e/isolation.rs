@@ -196,40 +196,25 @@ fn the_configuration_file_sets_isolation_per_plugin_and_the_flag_wins() {
     );
     let config = config.to_str().unwrap();
     let args = ["--no-cache", "--model-args", r#"{"mode":"abort"}"#];
-    let data = work.path().join("items.jsonl");
-    let results = work.path().join("results.json");
     let run_with = |extra: &[&str], env: &[(&str, &str)]| {
-        let mut all = vec![
-            "--plugins-dir",
-            plugins.to_str().unwrap(),
-            "eval",
-            "--model",
-            MODEL,
-            "--datasets",
-            data.to_str().unwrap(),
-            "--no-progress",
-            "--output",
-            results.to_str().unwrap(),
-        ];
-        all.extend_from_slice(&args);
-        all.extend_from_slice(extra);
-        karma_command(&all, env, None)
+        let all: Vec<&str> = args.iter().chain(extra).copied().collect();
+        eval(&work, &plugins, &all, env)
     };
     let configured = run_with(&[], &[("KARMA_CONFIG", config)]);
-    configured.assert_code(1);
-    let written: Value = serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
+    assert_eq!(configured.code, Some(1), "{}", configured.stderr);
+    let written = &configured.results;
     assert_eq!(written["manifest"]["isolation"], json!({"mode": "worker", "batch_timeout_secs": 30}));
-    assert_eq!(dataset_results(&written)["num_failed"], 1);
+    assert_eq!(dataset_results(written)["num_failed"], 1);
 
     let overridden = run_with(&["--isolation", "in-process"], &[("KARMA_CONFIG", config)]);
     assert_eq!(overridden.code, None, "in process, the abort kills karma-host: {}", overridden.stderr);
 
     let broken = work.write("broken.toml", "isolation = \"sandbox\"\n");
     let refused = run_with(&[], &[("KARMA_CONFIG", broken.to_str().unwrap())]);
-    refused.assert_code(2);
+    assert_eq!(refused.code, Some(2));
     assert!(refused.stderr.contains("broken.toml` is not valid"), "{}", refused.stderr);
     let missing = run_with(&[], &[("KARMA_CONFIG", "/nonexistent/karma.toml")]);
-    missing.assert_code(2);
+    assert_eq!(missing.code, Some(2));
     assert!(
         missing.stderr.contains("cannot read the karma-host configuration `/nonexistent/karma.toml`"),
         "{}",
@@ -241,9 +226,10 @@ fn the_configuration_file_sets_isolation_per_plugin_and_the_flag_wins() {
 /// the batch in flight, which karma-host commits before it stops.
 #[test]
 fn ctrl_c_to_the_process_group_is_karma_hosts_to_handle_not_the_workers() {
-    use std::os::unix::process::CommandExt;
-
-    use crate::{datagen, eval_env::EvalEnv, harness::karma_process};
+    use crate::{
+        datagen,
+        eval_env::{signal_after_commits_in, EvalEnv, Target},
+    };
     let env = EvalEnv::new(&[fixture("slow-echo")]);
     datagen::write_jsonl(
         &env.path("q.jsonl"),
@@ -261,23 +247,7 @@ fn ctrl_c_to_the_process_group_is_karma_hosts_to_handle_not_the_workers() {
         "--isolation",
         "worker",
     ]);
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let log = std::fs::File::create(env.path("stderr.log")).unwrap();
-    let mut child = karma_process(&refs, &[], Some(env.work.path()))
-        .process_group(0)
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while (!env.path("cache.sqlite").exists() || env.cached_outputs() < 4)
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    // SAFETY: signals the test's own child's process group.
-    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
-    let status = child.wait().unwrap();
+    let status = signal_after_commits_in(&env, &args, 4, libc::SIGINT, Target::Group);
     assert_eq!(status.code(), Some(130));
     // (A worker killed by the Ctrl-C would have been replaced and its batch retried: the
     // results alone would not tell.)

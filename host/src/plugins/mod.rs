@@ -260,8 +260,9 @@ impl Registry {
             }
             Ok(summary)
         });
-        let loaded = checked.and_then(|summary| match loading {
-            Loading::InProcess => {
+        let pin = trust::required_pin(&path);
+        let loaded = checked.and_then(|summary| match (loading, pin) {
+            (Loading::InProcess, _) => {
                 let library = load_checked(&path, &summary)?;
                 let host_api = host_api::host_api_for(&instance::plugin_label(&path));
                 LOADED
@@ -271,13 +272,12 @@ impl Registry {
                     .insert(path.clone(), (library.root, host_api));
                 scan_child::LoadOutcome::loaded(&library).into_parts(&path)
             }
-            Loading::Isolated { timeout, .. } if trust::required_pin(&path).is_some() => {
+            (Loading::Isolated { timeout, .. }, Some(pin)) => {
                 // Hashed and loaded through one descriptor; the scan cache is not consulted.
-                let pin = trust::required_pin(&path).expect("checked")?;
-                let file = trust::open_pinned(&path, &pin)?;
+                let file = trust::open_pinned(&path, &pin?)?;
                 scan_child::scan(&path, *timeout, Some(&file)).into_parts(&path)
             }
-            Loading::Isolated { cache, timeout } => {
+            (Loading::Isolated { cache, timeout }, None) => {
                 let identity = scan_cache::FileIdentity::of(&path).map_err(|error| {
                     Rejection::new(
                         &path,

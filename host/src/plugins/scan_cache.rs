@@ -8,12 +8,9 @@
 
 use std::{
     collections::BTreeMap,
-    io::Read,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
 };
-
-use sha2::Digest;
 
 use super::scan_child::LoadOutcome;
 
@@ -94,7 +91,9 @@ impl ScanCache {
     }
 
     pub fn put(&mut self, path: &Path, identity: FileIdentity, outcome: LoadOutcome) {
-        let sha256 = file_sha256(path).unwrap_or_default();
+        let sha256 = std::fs::File::open(path)
+            .and_then(|mut file| super::trust::sha256_of(&mut file))
+            .unwrap_or_default();
         self.stored.entries.insert(path.to_owned(), Entry { identity, sha256, outcome });
         self.changed = true;
     }
@@ -118,19 +117,4 @@ impl ScanCache {
         }
         self.changed = false;
     }
-}
-
-/// The file's sha256, hex.
-pub fn file_sha256(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-    }
-    Ok(hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect())
 }

@@ -5,10 +5,7 @@
 
 use std::{
     io::{Read, Write},
-    os::{
-        fd::FromRawFd,
-        unix::process::{CommandExt, ExitStatusExt},
-    },
+    os::unix::process::{CommandExt, ExitStatusExt},
     path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -82,13 +79,7 @@ const PINNED_FD: i32 = 3;
 /// The child's side: check and load `path`, write the outcome as JSON on the original stdout
 /// (fd 1 is pointed at stderr first, so the plugin's own prints cannot corrupt it).
 pub fn serve(path: &Path, open_as: Option<&Path>) -> anyhow::Result<()> {
-    // SAFETY: fd 1 is open (a pipe from the host); `dup` gives a descriptor owned below.
-    let out = unsafe {
-        let duplicate = libc::dup(1);
-        anyhow::ensure!(duplicate >= 0, "cannot duplicate stdout: {}", std::io::Error::last_os_error());
-        anyhow::ensure!(libc::dup2(2, 1) == 1, "cannot redirect stdout: {}", std::io::Error::last_os_error());
-        std::fs::File::from_raw_fd(duplicate)
-    };
+    let out = super::worker::serve::take_stdout()?;
     let outcome = match precheck::check(path).and_then(|summary| loader::load_as(path, open_as, &summary)) {
         Ok(library) => LoadOutcome::loaded(&library),
         Err(rejection) => LoadOutcome::rejected(&rejection),
@@ -145,7 +136,11 @@ pub fn scan(path: &Path, timeout: Duration, pinned: Option<&std::fs::File>) -> L
         }
     };
     // Read on a thread: a large answer must not block the child on a full pipe.
-    let mut stdout = child.stdout.take().expect("piped");
+    let Some(mut stdout) = child.stdout.take() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return rejected(RejectCode::OpenFailed, "the scanning process has no output pipe".to_owned());
+    };
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
         stdout.read_to_string(&mut text).map(|_| text)

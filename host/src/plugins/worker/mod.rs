@@ -63,7 +63,12 @@ impl WorkerBackend {
         if self.process.is_none() {
             self.revive(LOAD_ATTEMPTS)?;
         }
-        Ok(self.process.as_mut().expect("revived"))
+        let (model, plugin) = (&self.model, &self.plugin);
+        self.process.as_mut().ok_or_else(|| CallError::Unusable {
+            model: model.clone(),
+            plugin: plugin.clone(),
+            problem: "no worker is running".to_owned(),
+        })
     }
 
     /// A fresh worker with the instance created (and loaded, once the engine has loaded):
@@ -95,10 +100,9 @@ impl WorkerBackend {
                 }
             }
         }
-        let fault = last.expect("at least one attempt");
-        let problem = format!(
-            "{LOAD_ATTEMPTS} workers in a row died while starting or loading the model; the last {fault}"
-        );
+        let last = last.map_or_else(String::new, |fault| format!("; the last {fault}"));
+        let problem =
+            format!("{LOAD_ATTEMPTS} workers in a row died while starting or loading the model{last}");
         self.given_up = Some(problem.clone());
         Err(CallError::Unusable { model: self.model.clone(), plugin: self.plugin.clone(), problem })
     }

@@ -128,8 +128,11 @@ impl WorkerProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;
-        let requests = child.stdin.take().expect("piped");
-        let replies = child.stdout.take().expect("piped");
+        let (Some(requests), Some(replies)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::other("the worker was started without its pipes"));
+        };
         Ok(WorkerProcess { child, requests: Some(requests), replies })
     }
 

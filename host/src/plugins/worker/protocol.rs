@@ -132,11 +132,18 @@ impl<'a> Decoder<'a> {
             other => Err(format!("a presence byte was {other}")),
         }
     }
+    fn eight(&mut self) -> Decoded<[u8; 8]> {
+        let Some((bytes, rest)) = self.data.split_first_chunk::<8>() else {
+            return Err(format!("a message ended {} bytes early", 8 - self.data.len()));
+        };
+        self.data = rest;
+        Ok(*bytes)
+    }
     fn u64(&mut self) -> Decoded<u64> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(self.eight()?))
     }
     fn f64(&mut self) -> Decoded<f64> {
-        Ok(f64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(f64::from_le_bytes(self.eight()?))
     }
     fn len(&mut self) -> Decoded<usize> {
         let length = self.u64()?;
@@ -282,6 +289,14 @@ pub fn generate_frame(items: &[&OwnedItem], show_expected_output: bool) -> Vec<u
     encoder.finish()
 }
 
+/// Borrowed scoring requests over decoded ones.
+pub fn score_requests(requests: &[(u64, String, Vec<String>)]) -> Vec<crate::plugins::ScoreRequest<'_>> {
+    requests
+        .iter()
+        .map(|(id, context, continuations)| crate::plugins::ScoreRequest { id: *id, context, continuations })
+        .collect()
+}
+
 /// The frame of a scoring request (the host's side).
 pub fn score_frame(requests: &[crate::plugins::ScoreRequest<'_>]) -> Vec<u8> {
     let mut encoder = Encoder::new(SCORE);
@@ -313,17 +328,7 @@ impl Request {
                 let items: Vec<&OwnedItem> = items.iter().collect();
                 generate_frame(&items, *show_expected_output)
             }
-            Request::Score { requests } => {
-                let requests: Vec<crate::plugins::ScoreRequest<'_>> = requests
-                    .iter()
-                    .map(|(id, context, continuations)| crate::plugins::ScoreRequest {
-                        id: *id,
-                        context,
-                        continuations,
-                    })
-                    .collect();
-                score_frame(&requests)
-            }
+            Request::Score { requests } => score_frame(&score_requests(requests)),
         }
     }
 

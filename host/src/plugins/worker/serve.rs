@@ -16,15 +16,7 @@ pub const PARENT_ENV: &str = "KARMA_WORKER_PARENT";
 /// fd 1 is then pointed at stderr so that plugin code printing to stdout cannot corrupt it.
 pub fn serve() -> anyhow::Result<()> {
     detach_from_terminal_and_parent()?;
-    // SAFETY: fd 1 is open (the host made it a pipe); `dup` gives a new descriptor this
-    // function owns, and `dup2` then repoints fd 1 without closing the duplicate.
-    let replies = unsafe {
-        let duplicate = libc::dup(1);
-        anyhow::ensure!(duplicate >= 0, "cannot duplicate stdout: {}", std::io::Error::last_os_error());
-        anyhow::ensure!(libc::dup2(2, 1) == 1, "cannot redirect stdout: {}", std::io::Error::last_os_error());
-        OwnedFd::from_raw_fd(duplicate)
-    };
-    let mut replies = std::io::BufWriter::new(std::fs::File::from(replies));
+    let mut replies = std::io::BufWriter::new(take_stdout()?);
     // SAFETY: fd 0 is the request pipe the host made, owned from here on.
     let mut requests =
         std::io::BufReader::with_capacity(64 * 1024, std::fs::File::from(unsafe { OwnedFd::from_raw_fd(0) }));
@@ -46,6 +38,19 @@ pub fn serve() -> anyhow::Result<()> {
 }
 
 /// The encoded reply to `request`.
+/// The process's stdout as a file only the caller writes: fd 1 is then pointed at stderr, so
+/// plugin code printing to stdout cannot corrupt what the host reads from this pipe.
+pub(crate) fn take_stdout() -> anyhow::Result<std::fs::File> {
+    // SAFETY: fd 1 is open (the host made it a pipe); `dup` gives a new descriptor owned here,
+    // and `dup2` then repoints fd 1 without closing the duplicate.
+    unsafe {
+        let duplicate = libc::dup(1);
+        anyhow::ensure!(duplicate >= 0, "cannot duplicate stdout: {}", std::io::Error::last_os_error());
+        anyhow::ensure!(libc::dup2(2, 1) == 1, "cannot redirect stdout: {}", std::io::Error::last_os_error());
+        Ok(std::fs::File::from(OwnedFd::from_raw_fd(duplicate)))
+    }
+}
+
 fn answer(request: Request, instance: &mut Option<ModelInstance>) -> Vec<u8> {
     let failed = |error: &dyn std::fmt::Display| Reply::Failed(error.to_string());
     let reply = match (request, instance.as_mut()) {
@@ -74,15 +79,7 @@ fn answer(request: Request, instance: &mut Option<ModelInstance>) -> Vec<u8> {
             };
         }
         (Request::Score { requests }, Some(instance)) => {
-            let requests: Vec<crate::plugins::ScoreRequest<'_>> = requests
-                .iter()
-                .map(|(id, context, continuations)| crate::plugins::ScoreRequest {
-                    id: *id,
-                    context,
-                    continuations,
-                })
-                .collect();
-            Backend::score_continuations(instance, &requests)
+            Backend::score_continuations(instance, &super::protocol::score_requests(&requests))
                 .map_or_else(|error| failed(&error), Reply::Scored)
         }
     };
