@@ -27,6 +27,10 @@ mod isolation;
 mod listing;
 /// Plugin logs reaching the host's subscriber.
 mod logging;
+/// Images and recordings from rows to the plugin; VQA and ASR datasets; the modality check.
+mod media;
+/// Real PNG, WAV, JPEG and FLAC bytes, and parquet files with media structs.
+mod media_gen;
 /// Fixture plugins that panic or break the output contract.
 mod misbehaving;
 /// Registered datasets of every family on generated rows in their hub schemas.

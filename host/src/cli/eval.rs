@@ -34,6 +34,7 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
         arguments.model_path.as_deref(),
     )?;
     let (datasets, dataset_inputs) = super::eval_plan::resolve_datasets(arguments)?;
+    super::eval_plan::check_modalities(&model.meta, &datasets)?;
     let cache_path = cache_path(arguments.cache_path.as_deref());
     check_outputs(registry, arguments, &config, &cache_path, dataset_inputs)?;
     let isolation = super::isolation_config::resolve(model, arguments.isolation, arguments.batch_timeout)?;

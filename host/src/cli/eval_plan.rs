@@ -287,6 +287,41 @@ fn local_definition(
     })
 }
 
+/// Refuses datasets whose items carry a modality the model does not accept (an audio dataset
+/// on a text model), before anything is loaded.
+pub(super) fn check_modalities(
+    meta: &karma_plugin_api::abi::ModelMeta,
+    datasets: &[DatasetPlan],
+) -> anyhow::Result<()> {
+    for dataset in datasets {
+        let missing: Vec<&str> = dataset
+            .definition
+            .family
+            .modalities()
+            .iter()
+            .filter(|modality| !meta.modalities.contains(modality))
+            .map(|modality| modality.as_str())
+            .collect();
+        if !missing.is_empty() {
+            let accepted: Vec<&str> = meta.modalities.iter().map(|modality| modality.as_str()).collect();
+            bail!(Hinted {
+                message: format!(
+                    "dataset `{}` gives the model {} input, which model `{}` does not accept (it takes: {})",
+                    dataset.name,
+                    missing.join(" and "),
+                    meta.name,
+                    accepted.join(", ")
+                ),
+                hint:
+                    "`karma-host list models` shows each model's modalities; choose one that accepts them, \
+                       or karma/describe-input to check the dataset's plumbing"
+                        .to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn validate_args(
     definition: &catalog::DatasetDefinition,
     name: &str,

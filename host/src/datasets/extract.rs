@@ -15,6 +15,8 @@ pub enum Extraction {
     LenientLetter,
     /// A translation, without a leading `Translation:` label (see [`translation`]).
     Translation,
+    /// The short free-text answer after the first `Final Answer:` (see [`final_answer_text`]).
+    FinalAnswerText,
 }
 
 impl Extraction {
@@ -25,6 +27,7 @@ impl Extraction {
             Extraction::FreeText => "free_text",
             Extraction::LenientLetter => "mcq_letter_lenient",
             Extraction::Translation => "translation",
+            Extraction::FinalAnswerText => "final_answer_text",
         }
     }
 
@@ -36,6 +39,7 @@ impl Extraction {
             Extraction::FreeText => 1,
             Extraction::LenientLetter => 1,
             Extraction::Translation => 1,
+            Extraction::FinalAnswerText => 1,
         }
     }
 
@@ -48,8 +52,19 @@ impl Extraction {
             Extraction::FreeText => Some(response.trim()).filter(|text| !text.is_empty()).map(str::to_owned),
             Extraction::LenientLetter => lenient_letter(response, valid_letters),
             Extraction::Translation => translation(response),
+            Extraction::FinalAnswerText => final_answer_text(response),
         }
     }
+}
+
+/// The text after the first `Final Answer:` (any case), trimmed of spaces, markdown emphasis and
+/// a trailing full stop; `None` without the label or with nothing after it. KARMA's SLAKE rule,
+/// which keeps the rest of the response verbatim (`**yes**.` never equals `yes`).
+pub fn final_answer_text(response: &str) -> Option<String> {
+    let end = find_case_insensitive(response, "final answer:")?;
+    let rest = &response[end..];
+    let answer = rest.trim().trim_matches(['*', '_', '`']).trim().trim_end_matches('.').trim();
+    (!answer.is_empty()).then(|| answer.to_owned())
 }
 
 /// The letter of a model asked for the letter alone, which may still reason or phrase it: the
@@ -168,6 +183,17 @@ fn find_case_insensitive(haystack: &str, needle: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn final_answer_text_takes_the_labelled_answer() {
+        assert_eq!(
+            final_answer_text("It is on the left.\nFinal Answer: **Left lung**.").as_deref(),
+            Some("Left lung")
+        );
+        assert_eq!(final_answer_text("final answer: yes").as_deref(), Some("yes"));
+        assert_eq!(final_answer_text("Final Answer:   "), None);
+        assert_eq!(final_answer_text("yes"), None);
+    }
 
     #[test]
     fn best_scored_option_is_the_argmax_first_on_ties() {

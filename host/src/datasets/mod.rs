@@ -6,6 +6,8 @@ pub mod catalog;
 pub mod extract;
 pub mod hub;
 pub mod item;
+pub mod media;
+mod parquet_row;
 pub mod prompt;
 pub mod record;
 pub mod row;

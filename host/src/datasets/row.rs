@@ -19,6 +19,8 @@ pub enum RowValue<'a> {
     Bool(bool),
     Number(serde_json::Number),
     Text(Cow<'a, str>),
+    /// Binary data (a parquet BINARY column: an encoded image or recording).
+    Bytes(Vec<u8>),
     List(Vec<RowValue<'a>>),
     /// Entries in file order. A repeated key keeps its first position and its last value, as
     /// serde_json's ordered map does.
@@ -77,6 +79,8 @@ impl Serialize for RowValue<'_> {
             RowValue::Bool(flag) => serializer.serialize_bool(*flag),
             RowValue::Number(number) => number.serialize(serializer),
             RowValue::Text(text) => serializer.serialize_str(text),
+            // Messages quote rows: a placeholder, not the bytes.
+            RowValue::Bytes(bytes) => serializer.serialize_str(&format!("<{} bytes>", bytes.len())),
             RowValue::List(items) => {
                 let mut list = serializer.serialize_seq(Some(items.len()))?;
                 for item in items {

@@ -330,7 +330,7 @@ impl FileRows {
                 })?;
                 let owned = path.clone();
                 values(Box::new(reader.into_iter().zip(1..).map(move |(row, number)| match row {
-                    Ok(row) => Ok((number, RowValue::from_json(row.to_json_value()))),
+                    Ok(row) => Ok((number, super::parquet_row::row_value(&row))),
                     // A column chunk that cannot be decoded ends the file.
                     Err(error) => Err(SourceError::Unreadable {
                         path: owned.clone(),

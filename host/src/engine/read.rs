@@ -223,6 +223,8 @@ pub struct ItemReader<'a> {
     limit: u64,
     strict: bool,
     ids: IdTracker,
+    /// Whether the family reads media (whose relative paths start at the row's file).
+    reads_media: bool,
 }
 
 impl<'a> ItemReader<'a> {
@@ -247,6 +249,7 @@ impl<'a> ItemReader<'a> {
             limit,
             strict,
             ids: IdTracker::default(),
+            reads_media: dataset.definition.family.modalities() != [karma_plugin_api::abi::Modality::Text],
         }
     }
 
@@ -270,6 +273,12 @@ impl<'a> ItemReader<'a> {
                 continue;
             }
             self.taken += 1;
+            if self.reads_media {
+                let folder = row.path.parent().unwrap_or(std::path::Path::new(""));
+                if self.state.media_root.0 != folder {
+                    self.state.media_root.0 = folder.to_owned();
+                }
+            }
             return match self.family.build(&row.value, index, &self.context, &mut self.state) {
                 Ok(built) => {
                     self.ids.note(&row.value, &built.key.source_id);

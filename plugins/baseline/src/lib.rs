@@ -8,12 +8,16 @@
 //! * `karma/echo`: returns its input.
 //! * `karma/first-option`: picks the first option listed in `other_args.options`.
 //! * `karma/random-option`: picks an option uniformly at random, reproducibly from `seed`.
+//! * `karma/describe-input`: reports what it received (text sizes, turns, each image's and
+//!   recording's format, size and SHA-256), for checking a dataset's plumbing.
 
 use karma_plugin_api::sdk::prelude::*;
 use serde::Deserialize;
 
+mod describe;
 mod rules;
 
+pub use describe::DescribeInput;
 pub use rules::{Constant, Echo, FirstOption, RandomOption};
 
 /// How one baseline answers a single item.
@@ -107,9 +111,22 @@ fn random_option_meta() -> ModelMeta {
     )
 }
 
+fn describe_input_meta() -> ModelMeta {
+    let mut meta = baseline_meta(
+        "karma/describe-input",
+        "Reports what it received (text sizes, turns, each image's and recording's format, size and SHA-256); \
+         report=digest answers the first medium's SHA-256 as eight words",
+        serde_json::json!({"report": "json"}),
+    );
+    meta.model_type = ModelType::Multimodal;
+    meta.modalities = vec![Modality::Text, Modality::Image, Modality::Audio, Modality::Video];
+    meta
+}
+
 export_plugin! {
     Baseline<Constant> => constant_meta,
     Baseline<Echo> => echo_meta,
     Baseline<FirstOption> => first_option_meta,
     Baseline<RandomOption> => random_option_meta,
+    Baseline<DescribeInput> => describe_input_meta,
 }

@@ -8,16 +8,22 @@
 mod afrimedqa;
 mod mcq;
 mod open_qa;
+mod transcription;
 mod translation;
+mod vqa;
 
 use std::{collections::BTreeMap, sync::Arc};
 
 pub use afrimedqa::{AfriMedQaConsumer, AfriMedQaMcq};
 pub use mcq::Mcq;
 pub use open_qa::OpenQa;
+pub use transcription::{Transcription, EKA_ATTRIBUTES};
 pub use translation::{In22Conv, Translation, IN22_CODES};
+pub use vqa::{ImageMcq, Vqa, VqaPrompt};
 
-use super::{extract::Extraction, item::OwnedItem, record::RowError, row::RowValue};
+use karma_plugin_api::abi::Modality;
+
+use super::{extract::Extraction, item::OwnedItem, media::MediaRoot, record::RowError, row::RowValue};
 
 /// KARMA's task types, as results files name them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,16 +34,28 @@ pub enum TaskType {
     OpenEndedQa,
     /// A text translated, scored against reference translations.
     Translation,
+    /// A question about one or more images, answered in a few words.
+    Vqa,
+    /// A recording transcribed, scored by word and character error rates.
+    Transcription,
 }
 
 impl TaskType {
-    pub const ALL: [TaskType; 3] = [TaskType::Mcqa, TaskType::OpenEndedQa, TaskType::Translation];
+    pub const ALL: [TaskType; 5] = [
+        TaskType::Mcqa,
+        TaskType::OpenEndedQa,
+        TaskType::Translation,
+        TaskType::Vqa,
+        TaskType::Transcription,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             TaskType::Mcqa => "mcqa",
             TaskType::OpenEndedQa => "open_ended_qa",
             TaskType::Translation => "translation",
+            TaskType::Vqa => "vqa",
+            TaskType::Transcription => "transcription",
         }
     }
 
@@ -147,11 +165,19 @@ pub struct BuildContext<'a> {
 pub struct BuildState {
     /// The last MCQ letter list, shared by the next item with the same letters.
     pub last_letters: Option<Arc<[String]>>,
+    /// The folder of the file the row was read from: relative media paths start there. Kept
+    /// up to date by the reader for families that read media.
+    pub media_root: MediaRoot,
 }
 
 /// A family of datasets whose rows share a shape and a way of being asked and scored.
 pub trait TaskFamily: Sync + std::fmt::Debug {
     fn task_type(&self) -> TaskType;
+
+    /// The input modalities its items carry; a model must accept all of them.
+    fn modalities(&self) -> &'static [Modality] {
+        &[Modality::Text]
+    }
 
     /// The item and reference of `row`; `index` is its 0-based position (the item id, and the
     /// source id of a row without one).
