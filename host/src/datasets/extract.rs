@@ -63,7 +63,7 @@ impl Extraction {
 pub fn final_answer_text(response: &str) -> Option<String> {
     let end = find_case_insensitive(response, "final answer:")?;
     let rest = &response[end..];
-    let answer = rest.trim().trim_matches(['*', '_', '`']).trim().trim_end_matches('.').trim();
+    let answer = rest.trim().trim_end_matches('.').trim_matches(['*', '_', '`']).trim_end_matches('.').trim();
     (!answer.is_empty()).then(|| answer.to_owned())
 }
 
