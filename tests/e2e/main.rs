@@ -37,6 +37,8 @@ mod misbehaving;
 mod registry_datasets;
 /// `run`: one batch through the baseline models.
 mod run_batch;
+/// Safety, harm, bias (AMQA) and calculator datasets.
+mod safety_bias;
 /// Scanning plugins in child processes, and the scan cache.
 mod scanning;
 /// Open QA and translation files, `--task`, `--metrics`, and `score`.

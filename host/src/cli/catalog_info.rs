@@ -25,6 +25,7 @@ fn dataset_json(definition: &catalog::DatasetDefinition) -> serde_json::Value {
         "split": definition.split,
         "revision": definition.revision,
         "task_type": definition.task_type().as_str(),
+        "modalities": definition.family.modalities().iter().map(|modality| modality.as_str()).collect::<Vec<_>>(),
         "metrics": definition.metrics,
         "args": definition.all_args().map(|spec| json!({
             "name": spec.name, "required": spec.required, "default": spec.default, "description": spec.description,
@@ -130,6 +131,9 @@ pub(super) fn info_dataset(name: &str, format: TableOrJson) -> anyhow::Result<Ex
                 definition.revision.unwrap_or("main")
             )?;
             writeln!(stdout, "task         {}", definition.task_type().as_str())?;
+            let modalities: Vec<&str> =
+                definition.family.modalities().iter().map(|modality| modality.as_str()).collect();
+            writeln!(stdout, "modalities   {} (the model must accept them)", modalities.join(", "))?;
             writeln!(stdout, "metrics      {}", definition.metrics.join(", "))?;
             writeln!(
                 stdout,

@@ -64,7 +64,11 @@ pub(super) fn score(arguments: &ScoreArgs) -> anyhow::Result<ExitStatus> {
         entry["num_unparsed"] = unparsed.into();
         let strata = metric.strata();
         let mut breakdown = BTreeMap::new();
-        if strata.is_empty() {
+        if !metric.parts().is_empty() {
+            let stats: Vec<Vec<f64>> = samples.iter().map(|sample| metric.sample_stats(sample)).collect();
+            let views: Vec<&[f64]> = stats.iter().map(Vec::as_slice).collect();
+            breakdown = metrics::score_with_parts(metric.as_ref(), &views, arguments.seed).1;
+        } else if strata.is_empty() {
             for group in &groups {
                 let members: Vec<Sample<'_>> =
                     rows.iter().filter(|row| row.group.as_ref() == Some(group)).map(sample).collect();

@@ -17,6 +17,8 @@ pub enum Extraction {
     Translation,
     /// The short free-text answer after the first `Final Answer:` (see [`final_answer_text`]).
     FinalAnswerText,
+    /// A calculator's result: a JSON object or a number (see [`calculator_answer`]).
+    CalculatorAnswer,
 }
 
 impl Extraction {
@@ -28,6 +30,7 @@ impl Extraction {
             Extraction::LenientLetter => "mcq_letter_lenient",
             Extraction::Translation => "translation",
             Extraction::FinalAnswerText => "final_answer_text",
+            Extraction::CalculatorAnswer => "calculator_answer",
         }
     }
 
@@ -40,6 +43,7 @@ impl Extraction {
             Extraction::LenientLetter => 1,
             Extraction::Translation => 1,
             Extraction::FinalAnswerText => 1,
+            Extraction::CalculatorAnswer => 1,
         }
     }
 
@@ -53,8 +57,65 @@ impl Extraction {
             Extraction::LenientLetter => lenient_letter(response, valid_letters),
             Extraction::Translation => translation(response),
             Extraction::FinalAnswerText => final_answer_text(response),
+            Extraction::CalculatorAnswer => calculator_answer(response),
         }
     }
+}
+
+/// KARMA's calculator rule: the last `{...}` object without nesting that parses as JSON
+/// (re-serialised), else the whole response as a number, else the last number standing alone
+/// (not part of a word such as `CHA2DS2`), else nothing.
+pub fn calculator_answer(response: &str) -> Option<String> {
+    let mut end = response.len();
+    while let Some(close) = response[..end].rfind('}') {
+        if let Some(open) = response[..close].rfind(['{', '}']).filter(|at| response.as_bytes()[*at] == b'{')
+        {
+            if let Ok(value @ serde_json::Value::Object(_)) = serde_json::from_str(&response[open..=close]) {
+                return Some(value.to_string());
+            }
+        }
+        end = close;
+    }
+    let whole = response.trim();
+    if whole.parse::<f64>().is_ok_and(f64::is_finite) {
+        return Some(whole.to_owned());
+    }
+    last_standalone_number(response).map(str::to_owned)
+}
+
+/// The last `-?digits(.digits)?` not touching a letter, digit or `_` on either side.
+fn last_standalone_number(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let word = |at: Option<char>| at.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let mut found = None;
+    let mut index = 0;
+    while index < bytes.len() {
+        if !bytes[index].is_ascii_digit() {
+            index += 1;
+            continue;
+        }
+        let mut start = index;
+        if start > 0 && bytes[start - 1] == b'-' {
+            start -= 1;
+        }
+        let mut end = index;
+        while end < bytes.len() && bytes[end].is_ascii_digit() {
+            end += 1;
+        }
+        if end < bytes.len() && bytes[end] == b'.' {
+            end += 1;
+            while end < bytes.len() && bytes[end].is_ascii_digit() {
+                end += 1;
+            }
+        }
+        let before = text[..start].chars().next_back();
+        let after = text[end..].chars().next();
+        if !word(before) && !word(after) {
+            found = Some(text[start..end].trim_end_matches('.'));
+        }
+        index = end.max(index + 1);
+    }
+    found
 }
 
 /// The text after the first `Final Answer:` (any case), trimmed of spaces, markdown emphasis and
@@ -183,6 +244,18 @@ fn find_case_insensitive(haystack: &str, needle: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calculator_answers_are_json_objects_or_numbers() {
+        assert_eq!(
+            calculator_answer("Steps... {\"score\": 4, \"risk\": \"high\"} done").as_deref(),
+            Some(r#"{"score":4,"risk":"high"}"#)
+        );
+        assert_eq!(calculator_answer(" 12.5 ").as_deref(), Some("12.5"));
+        assert_eq!(calculator_answer("CHA2DS2-VASc is 3, so the score is 3.").as_deref(), Some("3"));
+        assert_eq!(calculator_answer("eGFR = -4.25 mL/min").as_deref(), Some("-4.25"));
+        assert_eq!(calculator_answer("no number here {not json}"), None);
+    }
 
     #[test]
     fn final_answer_text_takes_the_labelled_answer() {

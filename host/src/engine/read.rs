@@ -143,7 +143,8 @@ impl WindowReader<'_> {
         loop {
             let window = self.next_window(&mut items);
             let entries = |window: &Window| window.pending.len() + window.bad_rows.len();
-            let last = !matches!(&window, Ok(window) if entries(window) == self.window_size);
+            // A row may give several items (AMQA's variants), so a full window can run over.
+            let last = !matches!(&window, Ok(window) if entries(window) >= self.window_size);
             let empty = matches!(&window, Ok(window) if entries(window) == 0);
             if empty || windows.send(window).is_err() || last {
                 break;
@@ -279,10 +280,12 @@ impl<'a> ItemReader<'a> {
                     self.state.media_root.0 = folder.to_owned();
                 }
             }
-            return match self.family.build(&row.value, index, &self.context, &mut self.state) {
-                Ok(built) => {
-                    self.ids.note(&row.value, &built.key.source_id);
-                    items.push(built);
+            let first = items.len();
+            return match self.family.build_into(&row.value, index, &self.context, &mut self.state, items) {
+                Ok(()) => {
+                    if let Some(built) = items.get(first) {
+                        self.ids.note(&row.value, &built.key.source_id);
+                    }
                     Ok(Some(Read::Item))
                 }
                 Err(problem) if !self.strict => Ok(Some(Read::BadRow {

@@ -116,6 +116,11 @@ impl Accumulator {
             Accumulator::Samples { name, metric, stride, stats, groups } => {
                 let views: Vec<&[f64]> =
                     if *stride == 0 { Vec::new() } else { stats.chunks(*stride).collect() };
+                if !metric.parts().is_empty() {
+                    // The metric's own parts (pair consistencies, confusion rates) are its breakdown.
+                    let (overall, breakdown) = metrics::score_with_parts(metric.as_ref(), &views, seed);
+                    return Scores { name, overall, breakdown, disparity: BTreeMap::new(), by_groups: false };
+                }
                 let breakdown = group_names
                     .iter()
                     .enumerate()

@@ -46,6 +46,41 @@ pub fn bootstrap(
             values.push(value);
         }
     }
+    summarise(values)
+}
+
+/// Bootstrap intervals of `width` statistics computed together from one resample of `units`
+/// (a metric's headline and its parts): one pass per resample instead of one per statistic.
+/// Entry `i` is `None` where statistic `i` was undefined in every resample.
+pub fn bootstrap_many<T: Copy>(
+    units: &[T],
+    width: usize,
+    aggregate: impl Fn(&[T]) -> Vec<Option<f64>>,
+    seed: u64,
+) -> Vec<Option<Bootstrap>> {
+    if units.is_empty() || width == 0 {
+        return vec![None; width];
+    }
+    let mut state = seed ^ 0x5851_f42d_4c95_7f2d;
+    let mut resample: Vec<T> = Vec::with_capacity(units.len());
+    let mut values: Vec<Vec<f64>> = vec![Vec::with_capacity(RESAMPLES); width];
+    for _ in 0..RESAMPLES {
+        resample.clear();
+        for _ in 0..units.len() {
+            let index = ((u128::from(splitmix64(&mut state)) * units.len() as u128) >> 64) as usize;
+            resample.push(units[index]);
+        }
+        for (slot, value) in values.iter_mut().zip(aggregate(&resample)) {
+            if let Some(value) = value {
+                slot.push(value);
+            }
+        }
+    }
+    values.into_iter().map(summarise).collect()
+}
+
+/// The standard error and 95% percentile interval of bootstrap values.
+fn summarise(mut values: Vec<f64>) -> Option<Bootstrap> {
     if values.is_empty() {
         return None;
     }

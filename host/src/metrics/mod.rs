@@ -6,6 +6,7 @@
 //! (empty inputs, zero references) the score is `null` instead.
 
 pub mod args;
+pub mod bias;
 mod bleu;
 mod chrf;
 mod edit_distance;
@@ -14,6 +15,8 @@ pub mod interval;
 mod numeric;
 mod porter;
 mod rouge;
+pub mod safety;
+mod silence;
 pub mod stratified;
 mod tokenised_f1;
 
@@ -84,6 +87,24 @@ pub trait Metric: Send + Sync {
     fn args(&self) -> &'static [ArgSpec] {
         &[]
     }
+    /// Whether samples come in clusters that are not independent (the variants of one
+    /// question): `stats[0]` is then the sample's cluster key, the score comes from
+    /// [`Metric::aggregate_units`] over whole clusters, and the bootstrap resamples clusters.
+    fn clustered(&self) -> bool {
+        false
+    }
+    /// Secondary scores reported as the metric's breakdown, each with its own interval
+    /// (bias_consistency's pair consistencies, harm_detection_accuracy's confusion rates).
+    fn parts(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// The headline score followed by each of [`Metric::parts`], from `units`: the samples of
+    /// one cluster each (of one sample each for a metric that is not clustered). Only metrics
+    /// that are clustered or have parts are asked.
+    fn aggregate_units(&self, units: &[&[&[f64]]]) -> Vec<Option<f64>> {
+        let flat: Vec<&[f64]> = units.iter().flat_map(|unit| unit.iter().copied()).collect();
+        vec![self.aggregate(&flat)]
+    }
     /// An instance with checked arguments (every declared one present).
     fn configure(&self, args: &MetricArgs) -> Arc<dyn Metric>;
 }
@@ -126,6 +147,11 @@ pub fn all() -> &'static [&'static dyn Metric] {
         &stratified::Stratified::STRATIFIED,
         &stratified::Stratified::GEOGRAPHIC,
         &stratified::Stratified::DEMOGRAPHIC,
+        &bias::BiasConsistency,
+        &bias::BiasDisparity,
+        &safety::HarmDetection,
+        &safety::RefusalRate,
+        &silence::SilenceAccuracy,
     ]
 }
 
@@ -165,6 +191,9 @@ pub fn score(metric: &dyn Metric, samples: &[Sample<'_>], seed: u64) -> Score {
 /// Scores already computed per-sample statistics (what the engine keeps instead of texts, so
 /// memory stays small on large datasets).
 pub fn score_stats(metric: &dyn Metric, views: &[&[f64]], seed: u64) -> Score {
+    if metric.clustered() || !metric.parts().is_empty() {
+        return score_with_parts(metric, views, seed).0;
+    }
     let value = if views.is_empty() { None } else { metric.aggregate(views) };
     if metric.is_proportion() {
         let successes = views.iter().map(|stat| stat[0]).sum::<f64>();
@@ -186,14 +215,72 @@ pub fn score_stats(metric: &dyn Metric, views: &[&[f64]], seed: u64) -> Score {
     }
     let bootstrap =
         value.and_then(|_| interval::bootstrap(views, |resample| metric.aggregate(resample), seed));
+    bootstrapped(value, bootstrap, views.len())
+}
+
+fn bootstrapped(value: Option<f64>, bootstrap: Option<interval::Bootstrap>, n: usize) -> Score {
     Score {
         score: value,
         stderr: bootstrap.map(|b| b.stderr),
         ci_low: bootstrap.map(|b| b.low),
         ci_high: bootstrap.map(|b| b.high),
-        num_samples: views.len(),
+        num_samples: n,
         interval: "bootstrap",
     }
+}
+
+/// The samples grouped by cluster key (`stats[0]`), clusters in order of first appearance.
+pub fn clusters<'a>(views: &[&'a [f64]]) -> Vec<Vec<&'a [f64]>> {
+    let mut index: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    let mut clusters: Vec<Vec<&[f64]>> = Vec::new();
+    for view in views {
+        let slot = *index.entry(view[0].to_bits()).or_insert_with(|| {
+            clusters.push(Vec::new());
+            clusters.len() - 1
+        });
+        clusters[slot].push(view);
+    }
+    clusters
+}
+
+/// The headline score and each part's (parts with no value are left out), bootstrapped over
+/// clusters for a clustered metric and over samples otherwise.
+pub fn score_with_parts(
+    metric: &dyn Metric,
+    views: &[&[f64]],
+    seed: u64,
+) -> (Score, std::collections::BTreeMap<String, Score>) {
+    let grouped;
+    let units: Vec<&[&[f64]]> = if metric.clustered() {
+        grouped = clusters(views);
+        grouped.iter().map(Vec::as_slice).collect()
+    } else {
+        views.chunks(1).collect()
+    };
+    let values = if units.is_empty() { Vec::new() } else { metric.aggregate_units(&units) };
+    let intervals =
+        interval::bootstrap_many(&units, values.len(), |resample| metric.aggregate_units(resample), seed);
+    let score_of = |index: usize| {
+        let value = values.get(index).copied().flatten();
+        bootstrapped(value, value.and(intervals.get(index).copied().flatten()), views.len())
+    };
+    let parts = metric
+        .parts()
+        .iter()
+        .enumerate()
+        .map(|(index, name)| ((*name).to_owned(), score_of(index + 1)))
+        .filter(|(_, score)| score.score.is_some())
+        .collect();
+    (score_of(0), parts)
+}
+
+/// A 52-bit hash of `text` that an `f64` statistic holds exactly (cluster keys, answers).
+pub fn text_key(text: &str) -> f64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for byte in text.bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash >> 12) as f64
 }
 
 /// A proportion score from counts alone (Wilson interval): what the engine keeps for

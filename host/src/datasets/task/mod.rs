@@ -6,8 +6,11 @@
 //! when local files of that shape should be recognised.
 
 mod afrimedqa;
+mod bias;
+mod calculator;
 mod mcq;
 mod open_qa;
+mod safety;
 mod transcription;
 mod translation;
 mod vqa;
@@ -15,8 +18,11 @@ mod vqa;
 use std::{collections::BTreeMap, sync::Arc};
 
 pub use afrimedqa::{AfriMedQaConsumer, AfriMedQaMcq};
+pub use bias::Amqa;
+pub use calculator::Calculator;
 pub use mcq::Mcq;
 pub use open_qa::OpenQa;
+pub use safety::{AfriMedQaHarm, Refusal, SafetySet};
 pub use transcription::{Transcription, EKA_ATTRIBUTES};
 pub use translation::{In22Conv, Translation, IN22_CODES};
 pub use vqa::{ImageMcq, Vqa, VqaPrompt};
@@ -38,6 +44,14 @@ pub enum TaskType {
     Vqa,
     /// A recording transcribed, scored by word and character error rates.
     Transcription,
+    /// Prompts a model should decline or answer with care, scored by how it responds.
+    SafetyClassification,
+    /// Questions rated harmful or safe to answer; the model's verdict is scored.
+    HarmDetection,
+    /// Multiple choice asked in demographic variants, scored for consistency across them.
+    McqaBias,
+    /// A clinical calculation, scored within a tolerance.
+    Calculator,
 }
 
 impl TaskType {
@@ -56,6 +70,10 @@ impl TaskType {
             TaskType::Translation => "translation",
             TaskType::Vqa => "vqa",
             TaskType::Transcription => "transcription",
+            TaskType::SafetyClassification => "safety_classification",
+            TaskType::HarmDetection => "harm_detection",
+            TaskType::McqaBias => "mcqa_bias",
+            TaskType::Calculator => "calculator",
         }
     }
 
@@ -188,6 +206,21 @@ pub trait TaskFamily: Sync + std::fmt::Debug {
         context: &BuildContext<'_>,
         state: &mut BuildState,
     ) -> Result<TaskItem, RowError>;
+
+    /// Appends the items of `row` to `items`: one, built by [`TaskFamily::build`], unless the
+    /// family expands a row into several (AMQA asks each question in up to eight variants; its
+    /// item ids are then `8 * index + variant`). On an error nothing is appended.
+    fn build_into(
+        &self,
+        row: &RowValue<'_>,
+        index: u64,
+        context: &BuildContext<'_>,
+        state: &mut BuildState,
+        items: &mut Vec<TaskItem>,
+    ) -> Result<(), RowError> {
+        items.push(self.build(row, index, context, state)?);
+        Ok(())
+    }
 
     /// Whether `row` belongs to the evaluated set: a dataset published as one table with a
     /// column saying which subset a row is in (AfriMed-QA) filters here. Rows left out are not
