@@ -134,6 +134,26 @@ fn vqa_rad_parquet_images_reach_the_model_intact_and_key_the_cache() {
         assert!(seen["input_chars"].as_u64().unwrap() > 40, "{seen}");
     }
 
+    // A worker process receives the same bytes (copied through its pipe).
+    env.eval(&[
+        "--model",
+        "karma/describe-input",
+        "--isolation",
+        "worker",
+        "--no-cache",
+        "--datasets",
+        "vqa-rad",
+        "--dataset-arg",
+        "vqa-rad.data_files=vqa.parquet",
+        "--samples-output",
+        "worker.jsonl",
+    ])
+    .assert_code(0);
+    let outputs = |name: &str| -> Vec<Value> {
+        env.samples(name).into_iter().map(|s| s["raw_output"].clone()).collect()
+    };
+    assert_eq!(outputs("worker.jsonl"), outputs("report.jsonl"));
+
     // Same bytes: every answer from the cache. One image changed: that item alone is asked again.
     digest(&env, &dataset).assert_code(0);
     assert_eq!(env.results()["datasets"]["flaviagiammarino/vqa-rad"]["cache_hits"], 9);
@@ -308,4 +328,64 @@ fn local_vqa_and_asr_files_are_recognised_by_their_columns() {
     let asr = &results["datasets"]["media/asr.jsonl"];
     assert_eq!(asr["task_type"], "transcription");
     assert_eq!(score(asr, "wer"), 0.0);
+}
+
+#[test]
+fn medxpertqa_mm_questions_carry_all_their_images_and_asr_rows_their_annotations() {
+    let env = EvalEnv::new(&[baseline_plugin()]);
+    let scans: Vec<Vec<u8>> = vec![png(6, 6, 9), fixture_media("scan.jpg"), png(3, 9, 10)];
+    let rows = vec![
+        json!({"id": "MM-1", "question": "Which finding?", "options": {"A": "a", "B": "b", "C": "c", "D": "d", "E": "e"},
+               "label": "C", "images": [{"bytes": encode(&scans[0]), "path": "MM-1-a.png"}, {"bytes": encode(&scans[1]), "path": "MM-1-b.jpeg"}]}),
+        json!({"id": "MM-2", "question": "Which organ?", "options": {"A": "x", "B": "y"}, "label": "A",
+               "images": [{"bytes": encode(&scans[2]), "path": null}]}),
+    ];
+    write_jsonl(&env.path("mm.jsonl"), &rows);
+    let audio = wav(40, 200.0);
+    write_jsonl(
+        &env.path("noise.jsonl"),
+        &[
+            json!({"audio": {"bytes": encode(&audio), "path": "a.wav"}, "text": "two tablets daily", "audio_language": "en",
+                 "recording_context": "clinic", "medical_entities": [["tablets", "drug", [[4, 11]]]], "noise_type": "babble"}),
+        ],
+    );
+    let run = env.eval(&[
+        "--model",
+        "karma/describe-input",
+        "--datasets",
+        "medxpertqa-mm,denoising-impact",
+        "--dataset-arg",
+        "medxpertqa-mm.data_files=mm.jsonl",
+        "--dataset-arg",
+        "denoising-impact.data_files=noise.jsonl",
+        "--samples-output",
+        "s.jsonl",
+    ]);
+    run.assert_code(0);
+    let samples = env.samples("s.jsonl");
+    let seen: Vec<Value> = samples
+        .iter()
+        .map(|sample| serde_json::from_str(sample["raw_output"].as_str().unwrap()).unwrap())
+        .collect();
+    let hashes = |seen: &Value| -> Vec<String> {
+        seen["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|image| image["sha256"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(hashes(&seen[0]), [sha256_hex(&scans[0]), sha256_hex(&scans[1])]);
+    assert_eq!(seen[0]["images"][1]["format"], "jpeg");
+    assert_eq!(hashes(&seen[1]), [sha256_hex(&scans[2])]);
+    assert_eq!(seen[2]["audio"]["sha256"], sha256_hex(&audio));
+    assert_eq!(seen[2]["audio"]["format"], "wav");
+    let results = env.results();
+    assert_eq!(results["datasets"]["ChuGyouk/MedXpertQA"]["task_type"], "mcqa");
+    // The recording's annotations and the dataset's language reach the model in other_args.
+    assert_eq!(
+        seen[2]["other_args"],
+        json!({"language": "en", "recording_context": "clinic", "entities": [["tablets", "drug", [[4, 11]]]],
+               "noise_type": "babble"})
+    );
 }

@@ -13,8 +13,8 @@ use crate::Rule;
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Report {
-    /// One line of JSON: text sizes, conversation turns, rubric size, and per image, audio and
-    /// video its format, byte count and SHA-256.
+    /// One line of JSON: text sizes, conversation turns, rubric size, `other_args`, and per
+    /// image, audio and video its format, byte count and SHA-256.
     Json,
     /// The SHA-256 of the first medium (image, else audio, else video, else the input text) as
     /// eight space-separated words of eight hex digits: a transcript or short answer that is
@@ -63,6 +63,7 @@ impl Rule for DescribeInput {
                 "audio": item.audio().as_ref().map(medium),
                 "video": item.video().as_ref().map(medium),
                 "rubric": item.rubric().len(),
+                "other_args": serde_json::from_str::<serde_json::Value>(item.other_args_json()).unwrap_or_default(),
             })
             .to_string()),
             Report::Digest => {
