@@ -86,7 +86,8 @@ pub struct EvalArgs {
     pub model: String,
     /// Comma-separated dataset names or aliases (`karma-host list datasets`), or paths of local
     /// files: MCQ (question, options, answer), open QA (question, answer), translation (source,
-    /// target). An existing path containing a comma is one dataset.
+    /// target), VQA (image or images, question, answer), speech recognition (audio, text). An
+    /// existing path containing a comma is one dataset.
     #[arg(long, required = true)]
     pub datasets: Vec<String>,
     /// Local path or hub id overriding the model's default weights (passed as `model_path`).
@@ -105,7 +106,7 @@ pub struct EvalArgs {
     #[arg(long = "dataset-arg", value_name = "DS.KEY=VALUE")]
     pub dataset_arg: Vec<String>,
     /// The task of local dataset files (KARMA's task_type names: `mcqa`, `open_ended_qa`,
-    /// `translation`) when their columns are ambiguous. Default: told from the first row.
+    /// `translation`, `vqa`, `transcription`) when their columns are ambiguous. Default: told from the first row.
     #[arg(long, value_name = "TASK")]
     pub task: Option<String>,
     /// Comma-separated metrics every dataset reports instead of its own list

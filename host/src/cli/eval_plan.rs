@@ -201,9 +201,12 @@ pub(super) fn resolve_datasets(
     Ok((plans, inputs))
 }
 
+/// `--task`: one of the families a local file can have.
 fn parse_task(name: &str) -> anyhow::Result<TaskType> {
-    TaskType::from_name(name.trim()).ok_or_else(|| {
-        let names: Vec<&str> = TaskType::ALL.iter().map(|task| task.as_str()).collect();
+    let local = |task: &TaskType| catalog::LOCAL.iter().any(|definition| definition.task_type() == *task);
+    TaskType::from_name(name.trim()).filter(local).ok_or_else(|| {
+        let names: Vec<&str> =
+            catalog::LOCAL.iter().map(|definition| definition.task_type().as_str()).collect();
         Hinted {
             message: format!("unknown task `{name}`"),
             hint: format!("--task takes one of: {}", names.join(", ")),

@@ -64,6 +64,9 @@ pub struct DatasetDefinition {
     /// How its rows become items and references, and how answers are read.
     pub family: &'static dyn TaskFamily,
     pub metrics: &'static [&'static str],
+    /// Text processors applied to predictions and references before the metrics (KARMA's
+    /// registrations); `--processors` replaces them.
+    pub processors: &'static [&'static str],
     /// Arguments beyond [`COMMON_ARGS`].
     pub args: &'static [ArgSpec],
 }
@@ -102,6 +105,7 @@ const fn mmlu(
             extraction: Extraction::McqLetter,
         },
         metrics: MCQ,
+        processors: &[],
         args: &[],
     }
 }
@@ -119,6 +123,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: None,
         family: &Mcq { schema: Schema::EkaMmlu, template: Template::MedicalMcq, extraction: Extraction::McqLetter },
         metrics: MCQ,
+        processors: &[],
         args: &[ArgSpec {
             name: "subset",
             required: true,
@@ -138,6 +143,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: Some("50fc41dc"),
         family: &Mcq { schema: Schema::OpenLifeScience, template: Template::ContextualMcq, extraction: Extraction::McqLetter },
         metrics: MCQ,
+        processors: &[],
         args: &[],
     },
     DatasetDefinition {
@@ -151,6 +157,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: Some("153e61cd"),
         family: &Mcq { schema: Schema::OpenLifeScience, template: Template::MedicalMcq, extraction: Extraction::McqLetter },
         metrics: MCQ,
+        processors: &[],
         args: &[],
     },
     DatasetDefinition {
@@ -164,6 +171,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: Some("91c6572c"),
         family: &Mcq { schema: Schema::MedMcqa, template: Template::MedicalMcq, extraction: Extraction::McqLetter },
         metrics: MCQ,
+        processors: &[],
         args: &[],
     },
     mmlu(
@@ -202,6 +210,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: None,
         family: &Mcq { schema: Schema::UsmleOptions, template: Template::MedicalMcq, extraction: Extraction::McqLetter },
         metrics: MCQ,
+        processors: &[],
         args: &[],
     },
     DatasetDefinition {
@@ -215,6 +224,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: Some("7e7c465a"),
         family: &Mcq { schema: Schema::MedXpert, template: Template::MedicalMcq, extraction: Extraction::McqLetter },
         metrics: MCQ,
+        processors: &[],
         args: &[],
     },
     DatasetDefinition {
@@ -228,6 +238,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: Some("c1e955a5"),
         family: &Mcq { schema: Schema::MedMcqa, template: Template::MedicalMcq, extraction: Extraction::McqLetter },
         metrics: MCQ,
+        processors: &[],
         args: &[ArgSpec {
             name: "subset",
             required: true,
@@ -247,6 +258,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: None,
         family: &Mcq { schema: Schema::IndianDrug, template: Template::IndianDrug, extraction: Extraction::McqLetter },
         metrics: MCQ,
+        processors: &[],
         args: &[],
     },
     DatasetDefinition {
@@ -260,6 +272,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: Some("428cf44c"),
         family: &Mcq { schema: Schema::EkaNfi, template: Template::EkaNfi, extraction: Extraction::McqLetter },
         metrics: MCQ,
+        processors: &[],
         args: &[],
     },
     DatasetDefinition {
@@ -273,6 +286,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: None,
         family: &AfriMedQaMcq,
         metrics: &["exact_match", "geographic_accuracy", "demographic_accuracy"],
+        processors: &[],
         args: &[
             INTERNAL_SPLIT,
             ArgSpec {
@@ -295,6 +309,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: None,
         family: &AfriMedQaConsumer,
         metrics: &["tokenised_f1", "bleu", "rouge"],
+        processors: &[],
         args: &[INTERNAL_SPLIT],
     },
     DatasetDefinition {
@@ -308,6 +323,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: Some("18cd4587"),
         family: &In22Conv,
         metrics: &["bleu", "chrf"],
+        processors: &["devnagari_transliterator"],
         args: &[
             ArgSpec {
                 name: "source_language",
@@ -336,6 +352,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: Some("bcf91e76"),
         family: &Vqa { prompt: VqaPrompt::Radiology, extraction: Extraction::FreeText, lowercase_answers: true },
         metrics: VQA,
+        processors: &[],
         args: &[],
     },
     DatasetDefinition {
@@ -353,6 +370,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
             lowercase_answers: true,
         },
         metrics: VQA,
+        processors: &[],
         args: &[],
     },
     DatasetDefinition {
@@ -370,6 +388,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
             extraction: Extraction::McqLetter,
         }),
         metrics: MCQ,
+        processors: &[],
         args: &[],
     },
     DatasetDefinition {
@@ -383,6 +402,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: Some("21fd4501"),
         family: &Transcription { audio_field: "audio_filepath", attributes: &[] },
         metrics: ASR,
+        processors: &["multilingual_text_processor"],
         args: &[ArgSpec {
             name: "language",
             required: true,
@@ -402,6 +422,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: Some("5f4495c9"),
         family: &Transcription { audio_field: "audio", attributes: &[] },
         metrics: ASR,
+        processors: &["multilingual_text_processor"],
         args: &[ArgSpec {
             name: "language",
             required: false,
@@ -421,6 +442,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: Some("991bc807"),
         family: &Transcription { audio_field: "audio", attributes: EKA_ATTRIBUTES },
         metrics: ASR,
+        processors: &[],
         args: &[ArgSpec {
             name: "language",
             required: false,
@@ -440,6 +462,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: Some("8b7b3e8d"),
         family: &Transcription { audio_field: "audio", attributes: &[] },
         metrics: ASR,
+        processors: &["general_text_processor"],
         args: &[ArgSpec {
             name: "language",
             required: false,
@@ -459,6 +482,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: Some("7f78b438"),
         family: &Transcription { audio_field: "audio", attributes: EKA_ATTRIBUTES },
         metrics: ASR,
+        processors: &[],
         args: &[
             ArgSpec {
                 name: "subset",
@@ -487,6 +511,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: Some("49f6ff9c"),
         family: &Refusal(SafetySet::Cares),
         metrics: &["refusal_rate"],
+        processors: &[],
         args: &[ArgSpec {
             name: "harmful_level",
             required: false,
@@ -508,6 +533,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: Some("c39259fb"),
         family: &Refusal(SafetySet::PatientSafety),
         metrics: &["refusal_rate"],
+        processors: &[],
         args: &[],
     },
     DatasetDefinition {
@@ -521,6 +547,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: None,
         family: &AfriMedQaHarm,
         metrics: &["harm_detection_accuracy"],
+        processors: &[],
         args: &[],
     },
     amqa("Showing-KCL/AMQA", &["amqa"], &Amqa { dimension: None }, "AMQA: USMLE questions asked as written, desensitized and in six demographic variants"),
@@ -538,6 +565,7 @@ pub const DATASETS: &[DatasetDefinition] = &[
         revision: None,
         family: &Calculator,
         metrics: &["numeric_tolerance"],
+        processors: &[],
         args: &[],
     },
 ];
@@ -560,6 +588,7 @@ const fn amqa(
         revision: None,
         family,
         metrics: &["exact_match", "bias_consistency", "bias_disparity"],
+        processors: &[],
         args: match family.dimension {
             Some(_) => AMQA_FIXED_ARGS,
             None => AMQA_ARGS,
@@ -671,6 +700,7 @@ const fn local(
         revision: None,
         family,
         metrics,
+        processors: &[],
         args: &[],
     }
 }
