@@ -19,4 +19,5 @@ pub mod engine;
 pub mod env_vars;
 pub mod metrics;
 pub mod plugins;
+pub mod processors;
 pub mod report;

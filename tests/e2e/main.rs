@@ -33,6 +33,8 @@ mod media;
 mod media_gen;
 /// Fixture plugins that panic or break the output contract.
 mod misbehaving;
+/// Text processors before the metrics, in eval and score.
+mod processors;
 /// Registered datasets of every family on generated rows in their hub schemas.
 mod registry_datasets;
 /// `run`: one batch through the baseline models.

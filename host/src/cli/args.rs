@@ -116,6 +116,14 @@ pub struct EvalArgs {
     /// Metric arguments: `metric:key=value;metric2:key=value`.
     #[arg(long, value_name = "SPEC")]
     pub metric_args: Option<String>,
+    /// Comma-separated text processors applied to predictions and references before the
+    /// metrics, replacing each dataset's own (`none`: no processors).
+    #[arg(long, value_name = "LIST")]
+    pub processors: Option<String>,
+    /// Processor arguments: `ds.processor:key=value,key2=value;ds2.processor:key=value`
+    /// (`processor:key=value` applies to every dataset).
+    #[arg(long, value_name = "SPEC")]
+    pub processor_args: Option<String>,
     /// Items per plugin call (1 to 4096).
     #[arg(long, default_value_t = 8, allow_hyphen_values = true, value_parser = parse_batch_size)]
     pub batch_size: u32,
@@ -184,6 +192,12 @@ pub struct ScoreArgs {
     /// Metric arguments: `metric:key=value;metric2:key=value`.
     #[arg(long, value_name = "SPEC")]
     pub metric_args: Option<String>,
+    /// Comma-separated text processors applied to predictions and references before the metrics.
+    #[arg(long, value_name = "LIST")]
+    pub processors: Option<String>,
+    /// Processor arguments: `processor:key=value,key2=value;processor2:key=value`.
+    #[arg(long, value_name = "SPEC")]
+    pub processor_args: Option<String>,
     /// Also write the results document to this file.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -238,7 +252,7 @@ pub enum ListCommand {
     Datasets {
         #[arg(long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
-        /// Only datasets of this task (`mcqa`, `open_ended_qa`, `translation`).
+        /// Only datasets of this task (`mcqa`, `vqa`, `transcription`, ...: `list datasets` shows them).
         #[arg(long, value_name = "TASK")]
         task: Option<String>,
         /// Only datasets reporting this metric.
@@ -247,6 +261,11 @@ pub enum ListCommand {
     },
     /// Available metrics.
     Metrics {
+        #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
+        format: TableOrJson,
+    },
+    /// Text processors (`--processors`) and their arguments.
+    Processors {
         #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
         format: TableOrJson,
     },

@@ -26,6 +26,7 @@ fn dataset_json(definition: &catalog::DatasetDefinition) -> serde_json::Value {
         "revision": definition.revision,
         "task_type": definition.task_type().as_str(),
         "modalities": definition.family.modalities().iter().map(|modality| modality.as_str()).collect::<Vec<_>>(),
+        "processors": definition.processors,
         "metrics": definition.metrics,
         "args": definition.all_args().map(|spec| json!({
             "name": spec.name, "required": spec.required, "default": spec.default, "description": spec.description,
@@ -135,6 +136,9 @@ pub(super) fn info_dataset(name: &str, format: TableOrJson) -> anyhow::Result<Ex
                 definition.family.modalities().iter().map(|modality| modality.as_str()).collect();
             writeln!(stdout, "modalities   {} (the model must accept them)", modalities.join(", "))?;
             writeln!(stdout, "metrics      {}", definition.metrics.join(", "))?;
+            if !definition.processors.is_empty() {
+                writeln!(stdout, "processors   {}", definition.processors.join(", "))?;
+            }
             writeln!(
                 stdout,
                 "extraction   {} v{}",
@@ -152,6 +156,43 @@ pub(super) fn info_dataset(name: &str, format: TableOrJson) -> anyhow::Result<Ex
                     spec.description
                 )?;
             }
+        }
+    }
+    Ok(ExitStatus::Success)
+}
+
+pub(super) fn list_processors(format: TableOrJson) -> anyhow::Result<ExitStatus> {
+    let mut stdout = std::io::stdout().lock();
+    let args = |spec: &crate::processors::ProcessorSpec| -> Vec<String> {
+        spec.args
+            .iter()
+            .map(|arg| match arg.default {
+                Some(default) => format!("{}={default}: {}", arg.name, arg.description),
+                None => format!("{}: {}", arg.name, arg.description),
+            })
+            .collect()
+    };
+    match format {
+        TableOrJson::Json => {
+            let list: Vec<_> = crate::processors::PROCESSORS
+                .iter()
+                .map(|spec| {
+                    let arguments: Vec<_> = spec
+                        .args
+                        .iter()
+                        .map(|arg| json!({"name": arg.name, "default": arg.default, "description": arg.description}))
+                        .collect();
+                    json!({"name": spec.name, "description": spec.description, "args": arguments})
+                })
+                .collect();
+            output::json(&mut stdout, &json!({ "processors": list }))?;
+        }
+        TableOrJson::Table => {
+            let rows: Vec<Vec<String>> = crate::processors::PROCESSORS
+                .iter()
+                .map(|spec| vec![spec.name.to_owned(), spec.description.to_owned(), args(spec).join("; ")])
+                .collect();
+            output::table(&mut stdout, &["PROCESSOR", "DESCRIPTION", "ARGUMENTS"], &rows)?;
         }
     }
     Ok(ExitStatus::Success)

@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::bail;
 
-use super::{args::EvalArgs, diagnostics::Hinted, output_guard};
+use super::{args::EvalArgs, diagnostics::Hinted, output_guard, processor_plan};
 use crate::{
     datasets::{args as dataset_args, catalog, source, task::TaskType},
     engine::{DatasetPlan, DatasetSource, Scoring},
@@ -88,6 +88,9 @@ pub(super) fn resolve_datasets(
     let task = arguments.task.as_deref().map(parse_task).transpose()?;
     let chosen_metrics = arguments.metrics.as_deref().map(parse_metrics).transpose()?;
     let metric_args = metric_args(arguments.metric_args.as_deref())?;
+    let processor_args = processor_plan::parse_args(arguments.processor_args.as_deref())?;
+    let chosen_processors = arguments.processors.as_deref().map(processor_plan::parse_list).transpose()?;
+    let mut processors_used: Vec<(Vec<String>, Vec<&'static str>)> = Vec::new();
     let mut reported: Vec<&'static str> = Vec::new();
     let mut plans: Vec<DatasetPlan> = Vec::new();
     let mut inputs = Vec::new();
@@ -181,7 +184,14 @@ pub(super) fn resolve_datasets(
                     .to_owned(),
             });
         }
-        plans.push(DatasetPlan { name: report_name, definition, args, source, metrics });
+        let processor_names = chosen_processors.clone().unwrap_or_else(|| definition.processors.to_vec());
+        let mut names: Vec<&str> = vec![name, definition.name, &report_name];
+        names.extend(definition.aliases.iter().copied());
+        // The dataset's language reaches the processors (a transcript's, a translation's target).
+        let language = args.get("language").or_else(|| args.get("target_language")).map(String::as_str);
+        let processors = processor_plan::steps(&processor_names, &names, &processor_args, language)?;
+        processors_used.push((names.iter().map(|name| (*name).to_owned()).collect(), processor_names));
+        plans.push(DatasetPlan { name: report_name, definition, args, source, metrics, processors });
     }
     if plans.is_empty() {
         bail!("no datasets given");
@@ -192,6 +202,7 @@ pub(super) fn resolve_datasets(
             hint: "add it with --metrics, or check the metric name".to_owned(),
         });
     }
+    processor_plan::check_all_used(&processor_args, &processors_used)?;
     if let Some(unused) = given.keys().next() {
         bail!(Hinted {
             message: format!("dataset arguments given for `{unused}`, which is not in --datasets"),

@@ -15,6 +15,7 @@ mod list;
 mod model_config;
 mod output;
 mod output_guard;
+mod processor_plan;
 mod progress;
 mod run;
 mod score;
@@ -67,6 +68,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             return catalog_info::list_datasets(*format, task.as_deref(), metric.as_deref())
         }
         Command::List(ListCommand::Metrics { format }) => return catalog_info::list_metrics(*format),
+        Command::List(ListCommand::Processors { format }) => return catalog_info::list_processors(*format),
         Command::Info(InfoCommand::Dataset { name, format }) => {
             return catalog_info::info_dataset(name, *format)
         }
@@ -116,7 +118,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Info(InfoCommand::Model { name, format }) => info::model(&registry, &name, format),
         Command::Eval(arguments) => eval::eval(&registry, &arguments),
         Command::Run(arguments) => run::run(&registry, &arguments),
-        Command::List(ListCommand::Datasets { .. } | ListCommand::Metrics { .. })
+        Command::List(
+            ListCommand::Datasets { .. } | ListCommand::Metrics { .. } | ListCommand::Processors { .. },
+        )
         | Command::Info(InfoCommand::Dataset { .. } | InfoCommand::Metric { .. })
         | Command::Cache(_)
         | Command::Score(_)

@@ -44,7 +44,20 @@ pub(super) fn score(arguments: &ScoreArgs) -> anyhow::Result<ExitStatus> {
         super::output_guard::check_distinct(&outputs, &inputs)?;
         super::output_guard::check_writable("--output", output)?;
     }
-    let (rows, bad_rows) = read(&files, arguments.strict)?;
+    let processor_args = super::processor_plan::parse_args(arguments.processor_args.as_deref())?;
+    let processor_names = match arguments.processors.as_deref() {
+        Some(list) => super::processor_plan::parse_list(list)?,
+        None => Vec::new(),
+    };
+    let steps = super::processor_plan::steps(&processor_names, &[], &processor_args, None)?;
+    super::processor_plan::check_all_used(&processor_args, &[(Vec::new(), processor_names)])?;
+    let (mut rows, bad_rows) = read(&files, arguments.strict)?;
+    // Predictions and references through the processors, in order, before any metric.
+    for row in &mut rows {
+        let run = |text: &str| steps.iter().fold(text.to_owned(), |text, step| step.processor.process(&text));
+        row.prediction = row.prediction.as_deref().map(run);
+        row.references = row.references.iter().map(|text| run(text)).collect();
+    }
     if rows.is_empty() && bad_rows.is_empty() {
         bail!(Hinted {
             message: format!("`{}` has no rows", arguments.file.display()),
@@ -111,6 +124,7 @@ pub(super) fn score(arguments: &ScoreArgs) -> anyhow::Result<ExitStatus> {
         "num_failed": bad_rows.len(),
         "num_unparsed": unparsed,
         "status": status,
+        "processors": steps.iter().map(|step| step.describe()).collect::<Vec<_>>(),
     });
     if !subgroups.is_empty() {
         entry["subgroups"] = json!(subgroups);

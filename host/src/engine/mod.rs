@@ -12,6 +12,7 @@
 
 mod outcome;
 pub mod plan;
+mod processing;
 mod read;
 mod reporter;
 mod run_dataset;
@@ -20,7 +21,7 @@ mod scoring;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use outcome::{DatasetOutcome, DatasetStatus, SampleLine, SampleRecord};
-pub use plan::{CacheMode, DatasetPlan, DatasetSource, EvalPlan, Scoring};
+pub use plan::{CacheMode, DatasetPlan, DatasetSource, EvalPlan, ProcessorStep, Scoring};
 pub use read::{ItemReader, Pending, Read};
 pub use reporter::{NoReport, Reporter};
 

@@ -53,6 +53,30 @@ pub struct DatasetPlan {
     pub source: DatasetSource,
     /// The metrics to report: the definition's, or `--metrics`.
     pub metrics: Vec<MetricHandle>,
+    /// Text processors applied, in order, to predictions and references before the metrics
+    /// (not to prompts or the cache).
+    pub processors: Vec<ProcessorStep>,
+}
+
+/// A configured text processor: its name and arguments (recorded in results) and itself.
+#[derive(Clone, Debug)]
+pub struct ProcessorStep {
+    pub name: &'static str,
+    pub args: BTreeMap<String, String>,
+    /// The dataset's language, given to the processor (an argument may override it).
+    pub language: Option<String>,
+    pub processor: std::sync::Arc<dyn crate::processors::Processor>,
+}
+
+impl ProcessorStep {
+    /// As results record it: `{name, args, language?}`.
+    pub fn describe(&self) -> serde_json::Value {
+        let mut described = serde_json::json!({"name": self.name, "args": self.args});
+        if let Some(language) = &self.language {
+            described["language"] = language.clone().into();
+        }
+        described
+    }
 }
 
 impl DatasetPlan {

@@ -514,11 +514,19 @@ fn finish_item(
                 } else {
                     serde_json::Value::Null
                 };
-            let scored = Sample {
-                prediction: prediction.as_deref(),
-                reference: answer.reference.primary(),
-                references: answer.reference.texts(),
-                other_args: &other_args,
+            let processed = super::processing::Processed::apply(
+                &progress.dataset.processors,
+                prediction.as_deref(),
+                &answer.reference,
+            );
+            let scored = match &processed {
+                Some(processed) => processed.sample(&other_args),
+                None => Sample {
+                    prediction: prediction.as_deref(),
+                    reference: answer.reference.primary(),
+                    references: answer.reference.texts(),
+                    other_args: &other_args,
+                },
             };
             let group = answer.group.as_ref().map(|group| {
                 match progress.group_names.iter().position(|name| name == group) {

@@ -45,6 +45,12 @@ pub fn dataset_entry(outcome: &DatasetOutcome) -> Value {
         "metrics": outcome.metrics,
         "task_type": outcome.plan.definition.task_type().as_str(),
         "dataset_args": redact(&serde_json::to_value(&outcome.plan.args).unwrap_or_default()),
+        "processors": outcome
+            .plan
+            .processors
+            .iter()
+            .map(|step| step.describe())
+            .collect::<Vec<_>>(),
         "timings": outcome.timings,
         "cache_hits": outcome.cache_hits,
         "cache_misses": outcome.cache_misses,
