@@ -172,7 +172,7 @@ fn every_bad_file_gets_its_diagnostic_and_the_good_plugin_still_loads() {
 
     let models = karma_in(&directory, &["list", "models", "--format", "json"]);
     models.assert_code(0);
-    assert_eq!(models.json()["models"].as_array().unwrap().len(), 4);
+    assert_eq!(models.json()["models"].as_array().unwrap().len(), 5);
     assert!(
         models.stderr.contains(&format!("{} plugin file(s) rejected", expected.len())),
         "{}",

@@ -1,7 +1,7 @@
 use crate::harness::{baseline_plugin, host_binary, karma, karma_in, Workdir};
 
-const BASELINE_MODELS: [&str; 4] =
-    ["karma/constant", "karma/echo", "karma/first-option", "karma/random-option"];
+const BASELINE_MODELS: [&str; 5] =
+    ["karma/constant", "karma/echo", "karma/first-option", "karma/random-option", "karma/describe-input"];
 
 #[test]
 fn list_models_json_from_a_plugin_copied_alone_into_an_empty_folder() {
@@ -14,8 +14,13 @@ fn list_models_json_from_a_plugin_copied_alone_into_an_empty_folder() {
     let names: Vec<&str> = models.iter().map(|model| model["name"].as_str().unwrap()).collect();
     assert_eq!(names, BASELINE_MODELS);
     for model in models {
-        assert_eq!(model["model_type"], "text_generation");
-        assert_eq!(model["modalities"], serde_json::json!(["text"]));
+        if model["name"] == "karma/describe-input" {
+            assert_eq!(model["model_type"], "multimodal");
+            assert_eq!(model["modalities"], serde_json::json!(["text", "image", "audio", "video"]));
+        } else {
+            assert_eq!(model["model_type"], "text_generation");
+            assert_eq!(model["modalities"], serde_json::json!(["text"]));
+        }
         assert_eq!(model["plugin"], plugins.join("libkarma_plugin_baseline.so").to_str().unwrap());
         assert_eq!(model["duplicate"], false);
     }
@@ -29,7 +34,9 @@ fn list_models_table_and_csv() {
     table.assert_code(0);
     let mut lines = table.stdout.lines();
     assert!(lines.next().unwrap().starts_with("NAME"));
-    assert!(lines.next().unwrap().starts_with("karma/constant       text_generation  text  "));
+    let first: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(first[..3], ["karma/constant", "text_generation", "text"]);
+    assert!(table.stdout.contains("karma/describe-input"), "{}", table.stdout);
 
     let csv = karma_in(&plugins, &["list", "models", "--format", "csv"]);
     csv.assert_code(0);
@@ -51,7 +58,7 @@ fn list_plugins_json_reports_versions() {
     assert_eq!(entry["plugin_api_version"], karma_plugin_api::abi::PLUGIN_API_VERSION);
     assert_eq!(entry["abi_version"], "1.0");
     assert!(entry["rustc_version"].as_str().unwrap().starts_with("rustc "));
-    assert_eq!(entry["models"].as_array().unwrap().len(), 4);
+    assert_eq!(entry["models"].as_array().unwrap().len(), 5);
 }
 
 #[test]
@@ -85,7 +92,7 @@ fn env_var_lists_colon_separated_directories() {
     let value = format!("{}:{}", empty.display(), plugins.display());
     let run = karma(&["list", "models", "--format", "json"], &[("KARMA_PLUGINS_DIR", &value)]);
     run.assert_code(0);
-    assert_eq!(run.json()["models"].as_array().unwrap().len(), 4);
+    assert_eq!(run.json()["models"].as_array().unwrap().len(), 5);
 }
 
 #[test]
@@ -133,7 +140,7 @@ fn duplicate_model_names_are_reported_and_neither_wins() {
     let run = karma_in(&plugins, &["list", "models", "--format", "json"]);
     run.assert_code(0);
     let models = run.json()["models"].as_array().unwrap().clone();
-    assert_eq!(models.len(), 8);
+    assert_eq!(models.len(), 10);
     assert!(models.iter().all(|model| model["duplicate"] == true));
     assert!(run.stderr.contains("model `karma/echo` is provided by several plugins"), "{}", run.stderr);
 

@@ -328,6 +328,11 @@ fn local_vqa_and_asr_files_are_recognised_by_their_columns() {
     let asr = &results["datasets"]["media/asr.jsonl"];
     assert_eq!(asr["task_type"], "transcription");
     assert_eq!(score(asr, "wer"), 0.0);
+    let dry = digest(&env, &["--datasets", "media/vqa.jsonl,media/asr.jsonl", "--dry-run"]);
+    dry.assert_code(0);
+    let sizes = format!("media:     2 images (png {} B, png {} B) (first item)", first.len(), second.len());
+    assert!(dry.stdout.contains(&sizes), "{}", dry.stdout);
+    assert!(dry.stdout.contains(&format!("media:     audio (wav {} B)", audio.len())), "{}", dry.stdout);
 }
 
 #[test]

@@ -76,6 +76,7 @@ pub(super) fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
         };
         let Some(files) = files else { continue };
         let (mut count, mut hits, mut first_prompt) = (0u64, 0u64, None);
+        let mut first_media = None;
         let (mut bad_rows, mut first_bad) = (0u64, None);
         let mut keys = Vec::new();
         let limit = plan.max_samples.unwrap_or(u64::MAX);
@@ -92,6 +93,9 @@ pub(super) fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
                             &pending.item,
                             plan.model.meta.wants_expected_output,
                         ));
+                    }
+                    if first_prompt.is_none() {
+                        first_media = media_summary(&pending.item);
                     }
                     first_prompt.get_or_insert(pending.item.input.unwrap_or_default());
                     count += 1;
@@ -121,7 +125,10 @@ pub(super) fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
         }
         writeln!(stdout, "samples:   {count}")?;
         writeln!(stdout, "cached:    {hits} of {count}")?;
-        if let Some(prompt) = first_prompt {
+        if let Some(media) = first_media {
+            writeln!(stdout, "media:     {media} (first item)")?;
+        }
+        if let Some(prompt) = first_prompt.filter(|prompt| !prompt.is_empty()) {
             writeln!(
                 stdout,
                 "prompt:\n{}",
@@ -136,4 +143,21 @@ pub(super) fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
     } else {
         ExitStatus::Success
     })
+}
+
+/// `2 images (png 1204 B, jpeg 699 B), audio (flac 4827 B)`, or `None` for a text-only item.
+fn media_summary(item: &crate::datasets::item::OwnedItem) -> Option<String> {
+    let blob = |media: &crate::datasets::item::MediaBlob| format!("{} {} B", media.format, media.data.len());
+    let mut parts = Vec::new();
+    if !item.images.is_empty() {
+        let each: Vec<String> = item.images.iter().map(blob).collect();
+        let noun = if item.images.len() == 1 { "image" } else { "images" };
+        parts.push(format!("{} {noun} ({})", item.images.len(), each.join(", ")));
+    }
+    for (name, media) in [("audio", &item.audio), ("video", &item.video)] {
+        if let Some(media) = media {
+            parts.push(format!("{name} ({})", blob(media)));
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
 }

@@ -217,7 +217,7 @@ fn parse_task(name: &str) -> anyhow::Result<TaskType> {
     let local = |task: &TaskType| catalog::LOCAL.iter().any(|definition| definition.task_type() == *task);
     TaskType::from_name(name.trim()).filter(local).ok_or_else(|| {
         let names: Vec<&str> =
-            catalog::LOCAL.iter().map(|definition| definition.task_type().as_str()).collect();
+            TaskType::ALL.iter().filter(|task| local(task)).map(|task| task.as_str()).collect();
         Hinted {
             message: format!("unknown task `{name}`"),
             hint: format!("--task takes one of: {}", names.join(", ")),
