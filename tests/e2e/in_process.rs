@@ -92,3 +92,44 @@ fn extensions_are_found_by_id_and_layout_checked() {
     let echo = ModelInstance::create(registry.model("karma/echo").unwrap(), "{}").unwrap();
     assert!(echo.extension::<AnswerTable>(ANSWER_EXTENSION).unwrap().is_none());
 }
+
+#[test]
+fn an_image_read_from_a_parquet_row_reaches_the_plugin_without_a_copy() {
+    use karma_host::{
+        datasets::catalog,
+        engine::{DatasetPlan, DatasetSource, ItemReader, Read, Scoring},
+    };
+
+    let work = Workdir::new();
+    let image = crate::media_gen::png(300, 200, 7);
+    let path = work.path().join("vqa.parquet");
+    crate::media_gen::write_media_parquet(
+        &path,
+        &[
+            crate::media_gen::Column::Media("image", vec![(image.clone(), Some("scan.png".to_owned()))]),
+            crate::media_gen::Column::Text("question", vec!["Is there an effusion?".to_owned()]),
+            crate::media_gen::Column::Text("answer", vec!["no".to_owned()]),
+        ],
+    );
+    let plan = DatasetPlan {
+        name: "vqa-rad".to_owned(),
+        definition: catalog::find("vqa-rad").unwrap(),
+        args: Default::default(),
+        source: DatasetSource::Local { files: vec![path.clone()] },
+        metrics: Vec::new(),
+        processors: Vec::new(),
+    };
+    let mut reader = ItemReader::new(&plan, Scoring::Generate, vec![path], 10, true);
+    let mut items = Vec::new();
+    assert!(matches!(reader.next(&mut items), Ok(Some(Read::Item))));
+    let item = &items[0].item;
+    assert_eq!(item.images[0].data, image, "the row's bytes, whole");
+    let address = item.images[0].data.as_ptr() as usize;
+
+    let registry = registry(&work, &[fixture("chatty")]);
+    let mut chatty = ModelInstance::create(registry.model("fixture/chatty").unwrap(), "{}").unwrap();
+    chatty.load().unwrap();
+    let outputs = with_batch_view(std::slice::from_ref(item), false, |batch| chatty.run(batch)).unwrap();
+    let text = outputs[0].result.as_ref().unwrap().as_str().to_owned();
+    assert!(text.ends_with(&format!("image_ptr={address:#x}")), "{text} vs {address:#x}");
+}

@@ -139,6 +139,23 @@ fn score_applies_processors_and_numbers_become_words() {
     assert_close(&entry["metrics"]["wer"]["score"], wer(&pairs), "wer after num2text");
     assert_eq!(entry["processors"][0]["name"], "general_text_processor");
 
+    // Silent recordings: a transcript of annotations and fillers says nothing.
+    let silent = vec![
+        json!({"prediction": "[noise] <unk>", "reference": "(silence)"}),
+        json!({"prediction": "Hmm... okay.", "reference": "(silence)"}),
+        json!({"prediction": "take two tablets", "reference": "(silence)"}),
+    ];
+    write_jsonl(&env.path("silence.jsonl"), &silent);
+    let run = karma_command(
+        &["score", "silence.jsonl", "--metrics", "silence_accuracy", "--format", "json"],
+        &[],
+        Some(env.work.path()),
+    );
+    run.assert_code(0);
+    let metric = &run.json()["datasets"]["silence.jsonl"]["metrics"]["silence_accuracy"];
+    assert_close(&metric["score"], 2.0 / 3.0, "silence_accuracy");
+    assert_eq!(metric["interval"], "wilson");
+
     let list = karma_command(&["list", "processors", "--format", "json"], &[], None);
     list.assert_code(0);
     let listed = list.json();
