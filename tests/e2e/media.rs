@@ -273,6 +273,14 @@ fn asr_parquet_recordings_are_transcribed_and_scored_by_word_and_character_error
     assert!(wer > 0.05 && cer > 0.05, "the references differ from the digests");
     assert!((score(entry, "wer") - wer).abs() < 1e-12, "{entry}");
     assert!((score(entry, "cer") - cer).abs() < 1e-12, "{entry}");
+    // IndicVoices-R reads the same columns.
+    let run = digest(
+        &env,
+        &["--datasets", "indicvoices-r", "--dataset-arg", "indicvoices-r.data_files=asr.parquet", "--processors", "none"],
+    );
+    run.assert_code(0);
+    let entry = &env.results()["datasets"]["ai4bharat/indicvoices_r"];
+    assert!((score(entry, "wer") - wer).abs() < 1e-12, "{entry}");
     let samples = env.samples("s.jsonl");
     assert_eq!(samples[0]["id"], "rec-0");
     assert_eq!(samples[0]["prediction"], hypotheses[0]);
