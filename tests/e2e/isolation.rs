@@ -261,3 +261,33 @@ fn ctrl_c_to_the_process_group_is_karma_hosts_to_handle_not_the_workers() {
     assert!((4..40).contains(&evaluated), "{entry}");
     assert_eq!(env.cached_outputs(), evaluated, "every evaluated item was committed");
 }
+
+#[test]
+fn run_in_a_worker_fails_only_the_item_that_crashes_it() {
+    let work = Workdir::new();
+    let plugins = work.plugins_dir("plugins", &[fixture("crash-on-item")]);
+    let inputs = ["first question", "a POISON question", "third question"];
+    let mut args = vec![
+        "--plugins-dir",
+        plugins.to_str().unwrap(),
+        "run",
+        "--model",
+        MODEL,
+        "--model-args",
+        r#"{"mode":"segfault"}"#,
+        "--isolation",
+        "worker",
+    ];
+    for input in &inputs {
+        args.extend(["--input", input]);
+    }
+    let run = crate::harness::karma(&args, &[]);
+    run.assert_code(1);
+    let lines = run.json_lines();
+    assert_eq!(lines.len(), 3, "{}", run.stdout);
+    assert_eq!((lines[0]["id"].as_u64(), lines[0]["output"].as_str()), (Some(0), Some("Final Answer: (A)")));
+    assert_eq!(lines[1]["id"], 1);
+    let message = lines[1]["error"]["message"].as_str().unwrap();
+    assert!(message.contains("poison item, quarantined") && message.contains("SIGSEGV"), "{message}");
+    assert_eq!(lines[2]["output"], "Final Answer: (A)");
+}

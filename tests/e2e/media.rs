@@ -276,7 +276,14 @@ fn asr_parquet_recordings_are_transcribed_and_scored_by_word_and_character_error
     // IndicVoices-R reads the same columns.
     let run = digest(
         &env,
-        &["--datasets", "indicvoices-r", "--dataset-arg", "indicvoices-r.data_files=asr.parquet", "--processors", "none"],
+        &[
+            "--datasets",
+            "indicvoices-r",
+            "--dataset-arg",
+            "indicvoices-r.data_files=asr.parquet",
+            "--processors",
+            "none",
+        ],
     );
     run.assert_code(0);
     let entry = &env.results()["datasets"]["ai4bharat/indicvoices_r"];

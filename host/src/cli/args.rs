@@ -313,6 +313,13 @@ pub struct RunArgs {
     /// A text item (repeatable); an alternative to --items.
     #[arg(long, value_name = "TEXT", conflicts_with = "items")]
     pub input: Vec<String>,
+    /// Where the model's plugin code runs: `in-process`, or `worker` (a child process; a crash
+    /// fails only the items that cause it). Default: the configuration file's, else `in-process`.
+    #[arg(long, value_enum)]
+    pub isolation: Option<Isolation>,
+    /// Seconds a worker may spend on the batch (or on loading) before it is killed.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_timeout: Option<u64>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::{args::RunArgs, find_model, ExitStatus};
 use crate::{
     datasets::item::{ConversationTurn, Criterion, MediaBlob, OwnedItem},
-    plugins::{with_batch_view, ModelInstance, Registry},
+    plugins::{self, Registry},
 };
 
 pub(super) fn run(registry: &Registry, arguments: &RunArgs) -> anyhow::Result<ExitStatus> {
@@ -36,26 +36,29 @@ pub(super) fn run(registry: &Registry, arguments: &RunArgs) -> anyhow::Result<Ex
             .map(|(text, id)| OwnedItem { id, input: Some(text.clone()), ..OwnedItem::default() })
             .collect(),
     };
-    let mut instance = ModelInstance::create(model, &config.to_string())?;
-    instance.load()?;
-    let outputs = with_batch_view(&items, model.meta.wants_expected_output, |batch| instance.run(batch))?;
+    let isolation = super::isolation_config::resolve(model, arguments.isolation, arguments.batch_timeout)?;
+    let mut backend =
+        plugins::open_backend(model, &config.to_string(), isolation.isolation, isolation.batch_timeout)?;
+    backend.load()?;
+    let refs: Vec<&OwnedItem> = items.iter().collect();
+    let outputs = backend.generate(&refs, model.meta.wants_expected_output)?;
 
     let mut stdout = std::io::stdout().lock();
     let mut failed = 0usize;
-    for output in &outputs {
-        let mut line = json!({
-            "id": output.id,
-            "prompt_tokens": output.prompt_tokens.into_option(),
-            "completion_tokens": output.completion_tokens.into_option(),
-            "latency_us": output.latency_us,
-        });
-        match output.result.as_ref().into_result() {
-            Ok(text) => line["output"] = text.as_str().into(),
-            Err(error) => {
+    for (item, output) in items.iter().zip(&outputs) {
+        let line = match output {
+            Ok(completion) => json!({
+                "id": item.id,
+                "prompt_tokens": completion.prompt_tokens,
+                "completion_tokens": completion.completion_tokens,
+                "latency_us": completion.latency_us,
+                "output": completion.text,
+            }),
+            Err(failure) => {
                 failed += 1;
-                line["error"] = json!({"code": error.code.name(), "message": error.message.as_str()});
+                json!({"id": item.id, "error": {"code": failure.code, "message": failure.message}})
             }
-        }
+        };
         writeln!(stdout, "{line}")?;
     }
     if failed > 0 {
