@@ -56,7 +56,14 @@ pub(super) fn run(registry: &Registry, arguments: &RunArgs) -> anyhow::Result<Ex
             }),
             Err(failure) => {
                 failed += 1;
-                json!({"id": item.id, "error": {"code": failure.code, "message": failure.message}})
+                // The same keys as an answer's line (the stable format), with nothing measured.
+                json!({
+                    "id": item.id,
+                    "prompt_tokens": null,
+                    "completion_tokens": null,
+                    "latency_us": null,
+                    "error": {"code": failure.code, "message": failure.message},
+                })
             }
         };
         writeln!(stdout, "{line}")?;
