@@ -25,6 +25,12 @@ impl ErrorCode {
     pub const NOT_FOUND: ErrorCode = ErrorCode(7);
     /// `run` was called before a successful `load`.
     pub const NOT_LOADED: ErrorCode = ErrorCode(8);
+    /// A service the model calls failed and kept failing (retries exhausted, timeouts): the
+    /// item is worth trying again later.
+    pub const UNAVAILABLE: ErrorCode = ErrorCode(9);
+    /// Credentials were refused (HTTP 401/403). Returned for a whole call: the host stops the
+    /// dataset instead of failing every item one by one.
+    pub const UNAUTHENTICATED: ErrorCode = ErrorCode(10);
 
     /// A stable lowercase name for the code, as shown to users and written to results files.
     pub fn name(self) -> &'static str {
@@ -37,6 +43,8 @@ impl ErrorCode {
             Self::CANCELLED => "cancelled",
             Self::NOT_FOUND => "not_found",
             Self::NOT_LOADED => "not_loaded",
+            Self::UNAVAILABLE => "unavailable",
+            Self::UNAUTHENTICATED => "unauthenticated",
             _ => "unknown",
         }
     }

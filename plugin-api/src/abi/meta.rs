@@ -140,6 +140,14 @@ pub struct ModelMeta {
     /// Largest batch the model accepts in one `run`; the host splits larger batches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_batch_size: Option<u32>,
+    /// The batch size the model works best with, used when the user gives no `--batch-size`
+    /// (an API model that runs many requests at once wants large batches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_batch_size: Option<u32>,
+    /// Configuration keys that cannot change an answer (timeouts, concurrency, thread counts):
+    /// the host leaves them out of cache keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache_neutral_config: Vec<String>,
     /// Whether the model must see `expected_output` (e.g. an oracle baseline). The host withholds
     /// it otherwise.
     #[serde(default)]
@@ -173,6 +181,8 @@ impl ModelMeta {
             vision_encoder_dim: None,
             embed_dim: None,
             max_batch_size: None,
+            preferred_batch_size: None,
+            cache_neutral_config: Vec::new(),
             wants_expected_output: false,
             extra: serde_json::Map::new(),
         }

@@ -28,6 +28,7 @@ mod batch;
 mod error;
 mod extension;
 mod host_api;
+mod item_details;
 mod loglikelihood;
 mod meta;
 mod output;
@@ -38,6 +39,7 @@ pub use batch::{BatchItem, Media, RubricCriterion, Turn};
 pub use error::{ErrorCode, PluginError};
 pub use extension::ExtensionRef;
 pub use host_api::{HostApi, HostApi_Ref, HostContext, HostContextPtr, LogLevel};
+pub use item_details::{ItemDetails, ItemDetailsTable, ITEM_DETAILS_EXTENSION};
 pub use loglikelihood::{
     ContinuationOutput, ContinuationRequest, ContinuationScore, LoglikelihoodTable, LOGLIKELIHOOD_EXTENSION,
 };

@@ -12,9 +12,9 @@ use abi_stable::{
 use super::{firewall::guard, logging, ContinuationRequest, Item, Model, ModelContext};
 use crate::abi::{
     AbiInfo, BatchItem, ContinuationOutput, ContinuationRequest as RawContinuationRequest, ErrorCode,
-    ExtensionRef, HostApi_Ref, ItemOutput, LoglikelihoodTable, ModelDescriptor, ModelHandle, ModelMeta,
-    ModelState, ModelVTable, ModelVTable_Ref, PluginError, PluginRoot, PluginRoot_Ref,
-    LOGLIKELIHOOD_EXTENSION,
+    ExtensionRef, HostApi_Ref, ItemDetails, ItemDetailsTable, ItemOutput, LoglikelihoodTable,
+    ModelDescriptor, ModelHandle, ModelMeta, ModelState, ModelVTable, ModelVTable_Ref, PluginError,
+    PluginRoot, PluginRoot_Ref, ITEM_DETAILS_EXTENSION, LOGLIKELIHOOD_EXTENSION,
 };
 
 /// One model a plugin provides: its metadata and how to create it. Built by
@@ -145,6 +145,8 @@ fn parse_config<M: Model>(
 struct Instance<M> {
     model: M,
     loaded: bool,
+    /// The details of the last batch's items, until the host takes them.
+    details: Vec<ItemDetails>,
 }
 
 fn create_instance<M: Model>(
@@ -155,7 +157,7 @@ fn create_instance<M: Model>(
     let (config, model_path) = parse_config::<M>(&meta, config_json)?;
     let context = ModelContext { model_name: meta.name.clone(), meta, model_path };
     let model = M::create(config, &context)?;
-    let instance = Box::new(Instance { model, loaded: false });
+    let instance = Box::new(Instance { model, loaded: false, details: Vec::new() });
     Ok(ModelHandle { state: Box::into_raw(instance).cast::<ModelState>(), vtable: VTable::<M>::VTABLE })
 }
 
@@ -211,6 +213,15 @@ unsafe extern "C" fn run<M: Model>(
             ));
         }
         let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        instance.details.clear();
+        for (item, result) in items.iter().zip(&results) {
+            if let Ok(generation) = result {
+                if !generation.details.is_empty() {
+                    let json = serde_json::Value::Object(generation.details.clone()).to_string();
+                    instance.details.push(ItemDetails { id: item.id(), json: RString::from(json) });
+                }
+            }
+        }
         Ok(items
             .iter()
             .zip(results)
@@ -250,6 +261,9 @@ unsafe extern "C" fn get_extension<M: Model>(state: *mut ModelState, id: RStr<'_
         if id.as_str() == LOGLIKELIHOOD_EXTENSION && instance.model.scores_continuations() {
             return Ok(Some(ExtensionRef::new(VTable::<M>::LOGLIKELIHOOD)));
         }
+        if id.as_str() == ITEM_DETAILS_EXTENSION {
+            return Ok(Some(ExtensionRef::new(VTable::<M>::ITEM_DETAILS)));
+        }
         Ok(instance.model.extension(id.as_str()))
     })
     .ok()
@@ -260,6 +274,12 @@ unsafe extern "C" fn get_extension<M: Model>(state: *mut ModelState, id: RStr<'_
 impl<M: Model> VTable<M> {
     const LOGLIKELIHOOD: &'static LoglikelihoodTable =
         &LoglikelihoodTable { score: score_continuations::<M> };
+    const ITEM_DETAILS: &'static ItemDetailsTable = &ItemDetailsTable { take: take_details::<M> };
+}
+
+unsafe extern "C" fn take_details<M: Model>(state: *mut ModelState) -> RVec<ItemDetails> {
+    let instance = unsafe { instance::<M>(state) };
+    RVec::from(std::mem::take(&mut instance.details))
 }
 
 unsafe extern "C" fn score_continuations<M: Model>(

@@ -26,12 +26,27 @@ pub struct Generation {
     pub prompt_tokens: Option<u64>,
     /// Tokens generated, if counted.
     pub completion_tokens: Option<u64>,
+    /// Facts about this item the fields above have no place for (`finish_reason`, `truncated`,
+    /// `reasoning_tokens`, `cost_usd`, ...: see [`crate::abi::ITEM_DETAILS_EXTENSION`]). They
+    /// reach the host through the `karma.model.item_details/1` extension.
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Generation {
     /// A generation with text only.
     pub fn text(text: impl Into<String>) -> Self {
-        Generation { text: text.into(), prompt_tokens: None, completion_tokens: None }
+        Generation {
+            text: text.into(),
+            prompt_tokens: None,
+            completion_tokens: None,
+            details: serde_json::Map::new(),
+        }
+    }
+
+    /// Adds one detail (see [`Generation::details`]).
+    pub fn with_detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.details.insert(key.to_owned(), value.into());
+        self
     }
 }
 

@@ -220,14 +220,21 @@ impl Model for CandleLlm {
         Ok(raw
             .into_iter()
             .map(|result| {
-                result.map(|(prompt_tokens, generated)| Generation {
-                    text: if self.config.strip_thinking {
-                        chat::strip_thinking(&generated.text)
-                    } else {
-                        generated.text
-                    },
-                    prompt_tokens: Some(prompt_tokens as u64),
-                    completion_tokens: Some(generated.tokens.len() as u64),
+                result.map(|(prompt_tokens, generated)| {
+                    // EOS is never among the tokens, so a full budget means the model was cut off.
+                    let truncated = generated.tokens.len() >= self.config.max_tokens;
+                    Generation {
+                        text: if self.config.strip_thinking {
+                            chat::strip_thinking(&generated.text)
+                        } else {
+                            generated.text
+                        },
+                        prompt_tokens: Some(prompt_tokens as u64),
+                        completion_tokens: Some(generated.tokens.len() as u64),
+                        details: serde_json::Map::new(),
+                    }
+                    .with_detail("finish_reason", if truncated { "length" } else { "stop" })
+                    .with_detail("truncated", truncated)
                 })
             })
             .collect())
