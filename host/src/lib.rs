@@ -17,6 +17,7 @@ pub mod cli;
 pub mod datasets;
 pub mod engine;
 pub mod env_vars;
+pub mod grading;
 pub mod metrics;
 pub mod plugins;
 pub mod processors;

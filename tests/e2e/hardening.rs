@@ -468,7 +468,7 @@ fn cache_problems_name_the_file_and_say_what_to_do() {
 
     for (version, message) in [
         ("abc", "has schema version `abc`, which no karma-host writes"),
-        ("9", "has schema version 9, newer than this karma-host knows (3)"),
+        ("9", "has schema version 9, newer than this karma-host knows (4)"),
     ] {
         let path = env.path(&format!("v{version}.sqlite"));
         let connection = rusqlite::Connection::open(&path).unwrap();

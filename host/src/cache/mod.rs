@@ -29,6 +29,8 @@ pub struct CachedOutput {
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
     pub latency_us: u64,
+    /// The plugin's per-item details (a JSON object), if it gave any.
+    pub details: Option<String>,
 }
 
 /// A cached extraction.
@@ -53,7 +55,7 @@ pub struct CacheStats {
     pub bytes: u64,
 }
 
-const SCHEMA_VERSION: &str = "3";
+const SCHEMA_VERSION: &str = "4";
 
 /// How long to wait for another process holding the file: 60 s, or
 /// `KARMA_CACHE_BUSY_TIMEOUT_SECS`.
@@ -107,13 +109,18 @@ fn output_tables() -> String {
 const OUTPUT_ROW: &str =
     "key BLOB NOT NULL, model TEXT NOT NULL, raw_output TEXT NOT NULL, prompt_tokens INTEGER,
      completion_tokens INTEGER, latency_us INTEGER NOT NULL, created_at INTEGER NOT NULL, extractor TEXT,
-     extractor_version INTEGER, prediction TEXT";
+     extractor_version INTEGER, prediction TEXT, details TEXT";
 
 /// Pending outputs moved per merge transaction: bounds the WAL a merge writes.
 const MERGE_CHUNK: i64 = 50_000;
 
 /// The columns `outputs` and `pending_outputs` share.
 const OUTPUT_COLUMNS: &str =
+    "id, key, model, raw_output, prompt_tokens, completion_tokens, latency_us, created_at,
+     extractor, extractor_version, prediction, details";
+
+/// The columns of a version 3 output row (before `details`).
+const V3_OUTPUT_COLUMNS: &str =
     "id, key, model, raw_output, prompt_tokens, completion_tokens, latency_us, created_at,
      extractor, extractor_version, prediction";
 
@@ -199,6 +206,16 @@ impl Cache {
                     .map_err(wrap)?;
             }
             Some(SCHEMA_VERSION) => {}
+            // Version 4 added the plugin's per-item details; older rows have none.
+            Some("3") => {
+                transaction
+                    .execute_batch(
+                        "ALTER TABLE outputs ADD COLUMN details TEXT;
+                         ALTER TABLE pending_outputs ADD COLUMN details TEXT;
+                         UPDATE meta SET value = '4' WHERE key = 'schema_version';",
+                    )
+                    .map_err(wrap)?;
+            }
             Some("2") => {
                 transaction
                     .execute_batch(
@@ -216,7 +233,7 @@ impl Cache {
                         .map_err(wrap)?;
                     let mut insert = transaction
                         .prepare(&format!(
-                            "INSERT OR REPLACE INTO outputs ({OUTPUT_COLUMNS})
+                            "INSERT OR REPLACE INTO outputs ({V3_OUTPUT_COLUMNS})
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
                         ))
                         .map_err(wrap)?;
@@ -234,7 +251,7 @@ impl Cache {
                 }
                 transaction
                     .execute_batch(
-                        "DROP TABLE outputs_v2; UPDATE meta SET value = '3' WHERE key = 'schema_version';",
+                        "DROP TABLE outputs_v2; UPDATE meta SET value = '4' WHERE key = 'schema_version';",
                     )
                     .map_err(wrap)?;
             }
@@ -308,7 +325,7 @@ impl Cache {
             .connection
             .prepare_cached(
                 "SELECT key, raw_output, prompt_tokens, completion_tokens, latency_us,
-                        IFNULL(extractor = ?1 AND extractor_version = ?2, 0), prediction
+                        IFNULL(extractor = ?1 AND extractor_version = ?2, 0), prediction, details
                  FROM rarray(?3) AS wanted CROSS JOIN outputs ON outputs.id = wanted.value",
             )
             .map_err(wrap)?;
@@ -332,6 +349,7 @@ impl Cache {
                     prompt_tokens: row.get::<_, Option<i64>>(2)?.map(|value| value as u64),
                     completion_tokens: row.get::<_, Option<i64>>(3)?.map(|value| value as u64),
                     latency_us: row.get::<_, i64>(4)? as u64,
+                    details: row.get(7)?,
                 };
                 let extraction = match row.get::<_, bool>(5)? {
                     true => Some(CachedExtraction { prediction: row.get(6)? }),
@@ -395,8 +413,8 @@ impl Cache {
             let mut insert_output = transaction
                 .prepare_cached(
                     "INSERT INTO pending_outputs (id, key, model, raw_output, prompt_tokens, completion_tokens, latency_us,
-                                                  created_at, extractor, extractor_version, prediction)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                                  created_at, extractor, extractor_version, prediction, details)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )
                 .map_err(wrap)?;
             for new in outputs {
@@ -414,6 +432,7 @@ impl Cache {
                         prediction.map(|_| extractor),
                         prediction.map(|_| i64::from(version)),
                         prediction.and_then(|prediction| prediction.as_deref()),
+                        new.output.details.as_deref(),
                     ])
                     .map_err(wrap)?;
             }

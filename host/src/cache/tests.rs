@@ -4,7 +4,13 @@
 use super::*;
 
 fn output(text: &str) -> CachedOutput {
-    CachedOutput { raw_output: text.into(), prompt_tokens: Some(3), completion_tokens: None, latency_us: 9 }
+    CachedOutput {
+        raw_output: text.into(),
+        prompt_tokens: Some(3),
+        completion_tokens: None,
+        latency_us: 9,
+        details: None,
+    }
 }
 
 #[test]
@@ -108,9 +114,37 @@ fn version_2_files_are_converted_in_place_and_newer_ones_refused() {
     assert_eq!(found[&key], (output("old answer"), Some(CachedExtraction { prediction: Some("A".into()) })));
     drop(cache);
 
-    Connection::open(&path).unwrap().execute("UPDATE meta SET value = '4'", []).unwrap();
+    Connection::open(&path).unwrap().execute("UPDATE meta SET value = '5'", []).unwrap();
     let error = Cache::open(&path).err().unwrap().to_string();
-    assert!(error.contains("schema version 4, newer than this karma-host knows (3)"), "{error}");
+    assert!(error.contains("schema version 5, newer than this karma-host knows (4)"), "{error}");
+}
+
+#[test]
+fn version_3_files_gain_the_details_column_and_keep_their_outputs() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("v3.sqlite");
+    let (old, new) = (CacheKey([3; 32]), CacheKey([4; 32]));
+    {
+        let mut cache = Cache::open(&path).unwrap();
+        cache.store_batch(&[NewOutput { key: old, model: "m", output: output("old") }], &[], "e", 1).unwrap();
+        cache.merge_pending().unwrap();
+    }
+    // Back to the version 3 layout: the same tables without `details`.
+    let connection = Connection::open(&path).unwrap();
+    connection
+        .execute_batch(
+            "ALTER TABLE outputs DROP COLUMN details; ALTER TABLE pending_outputs DROP COLUMN details;
+             UPDATE meta SET value = '3' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    drop(connection);
+    let mut cache = Cache::open(&path).unwrap();
+    let detailed = CachedOutput { details: Some(r#"{"finish_reason":"length"}"#.into()), ..output("new") };
+    cache.store_batch(&[NewOutput { key: new, model: "m", output: detailed.clone() }], &[], "e", 1).unwrap();
+    cache.merge_pending().unwrap();
+    let found = cache.get_outputs_with_extractions(&[old, new], "e", 1).unwrap();
+    assert_eq!(found[&old].0, output("old"));
+    assert_eq!(found[&new].0, detailed);
 }
 
 #[test]

@@ -106,7 +106,7 @@ pub struct EvalArgs {
     #[arg(long = "dataset-arg", value_name = "DS.KEY=VALUE")]
     pub dataset_arg: Vec<String>,
     /// The task of local dataset files (KARMA's task_type names: `mcqa`, `open_ended_qa`,
-    /// `translation`, `vqa`, `transcription`) when their columns are ambiguous. Default: told from the first row.
+    /// `translation`, `vqa`, `transcription`, `rubric_evaluation`) when their columns are ambiguous. Default: told from the first row.
     #[arg(long, value_name = "TASK")]
     pub task: Option<String>,
     /// Comma-separated metrics every dataset reports instead of its own list
@@ -124,9 +124,10 @@ pub struct EvalArgs {
     /// (`processor:key=value` applies to every dataset).
     #[arg(long, value_name = "SPEC")]
     pub processor_args: Option<String>,
-    /// Items per plugin call (1 to 4096).
-    #[arg(long, default_value_t = 8, allow_hyphen_values = true, value_parser = parse_batch_size)]
-    pub batch_size: u32,
+    /// Items per plugin call (1 to 4096). Default: the model's preferred batch size (API
+    /// models run a batch's requests concurrently and want large ones), else 8.
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_batch_size)]
+    pub batch_size: Option<u32>,
     /// Evaluate only the first N rows of each dataset, in file order.
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_max_samples)]
     pub max_samples: Option<u64>,
@@ -171,6 +172,13 @@ pub struct EvalArgs {
     /// (each option scored as a continuation, lm-eval-harness style; needs model support).
     #[arg(long, value_enum, default_value_t = Scoring::Generate)]
     pub scoring: Scoring,
+    /// The judge model for datasets whose answers a judge grades (HealthBench's rubrics):
+    /// any registered model, with its own plugin instance, cache namespace and usage report.
+    #[arg(long, value_name = "NAME")]
+    pub judge: Option<String>,
+    /// The judge's configuration, a JSON object merged over its defaults.
+    #[arg(long, value_name = "JSON")]
+    pub judge_args: Option<String>,
     /// Where the model's plugin code runs: `in-process`, or `worker` (a child process: a crash,
     /// exit or hang fails only the items that cause it, and the rest are scored). Default: the
     /// configuration file's setting for the plugin (see the README), else `in-process`.

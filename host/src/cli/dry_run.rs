@@ -21,6 +21,15 @@ pub(super) fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "model:     {} ({})", plan.model.meta.name, plan.model.plugin_path.display())?;
     writeln!(stdout, "config:    {}", report::redact(&plan.config))?;
+    if let Some(judge) = &plan.judge {
+        writeln!(
+            stdout,
+            "judge:     {} ({}), config {}",
+            judge.model.meta.name,
+            judge.model.plugin_path.display(),
+            report::redact(&judge.config)
+        )?;
+    }
     writeln!(
         stdout,
         "cache:     {} ({})",
@@ -78,6 +87,7 @@ pub(super) fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
         let (mut count, mut hits, mut first_prompt) = (0u64, 0u64, None);
         let mut first_media = None;
         let (mut bad_rows, mut first_bad) = (0u64, None);
+        let mut judge_calls = 0u64;
         let mut keys = Vec::new();
         let limit = plan.max_samples.unwrap_or(u64::MAX);
         let mut items = engine::ItemReader::new(dataset, plan.scoring, files, limit, plan.strict);
@@ -87,6 +97,9 @@ pub(super) fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
                 Ok(None) => break,
                 Ok(Some(engine::Read::Item)) => {
                     let Some(pending) = read.pop() else { continue };
+                    if let crate::datasets::task::Reference::Rubric(rubric) = &pending.key.reference {
+                        judge_calls += engine::grading::calls_for(rubric);
+                    }
                     if cache.is_some() {
                         keys.push(item_key(
                             &key_context,
@@ -125,6 +138,14 @@ pub(super) fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
         }
         writeln!(stdout, "samples:   {count}")?;
         writeln!(stdout, "cached:    {hits} of {count}")?;
+        writeln!(stdout, "calls:     {} to the model", count - hits)?;
+        if dataset.definition.family.grader().is_some() {
+            // The answers are not known yet, so neither is which judge prompts are cached.
+            writeln!(
+                stdout,
+                "judge:     up to {judge_calls} calls (one per answer and rubric criterion; cached verdicts are reused)"
+            )?;
+        }
         if let Some(media) = first_media {
             writeln!(stdout, "media:     {media} (first item)")?;
         }

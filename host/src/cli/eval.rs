@@ -50,6 +50,11 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
         );
     }
 
+    let judge = super::judge::resolve(registry, arguments, &datasets)?;
+    let (judge_plan, mut judge_backend) = match judge {
+        Some((plan, backend)) => (Some(plan), Some(backend)),
+        None => (None, None),
+    };
     let offline = arguments.offline || hub::offline_from_env();
     let plugin_file =
         model.plugin_path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
@@ -57,7 +62,7 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
         model,
         config,
         datasets,
-        batch_size: batch_size(arguments.batch_size, model.meta.max_batch_size),
+        batch_size: batch_size(arguments.batch_size, &model.meta),
         max_samples: arguments.max_samples,
         cache: if arguments.no_cache {
             CacheMode::Off
@@ -74,9 +79,11 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
         plugin_version: model.meta.version.clone().unwrap_or_default(),
         scoring: arguments.scoring,
         strict: arguments.strict,
+        judge: judge_plan,
     };
     if arguments.dry_run {
         drop(backend);
+        drop(judge_backend);
         return super::dry_run::dry_run(&plan);
     }
     super::crash_marker::report_earlier_crashes(&plan.cache_path, &model.meta.name);
@@ -113,6 +120,7 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
     let outcomes = engine::run(
         &plan,
         backend.as_mut(),
+        judge_backend.as_mut().map(|judge| judge.as_mut() as &mut dyn plugins::Backend),
         &progress,
         &mut |samples| {
             if let Some(Err(error)) = samples_writer.as_mut().map(|writer| writer.write(samples)) {
@@ -194,9 +202,11 @@ pub(super) fn eval(registry: &Registry, arguments: &EvalArgs) -> anyhow::Result<
     })
 }
 
-/// `--batch-size`, capped by the model's declared `max_batch_size` (larger batches are split).
-fn batch_size(requested: u32, model_limit: Option<u32>) -> usize {
-    match model_limit.filter(|limit| *limit > 0 && *limit < requested) {
+/// `--batch-size` (default: the model's `preferred_batch_size`, else 8), capped by its declared
+/// `max_batch_size` (larger batches are split).
+pub(super) fn batch_size(requested: Option<u32>, meta: &karma_plugin_api::abi::ModelMeta) -> usize {
+    let requested = requested.or(meta.preferred_batch_size).filter(|size| *size > 0).unwrap_or(8);
+    match meta.max_batch_size.filter(|limit| *limit > 0 && *limit < requested) {
         Some(limit) => {
             tracing::info!("batches of {limit} items: the model's max_batch_size (--batch-size {requested})");
             limit as usize
@@ -332,6 +342,13 @@ fn manifest(
             "version": plan.model.meta.version,
             "config": report::redact(&plan.config),
         },
+        "judge": plan.judge.as_ref().map(|judge| json!({
+            "name": judge.model.meta.name,
+            "version": judge.model.meta.version,
+            "plugin": judge.model.plugin_path.display().to_string(),
+            "config": report::redact(&judge.config),
+            "batch_size": judge.batch_size,
+        })),
         "batch_size": plan.batch_size,
         "max_samples": plan.max_samples,
         "cache": match plan.cache { CacheMode::Normal => "normal", CacheMode::Refresh => "refresh", CacheMode::Off => "off" },

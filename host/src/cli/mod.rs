@@ -11,6 +11,7 @@ mod eval;
 mod eval_plan;
 mod info;
 mod isolation_config;
+mod judge;
 mod list;
 mod model_config;
 mod output;

@@ -52,6 +52,7 @@ pub(super) fn run(registry: &Registry, arguments: &RunArgs) -> anyhow::Result<Ex
                 "prompt_tokens": completion.prompt_tokens,
                 "completion_tokens": completion.completion_tokens,
                 "latency_us": completion.latency_us,
+                "details": completion.details.as_deref().and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok()),
                 "output": completion.text,
             }),
             Err(failure) => {
@@ -62,6 +63,7 @@ pub(super) fn run(registry: &Registry, arguments: &RunArgs) -> anyhow::Result<Ex
                     "prompt_tokens": null,
                     "completion_tokens": null,
                     "latency_us": null,
+                    "details": null,
                     "error": {"code": failure.code, "message": failure.message},
                 })
             }

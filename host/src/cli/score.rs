@@ -198,6 +198,7 @@ fn sample(row: &Scored) -> Sample<'_> {
         reference: row.references.first().map(String::as_str).unwrap_or_default(),
         references: &row.references,
         other_args: &row.other_args,
+        graded: None,
     }
 }
 

@@ -10,6 +10,9 @@
 //!   never scored; an unparsable answer is a wrong answer, counted as unparsed;
 //! * one failing dataset does not stop the others.
 
+mod finish;
+pub mod grading;
+mod loglikelihood;
 mod outcome;
 pub mod plan;
 mod processing;
@@ -17,6 +20,7 @@ mod read;
 mod reporter;
 mod run_dataset;
 mod scoring;
+pub mod usage;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -47,10 +51,12 @@ pub enum EngineError {
 }
 
 /// Runs every dataset of `plan`; `on_dataset_done` is called after each (to write results as
-/// they complete) and `on_samples` with each batch's samples.
+/// they complete) and `on_samples` with each batch's samples. `judge` is the judge model's
+/// backend when `plan.judge` names one.
 pub fn run(
     plan: &EvalPlan,
     backend: &mut dyn Backend,
+    judge: Option<&mut dyn Backend>,
     reporter: &dyn Reporter,
     on_samples: &mut dyn FnMut(&[SampleLine]) -> std::io::Result<()>,
     on_dataset_done: &mut dyn FnMut(&DatasetOutcome),
@@ -60,12 +66,18 @@ pub fn run(
         CacheMode::Normal | CacheMode::Refresh => Some(Cache::open(&plan.cache_path)?),
     };
     let mut loaded = false;
+    let mut judge = match (plan.judge.as_ref(), judge) {
+        (Some(plan), Some(backend)) => Some(grading::Judge { plan, backend, loaded: false }),
+        _ => None,
+    };
     let mut outcomes = Vec::new();
     for dataset in &plan.datasets {
         let outcome = if interrupted() {
             DatasetOutcome::not_started(dataset, DatasetStatus::Interrupted)
         } else {
-            run_dataset::run(plan, dataset, backend, &mut loaded, cache.as_mut(), reporter, on_samples)
+            let mut models =
+                run_dataset::Models { backend: &mut *backend, loaded: &mut loaded, judge: judge.as_mut() };
+            run_dataset::run(plan, dataset, &mut models, cache.as_mut(), reporter, on_samples)
         };
         on_dataset_done(&outcome);
         outcomes.push(outcome);

@@ -46,6 +46,23 @@ pub struct SampleRecord {
     pub latency_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The plugin's details of the answer (`finish_reason`, `truncated`, `cost_usd`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Box<serde_json::Value>>,
+    /// The judge's verdict on each rubric criterion, for a graded dataset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grades: Option<Box<[CriterionGrade]>>,
+}
+
+/// One rubric criterion as the judge graded it (samples file).
+#[derive(Clone, Debug, Serialize)]
+pub struct CriterionGrade {
+    pub criterion: String,
+    pub points: f64,
+    pub tags: Vec<String>,
+    pub criteria_met: bool,
+    pub explanation: String,
+    pub from_cache: bool,
 }
 
 /// The samples line of a row that could not become an item (invalid JSON, a missing field).
@@ -121,6 +138,12 @@ pub struct DatasetOutcome {
     pub num_items: u64,
     pub num_failed: u64,
     pub num_unparsed: u64,
+    /// Answers cut short by the model's token limit (they still count, usually as wrong).
+    pub num_truncated: u64,
+    /// Tokens and cost of the candidate model's calls in this run.
+    pub usage: super::usage::Usage,
+    /// The judge's work, for a graded dataset.
+    pub judge: Option<super::grading::JudgeReport>,
     /// Rows that could not become items (also counted in `num_items` and `num_failed`).
     pub num_bad_rows: u64,
     /// The first bad rows' places and reasons (at most [`BAD_ROWS_LISTED`]).
@@ -153,6 +176,9 @@ impl DatasetOutcome {
             num_items: 0,
             num_failed: 0,
             num_unparsed: 0,
+            num_truncated: 0,
+            usage: Default::default(),
+            judge: None,
             num_bad_rows: 0,
             bad_rows: Vec::new(),
             duplicate_ids: 0,

@@ -107,6 +107,8 @@ pub struct EvalPlan<'a> {
     pub scoring: Scoring,
     /// `--strict`: a bad row fails its dataset instead of being recorded and skipped.
     pub strict: bool,
+    /// The judge model for datasets whose answers a grader grades (`--judge`).
+    pub judge: Option<super::grading::JudgePlan<'a>>,
 }
 
 impl EvalPlan<'_> {
@@ -120,12 +122,27 @@ impl EvalPlan<'_> {
 
     /// The model side of every cache key of this run.
     pub fn key_context(&self) -> KeyContext {
-        let context =
-            KeyContext::new(&self.model.meta.name, &self.plugin_id, &self.plugin_version, &self.config);
+        let config = answer_config(self.model, &self.config);
+        let context = KeyContext::new(&self.model.meta.name, &self.plugin_id, &self.plugin_version, &config);
         match self.scoring {
             // Generation keys stay as they were before scoring modes existed.
             Scoring::Generate => context,
             Scoring::Loglikelihood => context.scored_by(Scoring::Loglikelihood.as_str()),
         }
+    }
+}
+
+/// `config` without the keys the model declares cannot change an answer (timeouts,
+/// concurrency, thread counts: `cache_neutral_config`): what cache keys hash.
+pub fn answer_config(model: &RegisteredModel, config: &serde_json::Value) -> serde_json::Value {
+    let neutral = &model.meta.cache_neutral_config;
+    match config {
+        serde_json::Value::Object(map) if !neutral.is_empty() => serde_json::Value::Object(
+            map.iter()
+                .filter(|(key, _)| !neutral.iter().any(|name| name == *key))
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }

@@ -36,6 +36,7 @@ impl Processed {
             reference: &self.reference,
             references: &self.references,
             other_args,
+            graded: None,
         }
     }
 }

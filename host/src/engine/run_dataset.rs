@@ -7,39 +7,53 @@ use std::{
 };
 
 use super::{
+    finish::{finish_item, record_bad_row, ItemResult},
+    grading::{self, Judge, JudgeReport},
     interrupted,
-    outcome::{
-        DatasetOutcome, DatasetStatus, MetricResult, SampleLine, SampleRecord, Timings, BAD_ROWS_LISTED,
-    },
+    outcome::{DatasetOutcome, DatasetStatus, MetricResult, SampleLine, Timings},
     plan::DatasetSource,
     read::{Pending, Window, WindowReader, LOOKUP_WINDOW, WINDOWS_AHEAD},
     scoring::Accumulator,
+    usage::AnswerFacts,
     CacheMode, DatasetPlan, EvalPlan, Reporter, Scoring,
 };
 use crate::{
     cache::{Cache, CacheKey, CachedExtraction, CachedOutput, KeyContext, NewOutput},
-    datasets::{extract::Extraction, hub, item::OwnedItem, prompt, source, task::ScoringKey},
-    metrics::{self, Sample},
-    plugins::{Backend, CallError, Completion, ItemFailure, ScoreRequest},
+    datasets::{
+        extract::Extraction,
+        hub,
+        item::OwnedItem,
+        source,
+        task::{Reference, ScoringKey},
+    },
+    metrics,
+    plugins::Backend,
 };
+
 /// State carried across a dataset's batches.
-struct Progress<'a> {
-    plan: &'a EvalPlan<'a>,
-    dataset: &'a DatasetPlan,
+pub(super) struct Progress<'a> {
+    pub plan: &'a EvalPlan<'a>,
+    pub dataset: &'a DatasetPlan,
     key_context: KeyContext,
-    extraction: Extraction,
-    accumulators: Vec<(metrics::MetricHandle, Accumulator)>,
+    pub extraction: Extraction,
+    pub accumulators: Vec<(metrics::MetricHandle, Accumulator)>,
     /// Subgroup names; accumulators refer to them by index.
-    group_names: Vec<String>,
-    outcome: DatasetOutcome,
+    pub group_names: Vec<String>,
+    pub outcome: DatasetOutcome,
     model_time: Duration,
+}
+
+/// The models of a run: the candidate and, for graded datasets, the judge.
+pub(super) struct Models<'a, 'b> {
+    pub backend: &'a mut dyn Backend,
+    pub loaded: &'a mut bool,
+    pub judge: Option<&'a mut Judge<'b>>,
 }
 
 pub(super) fn run(
     plan: &EvalPlan<'_>,
     dataset: &DatasetPlan,
-    backend: &mut dyn Backend,
-    loaded: &mut bool,
+    models: &mut Models<'_, '_>,
     mut cache: Option<&mut Cache>,
     reporter: &dyn Reporter,
     on_samples: &mut dyn FnMut(&[SampleLine]) -> std::io::Result<()>,
@@ -59,6 +73,11 @@ pub(super) fn run(
         outcome: DatasetOutcome::not_started(dataset, DatasetStatus::Completed),
         model_time: Duration::ZERO,
     };
+    let graded = dataset.definition.family.grader().is_some();
+    if let (true, Some(judge)) = (graded, models.judge.as_deref()) {
+        progress.outcome.judge =
+            Some(JudgeReport { model: judge.plan.model.meta.name.clone(), ..JudgeReport::default() });
+    }
     reporter.dataset_started(&dataset.name, plan.max_samples);
     let files = match &dataset.source {
         DatasetSource::Local { files } => Ok(files.clone()),
@@ -81,15 +100,8 @@ pub(super) fn run(
         // revision) runs beside the evaluation instead of before it.
         std::thread::scope(|scope| {
             let hashing = scope.spawn(|| source::content_hash_unless(&files, &interrupted));
-            let evaluated = evaluate_rows(
-                &mut progress,
-                files.clone(),
-                backend,
-                loaded,
-                &mut cache,
-                reporter,
-                on_samples,
-            );
+            let evaluated =
+                evaluate_rows(&mut progress, files.clone(), models, &mut cache, reporter, on_samples);
             let hash = hashing
                 .join()
                 .map_err(|_| "hashing the dataset files failed unexpectedly".to_owned())?
@@ -147,8 +159,7 @@ pub(super) fn run(
 fn evaluate_rows(
     progress: &mut Progress<'_>,
     files: Vec<PathBuf>,
-    backend: &mut dyn Backend,
-    loaded: &mut bool,
+    models: &mut Models<'_, '_>,
     cache: &mut Option<&mut Cache>,
     reporter: &dyn Reporter,
     on_samples: &mut dyn FnMut(&[SampleLine]) -> std::io::Result<()>,
@@ -203,7 +214,7 @@ fn evaluate_rows(
         // next send.
         let evaluated = (|| {
             for window in windows {
-                let samples = run_window(progress, window?, backend, loaded, cache, reporter)?;
+                let samples = run_window(progress, window?, models, cache, reporter)?;
                 on_samples(&samples).map_err(|error| error.to_string())?;
                 if interrupted() {
                     progress.outcome.status = DatasetStatus::Interrupted;
@@ -222,20 +233,13 @@ fn evaluate_rows(
     })
 }
 
-/// The outcome of one item before extraction.
-enum ItemResult {
-    Output { output: CachedOutput, from_cache: bool, extraction: Option<CachedExtraction> },
-    Failed(String),
-}
-
 /// One window: a cache lookup for all its keys, the misses through the plugin in batches (each
 /// committed before the next), then extraction and scoring in row order. After Ctrl-C the
 /// window is cut after the last committed batch.
 fn run_window(
     progress: &mut Progress<'_>,
     Window { pending: window, keys, mut hits, bad_rows }: Window,
-    backend: &mut dyn Backend,
-    loaded: &mut bool,
+    models: &mut Models<'_, '_>,
     cache: &mut Option<&mut Cache>,
     reporter: &dyn Reporter,
 ) -> Result<Vec<SampleLine>, String> {
@@ -255,7 +259,7 @@ fn run_window(
     let mut cut = window.len();
     let mut reported = 0usize;
     for batch in misses.chunks(plan.batch_size) {
-        run_plugin_batch(progress, &window, batch, &keys, &mut results, backend, loaded, cache)?;
+        run_plugin_batch(progress, &window, batch, &keys, &mut results, models, cache)?;
         let done = batch[batch.len() - 1] + 1;
         let hits_so_far = results[reported..done]
             .iter()
@@ -272,6 +276,7 @@ fn run_window(
         reporter.batch_done((cut - reported) as u64, (cut - reported) as u64);
     }
 
+    let mut grades = grade_window(progress, &window[..cut], &results[..cut], models, cache)?;
     let mut late_extractions = Vec::new();
     let mut samples = Vec::with_capacity(cut + bad_rows.len());
     // Bad rows go in row order between the items; those after an interruption's cut are dropped
@@ -283,7 +288,8 @@ fn run_window(
             record_bad_row(progress, bad, &mut samples);
         }
         let Some(result) = result else { continue };
-        let (sample, late) = finish_item(progress, pending, *key, result);
+        let grade = grades.as_mut().and_then(|grades| grades[index].take());
+        let (sample, late) = finish_item(progress, pending, *key, result, grade);
         late_extractions.extend(late);
         if plan.collect_samples {
             samples.push(SampleLine::Item(sample));
@@ -303,50 +309,31 @@ fn run_window(
     Ok(samples)
 }
 
-/// Counts a bad row as an item that failed, listing the first few in the results.
-fn record_bad_row(
-    progress: &mut Progress<'_>,
-    bad: crate::engine::outcome::BadRowRecord,
-    samples: &mut Vec<SampleLine>,
-) {
-    let outcome = &mut progress.outcome;
-    outcome.num_items += 1;
-    outcome.num_failed += 1;
-    outcome.num_bad_rows += 1;
-    if outcome.bad_rows.len() < BAD_ROWS_LISTED {
-        outcome.bad_rows.push(bad.clone());
-    }
-    if progress.plan.collect_samples {
-        samples.push(SampleLine::BadRow(bad));
-    }
-}
-
 /// Sends the items at `batch` (indices into `window`) to the model, stores what came back in
 /// `results`, and commits the successful outputs with their extractions.
-#[allow(clippy::too_many_arguments)]
 fn run_plugin_batch(
     progress: &mut Progress<'_>,
     window: &[Pending],
     batch: &[usize],
     keys: &[CacheKey],
     results: &mut [Option<ItemResult>],
-    backend: &mut dyn Backend,
-    loaded: &mut bool,
+    models: &mut Models<'_, '_>,
     cache: &mut Option<&mut Cache>,
 ) -> Result<(), String> {
     let plan = progress.plan;
     let extraction = progress.extraction;
     let model_started = Instant::now();
-    if !*loaded {
+    let backend = &mut *models.backend;
+    if !*models.loaded {
         backend.load().map_err(|error| format!("the model failed to load: {error}"))?;
-        *loaded = true;
+        *models.loaded = true;
     }
     let items: Vec<&OwnedItem> = batch.iter().map(|index| &window[*index].item).collect();
     let outcome = match plan.scoring {
         Scoring::Generate => backend.generate(&items, plan.model.meta.wants_expected_output),
         Scoring::Loglikelihood => {
             let keys: Vec<&ScoringKey> = batch.iter().map(|index| &window[*index].key).collect();
-            score_options(backend, &items, &keys)
+            super::loglikelihood::score_options(backend, &items, &keys)
         }
     };
     progress.model_time += model_started.elapsed();
@@ -358,11 +345,17 @@ fn run_plugin_batch(
             for (index, output) in batch.iter().zip(outputs) {
                 results[*index] = Some(match output {
                     Ok(completion) => {
+                        progress.outcome.usage.add(
+                            completion.prompt_tokens,
+                            completion.completion_tokens,
+                            &AnswerFacts::read(completion.details.as_deref()),
+                        );
                         let output = CachedOutput {
                             raw_output: completion.text,
                             prompt_tokens: completion.prompt_tokens,
                             completion_tokens: completion.completion_tokens,
                             latency_us: completion.latency_us,
+                            details: completion.details,
                         };
                         let prediction =
                             extraction.apply(&output.raw_output, window[*index].key.reference.letters());
@@ -385,6 +378,8 @@ fn run_plugin_batch(
                 });
             }
         }
+        // Refused credentials would fail every item alike: one error for the dataset instead.
+        Err(error) if error.stops_dataset() => return Err(crate::report::redact_text(&error.to_string())),
         Err(error) => {
             let message = crate::report::redact_text(&error.to_string());
             for index in batch {
@@ -400,163 +395,40 @@ fn run_plugin_batch(
     Ok(())
 }
 
-/// Scores every item's option letters as continuations of its context; each completion's text
-/// is the JSON object of log-probabilities by letter that [`Extraction::LoglikelihoodArgmax`]
-/// reads.
-fn score_options(
-    backend: &mut dyn Backend,
-    items: &[&OwnedItem],
-    answers: &[&ScoringKey],
-) -> Result<Vec<Result<Completion, ItemFailure>>, CallError> {
-    let started = Instant::now();
-    let continuations: Vec<Vec<String>> = answers
-        .iter()
-        .map(|answer| {
-            answer
-                .reference
-                .letters()
-                .iter()
-                .map(|letter| prompt::loglikelihood_continuation(letter))
-                .collect()
-        })
-        .collect();
-    let requests: Vec<ScoreRequest<'_>> = items
-        .iter()
-        .zip(&continuations)
-        .map(|(item, continuations)| ScoreRequest {
-            id: item.id,
-            context: item.input.as_deref().unwrap_or_default(),
-            continuations,
-        })
-        .collect();
-    let outputs = backend.score_continuations(&requests)?;
-    let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    Ok(outputs
-        .into_iter()
-        .zip(answers)
-        .map(|(output, answer)| {
-            let scores = output?;
-            if scores.logprobs.iter().any(|logprob| !logprob.is_finite()) {
-                // JSON cannot carry them, and a NaN ranks nothing: a failure, not an answer.
-                return Err(ItemFailure {
-                    code: "internal".to_owned(),
-                    message: format!("non-finite log-probabilities {:?}", scores.logprobs),
-                });
-            }
-            let by_letter: serde_json::Map<String, serde_json::Value> = answer
-                .reference
-                .letters()
-                .iter()
-                .zip(&scores.logprobs)
-                .map(|(letter, logprob)| (letter.clone(), serde_json::json!(logprob)))
-                .collect();
-            Ok(Completion {
-                text: serde_json::Value::Object(by_letter).to_string(),
-                prompt_tokens: Some(scores.context_tokens),
-                completion_tokens: None,
-                latency_us,
-            })
-        })
-        .collect())
-}
-
-/// Extraction (if not cached), counters, scoring and the sample record of one item. Returns
-/// the extraction to store when a cached output had none under the current rule.
-fn finish_item(
+/// The judge's grades of the window's answers, by window position, when the dataset has a
+/// grader and a judge (`None` otherwise). Failed items are not graded.
+fn grade_window(
     progress: &mut Progress<'_>,
-    pending: &Pending,
-    key: CacheKey,
-    result: ItemResult,
-) -> (SampleRecord, Option<(CacheKey, Option<String>)>) {
-    let answer = &pending.key;
-    let collect = progress.plan.collect_samples;
-    // Texts are copied into the record only when samples are written.
-    let copy = |text: &str| if collect { text.to_owned() } else { String::new() };
-    let mut sample = SampleRecord {
-        dataset: copy(&progress.dataset.name),
-        id: copy(&answer.source_id),
-        prompt: copy(pending.item.input.as_deref().unwrap_or_default()),
-        raw_output: None,
-        prediction: None,
-        expected: copy(answer.reference.primary()),
-        correct: None,
-        from_cache: false,
-        error: None,
-        input_tokens: None,
-        output_tokens: None,
-        latency_ms: None,
-        group: if collect { answer.group.clone() } else { None },
+    window: &[Pending],
+    results: &[Option<ItemResult>],
+    models: &mut Models<'_, '_>,
+    cache: &mut Option<&mut Cache>,
+) -> Result<Option<Vec<Option<grading::Grades>>>, String> {
+    let (Some(judge), Some(report)) = (models.judge.as_deref_mut(), progress.outcome.judge.as_mut()) else {
+        return Ok(None);
     };
-    progress.outcome.num_items += 1;
-    let mut late = None;
-    match result {
-        ItemResult::Output { output, from_cache, extraction } => {
-            let prediction = match extraction {
-                Some(cached) => cached.prediction,
-                None => {
-                    let prediction =
-                        progress.extraction.apply(&output.raw_output, answer.reference.letters());
-                    late = Some((key, prediction.clone()));
-                    prediction
-                }
-            };
-            if from_cache {
-                progress.outcome.cache_hits += 1;
-            } else {
-                progress.outcome.cache_misses += 1;
-            }
-            if prediction.is_none() {
-                progress.outcome.num_unparsed += 1;
-            }
-            let other_args: serde_json::Value =
-                if progress.accumulators.iter().any(|(metric, _)| metric.needs_other_args()) {
-                    serde_json::from_str(&pending.item.other_args).unwrap_or_default()
-                } else {
-                    serde_json::Value::Null
-                };
-            let processed = super::processing::Processed::apply(
-                &progress.dataset.processors,
-                prediction.as_deref(),
-                &answer.reference,
-            );
-            let scored = match &processed {
-                Some(processed) => processed.sample(&other_args),
-                None => Sample {
-                    prediction: prediction.as_deref(),
-                    reference: answer.reference.primary(),
-                    references: answer.reference.texts(),
-                    other_args: &other_args,
-                },
-            };
-            let group = answer.group.as_ref().map(|group| {
-                match progress.group_names.iter().position(|name| name == group) {
-                    Some(index) => index as u32,
-                    None => {
-                        progress.group_names.push(group.clone());
-                        (progress.group_names.len() - 1) as u32
-                    }
-                }
+    let mut positions = Vec::new();
+    let mut answers = Vec::new();
+    for (position, (pending, result)) in window.iter().zip(results).enumerate() {
+        if let (Some(ItemResult::Output { output, .. }), Reference::Rubric(rubric)) =
+            (result, &pending.key.reference)
+        {
+            positions.push(position);
+            answers.push(grading::Answer {
+                conversation: &pending.item.conversation,
+                response: &output.raw_output,
+                rubric,
             });
-            for (metric, accumulator) in &mut progress.accumulators {
-                accumulator.add(metric.as_ref(), &scored, group);
-            }
-            sample.correct = answer.reference.correct(prediction.as_deref());
-            sample.prediction = if collect { prediction } else { None };
-            sample.from_cache = from_cache;
-            sample.input_tokens = output.prompt_tokens;
-            sample.output_tokens = output.completion_tokens;
-            sample.latency_ms = Some(output.latency_us as f64 / 1000.0);
-            if collect {
-                sample.raw_output = Some(output.raw_output);
-            }
-        }
-        ItemResult::Failed(message) => {
-            progress.outcome.cache_misses += 1;
-            progress.outcome.num_failed += 1;
-            sample.error = Some(message);
         }
     }
-    (sample, late)
+    let started = Instant::now();
+    let graded = grading::grade(judge, &answers, cache.as_deref_mut(), report)?;
+    progress.model_time += started.elapsed();
+    let mut by_position: Vec<Option<grading::Grades>> = (0..window.len()).map(|_| None).collect();
+    for (position, grades) in positions.into_iter().zip(graded) {
+        by_position[position] = Some(grades);
+    }
+    Ok(Some(by_position))
 }
 
 /// Metrics over everything scored (failures excluded), overall and per subgroup.

@@ -26,6 +26,8 @@ pub(super) enum Accumulator {
         stats: Vec<f64>,
         /// Subgroup index of each sample.
         groups: Vec<Option<u32>>,
+        /// The metric's named sub-scores (`Metric::keyed_stats`): their samples' statistics.
+        keyed: BTreeMap<String, Vec<f64>>,
     },
 }
 
@@ -42,7 +44,14 @@ impl Accumulator {
                 by_stratum: BTreeMap::new(),
             }
         } else {
-            Accumulator::Samples { name, metric, stride: 0, stats: Vec::new(), groups: Vec::new() }
+            Accumulator::Samples {
+                name,
+                metric,
+                stride: 0,
+                stats: Vec::new(),
+                groups: Vec::new(),
+                keyed: BTreeMap::new(),
+            }
         }
     }
 
@@ -67,10 +76,13 @@ impl Accumulator {
                     groups[group].1 += 1;
                 }
             }
-            Accumulator::Samples { stride, stats: all, groups, .. } => {
+            Accumulator::Samples { stride, stats: all, groups, keyed, .. } => {
                 *stride = stats.len();
                 all.extend(stats);
                 groups.push(group);
+                for (part, stats) in metric.keyed_stats(sample) {
+                    keyed.entry(part).or_default().extend(stats);
+                }
             }
         }
     }
@@ -113,9 +125,26 @@ impl Accumulator {
                     by_groups: true,
                 }
             }
-            Accumulator::Samples { name, metric, stride, stats, groups } => {
+            Accumulator::Samples { name, metric, stride, stats, groups, keyed } => {
                 let views: Vec<&[f64]> =
                     if *stride == 0 { Vec::new() } else { stats.chunks(*stride).collect() };
+                if !keyed.is_empty() {
+                    // Named sub-scores (rubric tags) are the breakdown, each over its own samples.
+                    let breakdown = keyed
+                        .iter()
+                        .map(|(part, stats)| {
+                            let views: Vec<&[f64]> = stats.chunks(*stride).collect();
+                            (part.clone(), metrics::score_stats(metric.as_ref(), &views, seed))
+                        })
+                        .collect();
+                    return Scores {
+                        name,
+                        overall: metrics::score_stats(metric.as_ref(), &views, seed),
+                        breakdown,
+                        disparity: BTreeMap::new(),
+                        by_groups: false,
+                    };
+                }
                 if !metric.parts().is_empty() {
                     // The metric's own parts (pair consistencies, confusion rates) are its breakdown.
                     let (overall, breakdown) = metrics::score_with_parts(metric.as_ref(), &views, seed);

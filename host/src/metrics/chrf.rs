@@ -192,6 +192,7 @@ mod tests {
                     reference: &references[0],
                     references,
                     other_args: &serde_json::Value::Null,
+                    graded: None,
                 })
             })
             .collect();

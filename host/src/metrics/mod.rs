@@ -15,6 +15,7 @@ pub mod interval;
 mod numeric;
 mod porter;
 mod rouge;
+mod rubric;
 pub mod safety;
 mod silence;
 pub mod stratified;
@@ -38,6 +39,17 @@ pub struct Sample<'a> {
     pub references: &'a [String],
     /// The item's `other_args` (e.g. `tolerance` for `numeric_tolerance`).
     pub other_args: &'a serde_json::Value,
+    /// A judge's verdicts on the item's rubric (`rubric_evaluation`), when it was graded.
+    pub graded: Option<Graded<'a>>,
+}
+
+/// A judge's verdicts on one answer, criterion by criterion.
+#[derive(Clone, Copy, Debug)]
+pub struct Graded<'a> {
+    pub criteria: &'a [crate::datasets::item::Criterion],
+    /// Whether each criterion is met, in `criteria` order.
+    pub met: &'a [bool],
+    pub example_tags: &'a [String],
 }
 
 impl<'a> Sample<'a> {
@@ -47,7 +59,7 @@ impl<'a> Sample<'a> {
         reference: &'a str,
         other_args: &'a serde_json::Value,
     ) -> Self {
-        Sample { prediction, reference, references: &[], other_args }
+        Sample { prediction, reference, references: &[], other_args, graded: None }
     }
 
     fn prediction_text(&self) -> &str {
@@ -105,6 +117,12 @@ pub trait Metric: Send + Sync {
         let flat: Vec<&[f64]> = units.iter().flat_map(|unit| unit.iter().copied()).collect();
         vec![self.aggregate(&flat)]
     }
+    /// Statistics of named sub-scores of this sample (`rubric_evaluation`'s tags), each
+    /// aggregated like the headline over the samples that have it: the metric's breakdown
+    /// when the names are known only from the data.
+    fn keyed_stats(&self, _sample: &Sample<'_>) -> Vec<(String, Vec<f64>)> {
+        Vec::new()
+    }
     /// An instance with checked arguments (every declared one present).
     fn configure(&self, args: &MetricArgs) -> Arc<dyn Metric>;
 }
@@ -152,6 +170,7 @@ pub fn all() -> &'static [&'static dyn Metric] {
         &safety::HarmDetection,
         &safety::RefusalRate,
         &silence::SilenceAccuracy,
+        &rubric::RubricEvaluation,
     ]
 }
 

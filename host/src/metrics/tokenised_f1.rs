@@ -500,6 +500,7 @@ mod tests {
             reference: "the heart",
             references: &references,
             other_args: &serde_json::Value::Null,
+            graded: None,
         };
         assert_eq!(TokenisedF1.sample_stats(&sample), [1.0]);
     }

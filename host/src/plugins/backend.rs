@@ -15,6 +15,9 @@ pub struct Completion {
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
     pub latency_us: u64,
+    /// The item's details as the plugin gave them: a JSON object (`finish_reason`, `truncated`,
+    /// `reasoning_tokens`, `cost_usd`, ...; see `karma.model.item_details/1`), if any.
+    pub details: Option<String>,
 }
 
 /// Why one item failed (the others still count).
@@ -121,6 +124,7 @@ impl Backend for ModelInstance {
         show_expected_output: bool,
     ) -> Result<Vec<Result<Completion, ItemFailure>>, CallError> {
         let outputs = with_batch_view(items, show_expected_output, |view| self.run(view))?;
+        let mut details = self.take_item_details()?;
         Ok(outputs
             .into_iter()
             .map(|output| match output.result {
@@ -129,6 +133,7 @@ impl Backend for ModelInstance {
                     prompt_tokens: output.prompt_tokens.into_option(),
                     completion_tokens: output.completion_tokens.into_option(),
                     latency_us: output.latency_us,
+                    details: details.remove(&output.id),
                 }),
                 RResult::RErr(error) => Err(error.into()),
             })

@@ -13,8 +13,8 @@ use abi_stable::{
     StableAbi,
 };
 use karma_plugin_api::abi::{
-    BatchItem, ContinuationOutput, ContinuationRequest, ItemOutput, LoglikelihoodTable, ModelHandle,
-    PluginError, LOGLIKELIHOOD_EXTENSION,
+    BatchItem, ContinuationOutput, ContinuationRequest, ItemDetailsTable, ItemOutput, LoglikelihoodTable,
+    ModelHandle, PluginError, ITEM_DETAILS_EXTENSION, LOGLIKELIHOOD_EXTENSION,
 };
 
 use super::RegisteredModel;
@@ -34,6 +34,19 @@ pub enum CallError {
     Relayed(String),
     #[error("model `{model}` ({plugin}) offers extension `{id}` with an incompatible layout: {problem}")]
     BadExtension { model: String, plugin: PathBuf, id: String, problem: String },
+}
+
+impl CallError {
+    /// Whether the failure ends the dataset instead of failing the batch's items one by one:
+    /// refused credentials (a worker relays the error as text, ending in the code's name).
+    pub fn stops_dataset(&self) -> bool {
+        let unauthenticated = karma_plugin_api::abi::ErrorCode::UNAUTHENTICATED;
+        match self {
+            CallError::Plugin { error, .. } => error.code == unauthenticated,
+            CallError::Relayed(message) => message.ends_with(&format!("({})", unauthenticated.name())),
+            _ => false,
+        }
+    }
 }
 
 /// An instance of a registered model. Destroyed through its vtable when dropped.
@@ -108,6 +121,31 @@ impl ModelInstance {
         })?;
         // SAFETY: the table is a `'static` value whose layout was just checked to be `T`'s.
         Ok(Some(unsafe { &*extension.table.cast::<T>() }))
+    }
+
+    /// The details of the last batch's items by id (`karma.model.item_details/1`); empty when
+    /// the plugin does not offer the extension. A detail that is not a JSON object is a
+    /// contract violation.
+    pub fn take_item_details(&mut self) -> Result<HashMap<u64, String>, CallError> {
+        let Some(table) = self.extension::<ItemDetailsTable>(ITEM_DETAILS_EXTENSION)? else {
+            return Ok(HashMap::new());
+        };
+        // SAFETY: as in `load`; the table's layout was checked by `extension`.
+        let details = unsafe { (table.take)(self.handle.state) };
+        details
+            .into_iter()
+            .map(|detail| {
+                let json = detail.json.into_string();
+                match serde_json::from_str::<serde_json::Value>(&json) {
+                    Ok(serde_json::Value::Object(_)) => Ok((detail.id, json)),
+                    _ => Err(CallError::BadOutputs {
+                        model: self.model.clone(),
+                        plugin: self.plugin.clone(),
+                        problem: format!("the details of item {} are not a JSON object", detail.id),
+                    }),
+                }
+            })
+            .collect()
     }
 
     /// Whether the instance scores continuations by log-likelihood.

@@ -57,9 +57,15 @@ pub fn dataset_entry(outcome: &DatasetOutcome) -> Value {
         "num_items": outcome.num_items,
         "num_failed": outcome.num_failed,
         "num_unparsed": outcome.num_unparsed,
+        "num_truncated": outcome.num_truncated,
+        "usage": outcome.usage,
         "status": outcome.status,
         "revision": outcome.revision,
     });
+    if let Some(judge) = &outcome.judge {
+        entry["judge"] = json!(judge);
+        entry["num_judge_failed"] = judge.num_judge_failed.into();
+    }
     if !outcome.subgroups.is_empty() {
         entry["subgroups"] = json!(outcome.subgroups);
     }

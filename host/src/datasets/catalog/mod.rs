@@ -4,6 +4,7 @@
 //! A flat declarative table (style rule 14): one entry per dataset, names and revisions as in
 //! KARMA's registry so results are comparable.
 
+mod graded;
 mod media;
 mod safety;
 mod text;
@@ -14,7 +15,9 @@ use super::{
     extract::Extraction,
     prompt::Template,
     record::Schema,
-    task::{Mcq, OpenQa, TaskFamily, TaskType, Transcription, Translation, Vqa, VqaPrompt},
+    task::{
+        Mcq, OpenQa, RubricConversation, TaskFamily, TaskType, Transcription, Translation, Vqa, VqaPrompt,
+    },
 };
 
 /// A dataset argument (`--dataset-args ds:key=value`).
@@ -84,9 +87,10 @@ impl DatasetDefinition {
     }
 }
 
-/// The registry, in listing order: text, then media, then safety and bias datasets.
+/// The registry, in listing order: text, then media, then safety and bias, then judge-graded
+/// datasets.
 pub static DATASETS: LazyLock<Vec<DatasetDefinition>> =
-    LazyLock::new(|| [text::DATASETS, media::DATASETS, safety::DATASETS].concat());
+    LazyLock::new(|| [text::DATASETS, media::DATASETS, safety::DATASETS, graded::DATASETS].concat());
 
 /// Named sets of datasets: `--datasets mmlu` evaluates every member.
 pub const GROUPS: &[(&str, &str, &[&str])] = &[
@@ -158,6 +162,7 @@ pub const LOCAL: &[DatasetDefinition] = &[
         &Transcription { audio_field: "audio", attributes: &[] },
         media::ASR,
     ),
+    local("a local rubric file (HealthBench's schema)", &RubricConversation, &["rubric_evaluation"]),
     local("a local open-ended QA file", &OpenQa, &["exact_match", "tokenised_f1", "bleu", "rouge"]),
 ];
 

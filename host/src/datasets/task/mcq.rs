@@ -174,7 +174,7 @@ mod tests {
         let (first, second, third) = (build(&four, 0), build(&four, 1), build(&two, 2));
         let letters = |item: &TaskItem| match &item.key.reference {
             Reference::Choice { letters, .. } => Arc::clone(letters),
-            Reference::Texts(_) => panic!("an MCQ reference is a choice"),
+            Reference::Texts(_) | Reference::Rubric(_) => panic!("an MCQ reference is a choice"),
         };
         assert!(Arc::ptr_eq(&letters(&first), &letters(&second)));
         assert_eq!(*letters(&third), ["A".to_owned(), "B".to_owned()]);

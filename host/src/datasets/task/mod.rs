@@ -10,6 +10,7 @@ mod bias;
 mod calculator;
 mod mcq;
 mod open_qa;
+mod rubric;
 mod safety;
 mod transcription;
 mod translation;
@@ -22,6 +23,7 @@ pub use bias::Amqa;
 pub use calculator::Calculator;
 pub use mcq::Mcq;
 pub use open_qa::OpenQa;
+pub use rubric::{RubricConversation, RubricReference};
 pub use safety::{AfriMedQaHarm, Refusal, SafetySet};
 pub use transcription::{Transcription, EKA_ATTRIBUTES};
 pub use translation::{In22Conv, Translation, IN22_CODES};
@@ -52,15 +54,19 @@ pub enum TaskType {
     McqaBias,
     /// A clinical calculation, scored within a tolerance.
     Calculator,
+    /// A conversation continued by the model, its answer graded by a judge against rubric
+    /// criteria.
+    RubricEvaluation,
 }
 
 impl TaskType {
-    pub const ALL: [TaskType; 5] = [
+    pub const ALL: [TaskType; 6] = [
         TaskType::Mcqa,
         TaskType::OpenEndedQa,
         TaskType::Translation,
         TaskType::Vqa,
         TaskType::Transcription,
+        TaskType::RubricEvaluation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -74,6 +80,7 @@ impl TaskType {
             TaskType::HarmDetection => "harm_detection",
             TaskType::McqaBias => "mcqa_bias",
             TaskType::Calculator => "calculator",
+            TaskType::RubricEvaluation => "rubric_evaluation",
         }
     }
 
@@ -110,6 +117,8 @@ pub enum Reference {
     Choice { letters: Arc<[String]>, answer: usize },
     /// Acceptable answer texts, the first being the primary one.
     Texts(Vec<String>),
+    /// Criteria a judge checks the answer against (no text to compare with).
+    Rubric(Arc<RubricReference>),
 }
 
 impl Reference {
@@ -120,13 +129,14 @@ impl Reference {
                 letters.get(*answer).map(String::as_str).unwrap_or_default()
             }
             Reference::Texts(texts) => texts.first().map(String::as_str).unwrap_or_default(),
+            Reference::Rubric(_) => "",
         }
     }
 
     /// Every acceptable text; empty for a choice (whose one reference is its letter).
     pub fn texts(&self) -> &[String] {
         match self {
-            Reference::Choice { .. } => &[],
+            Reference::Choice { .. } | Reference::Rubric(_) => &[],
             Reference::Texts(texts) => texts,
         }
     }
@@ -135,7 +145,7 @@ impl Reference {
     pub fn letters(&self) -> &[String] {
         match self {
             Reference::Choice { letters, .. } => letters,
-            Reference::Texts(_) => &[],
+            Reference::Texts(_) | Reference::Rubric(_) => &[],
         }
     }
 
@@ -146,7 +156,7 @@ impl Reference {
             Reference::Choice { .. } => {
                 Some(prediction.is_some_and(|letter| letter.eq_ignore_ascii_case(self.primary())))
             }
-            Reference::Texts(_) => None,
+            Reference::Texts(_) | Reference::Rubric(_) => None,
         }
     }
 }
@@ -176,6 +186,21 @@ pub struct BuildContext<'a> {
     pub scoring: Scoring,
     /// The dataset's validated arguments.
     pub args: &'a BTreeMap<String, String>,
+}
+
+impl<'a> BuildContext<'a> {
+    /// A context for unit tests of a family: generation, no template override.
+    #[cfg(test)]
+    pub fn for_tests(args: &'a BTreeMap<String, String>) -> Self {
+        BuildContext { template_override: None, scoring: Scoring::Generate, args }
+    }
+}
+
+/// A grading stage between extraction and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grader {
+    /// One judge call per (answer, rubric criterion), simple-evals' HealthBench grader.
+    Rubric,
 }
 
 /// State a family may keep across the rows of one dataset (reading is sequential).
@@ -231,6 +256,11 @@ pub trait TaskFamily: Sync + std::fmt::Debug {
 
     /// How answers are read from generated text.
     fn extraction(&self) -> Extraction;
+
+    /// The grading stage its answers go through before the metrics (a judge model), if any.
+    fn grader(&self) -> Option<Grader> {
+        None
+    }
 
     /// Whether `--scoring loglikelihood` applies (only to option letters today).
     fn supports_loglikelihood(&self) -> bool {

@@ -400,6 +400,7 @@ impl Reply {
                             encoder.opt_u64(completion.prompt_tokens);
                             encoder.opt_u64(completion.completion_tokens);
                             encoder.u64(completion.latency_us);
+                            encoder.opt_str(completion.details.as_deref());
                         }
                         Err(failure) => {
                             encoder.u8(0);
@@ -449,6 +450,7 @@ impl Reply {
                                 prompt_tokens: decoder.opt_u64()?,
                                 completion_tokens: decoder.opt_u64()?,
                                 latency_us: decoder.u64()?,
+                                details: decoder.opt_string()?,
                             }))
                         } else {
                             Ok(Err(decoder.failure()?))
