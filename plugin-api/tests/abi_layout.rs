@@ -11,7 +11,7 @@ use abi_stable::{
     type_layout::{TLData, TLField, TypeLayout},
     StableAbi,
 };
-use karma_plugin_api::abi::{HostApi_Ref, PluginRoot_Ref, ABI_MAJOR};
+use karma_plugin_api::abi::{HostApi_Ref, ItemDetailsTable, LoglikelihoodTable, PluginRoot_Ref, ABI_MAJOR};
 
 /// A deterministic description of every type reachable from `roots`: names, packages, sizes,
 /// alignments, fields and function signatures (abi_stable's own `Debug` output contains
@@ -102,7 +102,17 @@ fn describe(roots: &[&'static TypeLayout]) -> String {
 #[test]
 fn root_layout_matches_the_committed_snapshot() {
     let snapshot_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/abi_layout.snapshot");
-    let actual = describe(&[PluginRoot_Ref::LAYOUT, HostApi_Ref::LAYOUT]);
+    check_snapshot(snapshot_path, describe(&[PluginRoot_Ref::LAYOUT, HostApi_Ref::LAYOUT]));
+}
+
+/// An extension's table is frozen under its id (`.../1`): a change needs a new id.
+#[test]
+fn extension_layouts_match_the_committed_snapshot() {
+    let snapshot_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/extension_layouts.snapshot");
+    check_snapshot(snapshot_path, describe(&[LoglikelihoodTable::LAYOUT, ItemDetailsTable::LAYOUT]));
+}
+
+fn check_snapshot(snapshot_path: &str, actual: String) {
     if std::env::var_os("KARMA_UPDATE_ABI_SNAPSHOT").is_some() {
         std::fs::write(snapshot_path, &actual).unwrap();
         return;
@@ -116,7 +126,8 @@ fn root_layout_matches_the_committed_snapshot() {
             .unwrap_or_else(|| actual.lines().count().min(expected.lines().count()));
         panic!(
             "the frozen plugin ABI changed (first difference at line {}):\n  snapshot: {:?}\n  now:      {:?}\n\
-             Old plugins would stop loading. Undo the change, or bump ABI_MAJOR and regenerate the snapshot.",
+             Old plugins would stop loading. Undo the change, or bump ABI_MAJOR (an extension: give it a new id) \
+             and regenerate the snapshot.",
             first_difference + 1,
             expected.lines().nth(first_difference).unwrap_or("<end>"),
             actual.lines().nth(first_difference).unwrap_or("<end>"),
