@@ -453,7 +453,51 @@ fn print_summary(
                 &["DATASET", "METRIC", "SCORE", "95% CI", "N", "FAILED", "CACHED", "STATUS"],
                 &rows,
             )?;
+            for outcome in outcomes {
+                for line in usage_lines(outcome) {
+                    writeln!(stdout, "{line}")?;
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// What a dataset's calls used and what was cut short, under the table (only what happened).
+fn usage_lines(outcome: &DatasetOutcome) -> Vec<String> {
+    let describe = |usage: &engine::usage::Usage| {
+        let mut text = format!(
+            "{} calls, {} prompt + {} completion tokens",
+            usage.calls, usage.prompt_tokens, usage.completion_tokens
+        );
+        if usage.reasoning_tokens > 0 {
+            text.push_str(&format!(" ({} reasoning)", usage.reasoning_tokens));
+        }
+        if let Some(cost) = usage.cost_usd {
+            text.push_str(&format!(", about ${cost:.4}"));
+        }
+        text
+    };
+    let mut lines = Vec::new();
+    let usage = &outcome.usage;
+    if usage.prompt_tokens + usage.completion_tokens > 0 || usage.cost_usd.is_some() {
+        lines.push(format!("{}: model {}", outcome.name, describe(&outcome.usage)));
+    }
+    if let Some(judge) = &outcome.judge {
+        lines.push(format!(
+            "{}: judge {} {}, {} cached verdicts, {} answers not graded",
+            outcome.name,
+            judge.model,
+            describe(&judge.usage),
+            judge.cache_hits,
+            judge.num_judge_failed
+        ));
+    }
+    if outcome.num_truncated > 0 {
+        lines.push(format!(
+            "{}: {} answers cut short by the token limit (raise max_tokens in --model-args)",
+            outcome.name, outcome.num_truncated
+        ));
+    }
+    lines
 }

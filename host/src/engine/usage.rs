@@ -58,10 +58,6 @@ impl Usage {
             *self.cost_usd.get_or_insert(0.0) += cost;
         }
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.calls == 0
-    }
 }
 
 #[cfg(test)]
