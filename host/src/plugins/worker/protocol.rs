@@ -483,7 +483,10 @@ impl Reply {
 
 /// The reply to a generate request, encoded straight from the plugin's outputs (the worker's
 /// side: no intermediate host strings).
-pub fn generated_frame(outputs: &[karma_plugin_api::abi::ItemOutput]) -> Vec<u8> {
+pub fn generated_frame(
+    outputs: &[karma_plugin_api::abi::ItemOutput],
+    details: &std::collections::HashMap<u64, String>,
+) -> Vec<u8> {
     use abi_stable::std_types::RResult;
     let mut encoder = Encoder::new(GENERATED);
     encoder.u64(outputs.len() as u64);
@@ -495,6 +498,7 @@ pub fn generated_frame(outputs: &[karma_plugin_api::abi::ItemOutput]) -> Vec<u8>
                 encoder.opt_u64(output.prompt_tokens.into_option());
                 encoder.opt_u64(output.completion_tokens.into_option());
                 encoder.u64(output.latency_us);
+                encoder.opt_str(details.get(&output.id).map(String::as_str));
             }
             RResult::RErr(error) => {
                 encoder.u8(0);

@@ -87,3 +87,39 @@ fn corrupt_frames_are_errors_not_panics_or_huge_allocations() {
     trailing.push(0);
     assert!(Reply::decode(&trailing).unwrap_err().contains("follow the end"));
 }
+
+#[test]
+fn the_workers_generated_frame_decodes_as_the_same_completions_with_their_details() {
+    use abi_stable::std_types::{ROption, RResult, RString};
+    use karma_plugin_api::abi::{ErrorCode, ItemOutput, PluginError};
+
+    let outputs = [
+        ItemOutput {
+            id: 4,
+            result: RResult::ROk(RString::from("B")),
+            prompt_tokens: ROption::RSome(9),
+            completion_tokens: ROption::RNone,
+            latency_us: 12,
+        },
+        ItemOutput {
+            id: 5,
+            result: RResult::RErr(PluginError::new(ErrorCode::UNAVAILABLE, "gave up")),
+            prompt_tokens: ROption::RNone,
+            completion_tokens: ROption::RNone,
+            latency_us: 12,
+        },
+    ];
+    let details = std::collections::HashMap::from([(4, r#"{"finish_reason":"stop"}"#.to_owned())]);
+    let frame = generated_frame(&outputs, &details);
+    let expected = Reply::Generated(vec![
+        Ok(Completion {
+            text: "B".into(),
+            prompt_tokens: Some(9),
+            completion_tokens: None,
+            latency_us: 12,
+            details: Some(r#"{"finish_reason":"stop"}"#.into()),
+        }),
+        Err(ItemFailure { code: "unavailable".into(), message: "gave up".into() }),
+    ]);
+    assert_eq!(Reply::decode(&frame[8..]).unwrap(), expected);
+}

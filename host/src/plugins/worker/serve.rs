@@ -73,8 +73,10 @@ fn answer(request: Request, instance: &mut Option<ModelInstance>) -> Vec<u8> {
         }
         // Encoded straight from the plugin's outputs: the hot path has no intermediate strings.
         (Request::Generate { show_expected_output, items }, Some(instance)) => {
-            return match with_batch_view(&items, show_expected_output, |view| instance.run(view)) {
-                Ok(outputs) => generated_frame(&outputs),
+            let outputs = with_batch_view(&items, show_expected_output, |view| instance.run(view))
+                .and_then(|outputs| Ok((outputs, instance.take_item_details()?)));
+            return match outputs {
+                Ok((outputs, details)) => generated_frame(&outputs, &details),
                 Err(error) => failed(&error).encode(),
             };
         }
