@@ -43,6 +43,8 @@ fn workspace_artifacts() -> &'static Path {
             "karma-plugin-baseline",
             "-p",
             "karma-plugin-candle-llm",
+            "-p",
+            "karma-plugin-openai-compat",
         ]);
         if profile_dir.file_name().is_some_and(|name| name == "release") {
             command.arg("--release");
@@ -60,6 +62,11 @@ pub fn host_binary() -> PathBuf {
 /// The baseline plugin built from the workspace.
 pub fn baseline_plugin() -> PathBuf {
     workspace_artifacts().join("libkarma_plugin_baseline.so")
+}
+
+/// The HTTP API models plugin (OpenAI, Anthropic, Gemini, OpenAI-compatible servers).
+pub fn api_plugin() -> PathBuf {
+    workspace_artifacts().join("libkarma_plugin_openai_compat.so")
 }
 
 /// The candle LLM plugin built from the workspace.

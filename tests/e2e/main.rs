@@ -3,6 +3,9 @@
 
 mod harness;
 
+/// HTTP API models (openai-compat plugin) against a scripted loopback API.
+mod api_models;
+
 /// Plugin files that must be rejected, each with its exact diagnostic.
 mod bad_files;
 /// The candle LLM plugin on tiny generated checkpoints: eval, log-likelihood scoring, hub download.
@@ -13,6 +16,8 @@ mod datagen;
 mod eval;
 /// The work dir `eval` tests share.
 mod eval_env;
+/// A scripted chat-completion API on loopback, for API models and judges.
+mod fake_api;
 /// Hub datasets through a fake hub on loopback.
 mod fake_hub;
 /// The plugin author guide, followed literally.
@@ -37,6 +42,8 @@ mod misbehaving;
 mod processors;
 /// Registered datasets of every family on generated rows in their hub schemas.
 mod registry_datasets;
+/// Judge-graded rubric datasets (HealthBench's schema) with baseline candidate and judge.
+mod rubric_grading;
 /// `run`: one batch through the baseline models.
 mod run_batch;
 /// Safety, harm, bias (AMQA) and calculator datasets.

@@ -179,3 +179,77 @@ fn a_graded_dataset_needs_a_judge_and_dry_run_counts_the_judge_calls() {
     run.assert_code(2);
     assert!(run.stderr.contains("--judge-args must be a JSON object"), "{}", run.stderr);
 }
+
+/// A HealthBench-style evaluation where the candidate and the judge are both API models on one
+/// scripted server: the judge (Anthropic protocol, fenced verdicts) finds a criterion met when
+/// the answer mentions what the criterion asks for.
+#[test]
+fn candidate_and_judge_served_over_http_grade_a_rubric_dataset() {
+    use crate::fake_api::{FakeApi, Reply};
+
+    let env = EvalEnv::new(&[baseline_plugin(), crate::harness::api_plugin()]);
+    write_rubric_file(&env);
+    const ANSWER: &str = "Watch for red flags, and call emergency services if it gets worse.";
+    let api = FakeApi::start(|request| {
+        let text = request.prompt_text();
+        if !text.contains("# Rubric item") {
+            return Reply::openai_with(ANSWER, "stop", 20, 10);
+        }
+        let item = text.split("# Rubric item").nth(1).unwrap_or_default();
+        let met = ["red flags", "emergency services"].iter().any(|wanted| item.contains(wanted));
+        let verdict = json!({"explanation": format!("judged {met}"), "criteria_met": met});
+        Reply::anthropic_with(&format!("Here is my grade:\n```json\n{verdict}\n```"), "end_turn", 100, 8)
+    });
+    let candidate = json!({
+        "base_url": api.base_url(), "model_id": "cand", "api_key_env": "",
+        "price_per_mtok": {"input": 1.0, "output": 2.0}
+    })
+    .to_string();
+    let judge = json!({"base_url": api.base_url(), "model_id": "judge", "api_key_env": ""}).to_string();
+    let run = env.eval(&[
+        "--model",
+        "openai-compat/chat",
+        "--model-args",
+        &candidate,
+        "--datasets",
+        "rubric.jsonl",
+        "--judge",
+        "anthropic/messages",
+        "--judge-args",
+        &judge,
+        "--samples-output",
+        "samples.jsonl",
+    ]);
+    // The bad row makes it exit 1; everything else is graded.
+    run.assert_code(1);
+    let results = env.results();
+    let dataset = &results["datasets"]["rubric.jsonl"];
+    // headache: red flags (5) met, the rest not: 5 / 8; chest: emergency services (4): 4 / 4.
+    let metric = &dataset["metrics"]["rubric_evaluation"];
+    assert!(close(&metric["score"], (0.625 + 1.0) / 2.0), "{metric}");
+    assert!(close(&metric["breakdown"]["axis:accuracy"]["score"], (0.0 + 1.0) / 2.0), "{metric}");
+    assert_eq!(dataset["num_judge_failed"], 0);
+    // The candidate's usage and cost, and the judge's apart.
+    let usage = &dataset["usage"];
+    assert_eq!((usage["calls"].as_u64(), usage["prompt_tokens"].as_u64()), (Some(2), Some(40)), "{usage}");
+    assert!(close(&usage["cost_usd"], (40.0 * 1.0 + 20.0 * 2.0) / 1e6), "{usage}");
+    let judge_usage = &dataset["judge"]["usage"];
+    assert_eq!((judge_usage["calls"].as_u64(), judge_usage["prompt_tokens"].as_u64()), (Some(5), Some(500)));
+    // The judge's prompts carry the answer as the last assistant turn and the criterion as
+    // `[points] criterion`; the API model picked its own batch size.
+    let judged: Vec<String> = api
+        .requests()
+        .iter()
+        .map(|request| request.prompt_text())
+        .filter(|text| text.contains("# Rubric item"))
+        .collect();
+    assert_eq!(judged.len(), 5);
+    assert!(judged.iter().any(
+        |text| text.contains(&format!("assistant: {ANSWER}")) && text.contains("[-2] Prescribes opioids")
+    ));
+    assert_eq!(results["manifest"]["batch_size"], 256);
+    let samples = env.samples("samples.jsonl");
+    let chest = samples.iter().find(|sample| sample["id"] == "chest").unwrap();
+    assert_eq!(chest["details"]["finish_reason"], "stop");
+    assert_eq!(chest["grades"][0]["explanation"], "judged true");
+}

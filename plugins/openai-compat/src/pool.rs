@@ -1,0 +1,141 @@
+//! One batch's calls, sent concurrently by a pool of scoped threads.
+//!
+//! There are `max_concurrency` workers (fewer for a small batch), each taking the next item
+//! and blocking in the [`Limiter`] until a slot is free, so at most the current limit of
+//! requests are in flight. Blocking I/O on a few dozen threads costs less than an async runtime
+//! here and keeps the plugin free of one. A refused key stops the pool: workers take no new
+//! items and those waiting to retry wake up and quit.
+
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        mpsc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use karma_plugin_api::abi::{ErrorCode, PluginError};
+
+use crate::{
+    aimd::Limiter,
+    client::{Call, CallError, Client, Stats, Stop},
+    config::Settings,
+};
+
+/// How often a running batch reports its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// What `run` returns for each item: the call, or why this item failed.
+pub type CallResult = Result<Call, PluginError>;
+
+/// Sends every ready body and returns one result per entry of `bodies`, in order. `Err` only
+/// when the key was refused.
+pub fn run(
+    settings: &Settings,
+    client: &Client,
+    limiter: &Limiter,
+    bodies: Vec<Result<Vec<u8>, PluginError>>,
+) -> Result<Vec<CallResult>, PluginError> {
+    let started = Instant::now();
+    let pending: Vec<usize> =
+        bodies.iter().enumerate().filter(|(_, body)| body.is_ok()).map(|(index, _)| index).collect();
+    let total = pending.len();
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let stats = Stats::default();
+    let stop = Stop::default();
+    let refused: Mutex<Option<PluginError>> = Mutex::new(None);
+    let workers = limiter.max().min(total);
+    let mut answered: Vec<Option<CallResult>> = (0..bodies.len()).map(|_| None).collect();
+
+    let worker = || {
+        let mut results = Vec::new();
+        while !stop.is_stopped() {
+            let Some(&index) = pending.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+            let Ok(body) = &bodies[index] else { continue };
+            let result = client.call(settings, limiter, body, &stats, &stop);
+            done.fetch_add(1, Ordering::Relaxed);
+            match result {
+                Ok(call) => results.push((index, Ok(call))),
+                Err(CallError::Item(error)) => results.push((index, Err(error))),
+                Err(CallError::Unauthenticated(error)) => {
+                    refused.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get_or_insert(error);
+                    stop.stop();
+                }
+                Err(CallError::Stopped) => {}
+            }
+        }
+        results
+    };
+
+    let spawned = std::thread::scope(|scope| {
+        let (finished, ticks) = mpsc::channel::<()>();
+        let (done, stats) = (&done, &stats);
+        // Ticks every PROGRESS_EVERY until the batch is done (a send, or the sender dropped).
+        let reporter = scope.spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = ticks.recv_timeout(PROGRESS_EVERY) {
+                tracing::info!(
+                    model = %settings.model,
+                    done = done.load(Ordering::Relaxed),
+                    total,
+                    in_flight = limiter.in_flight(),
+                    retries = stats.retries.load(Ordering::Relaxed),
+                    concurrency_limit = limiter.limit(),
+                    "requests"
+                );
+            }
+        });
+        let mut handles = Vec::with_capacity(workers);
+        for number in 0..workers {
+            match std::thread::Builder::new()
+                .name(format!("openai-compat-{number}"))
+                .spawn_scoped(scope, worker)
+            {
+                Ok(handle) => handles.push(handle),
+                // Fewer workers still finish the batch; none cannot.
+                Err(error) if handles.is_empty() => {
+                    stop.stop();
+                    let _ = finished.send(());
+                    let _ = reporter.join();
+                    return Err(PluginError::new(
+                        ErrorCode::RESOURCE_EXHAUSTED,
+                        format!("cannot start a request thread: {error}"),
+                    ));
+                }
+                Err(_) => break,
+            }
+        }
+        for handle in handles {
+            // A panicking worker re-raises here; the SDK's firewall turns it into an error.
+            let results = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            for (index, result) in results {
+                answered[index] = Some(result);
+            }
+        }
+        let _ = finished.send(());
+        let _ = reporter.join();
+        Ok(())
+    });
+    spawned?;
+    if let Some(error) = refused.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()) {
+        return Err(error);
+    }
+    tracing::debug!(
+        model = %settings.model,
+        items = total,
+        seconds = started.elapsed().as_secs_f64(),
+        retries = stats.retries.load(Ordering::Relaxed),
+        throttled = stats.throttled.load(Ordering::Relaxed),
+        concurrency_limit = limiter.limit(),
+        "batch done"
+    );
+    Ok(bodies
+        .into_iter()
+        .zip(answered)
+        .map(|(body, answer)| match (body, answer) {
+            (Err(error), _) => Err(error),
+            (Ok(_), Some(result)) => result,
+            (Ok(_), None) => Err(PluginError::new(ErrorCode::INTERNAL, "the request was never sent")),
+        })
+        .collect())
+}
