@@ -11,7 +11,9 @@ use abi_stable::{
     type_layout::{TLData, TLField, TypeLayout},
     StableAbi,
 };
-use karma_plugin_api::abi::{HostApi_Ref, ItemDetailsTable, LoglikelihoodTable, PluginRoot_Ref, ABI_MAJOR};
+use karma_plugin_api::abi::{
+    HostApi_Ref, ItemDetailsTable, LoglikelihoodTable, PluginRoot_Ref, ProgressTable, ABI_MAJOR,
+};
 
 /// A deterministic description of every type reachable from `roots`: names, packages, sizes,
 /// alignments, fields and function signatures (abi_stable's own `Debug` output contains
@@ -109,7 +111,10 @@ fn root_layout_matches_the_committed_snapshot() {
 #[test]
 fn extension_layouts_match_the_committed_snapshot() {
     let snapshot_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/extension_layouts.snapshot");
-    check_snapshot(snapshot_path, describe(&[LoglikelihoodTable::LAYOUT, ItemDetailsTable::LAYOUT]));
+    check_snapshot(
+        snapshot_path,
+        describe(&[LoglikelihoodTable::LAYOUT, ItemDetailsTable::LAYOUT, ProgressTable::LAYOUT]),
+    );
 }
 
 fn check_snapshot(snapshot_path: &str, actual: String) {

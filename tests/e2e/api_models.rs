@@ -474,3 +474,73 @@ fn a_missing_key_or_a_key_in_the_configuration_is_refused_before_any_request() {
     assert!(run.stderr.contains("environment variable OPENAI_API_KEY is not set"), "{}", run.stderr);
     assert_eq!(api.request_count(), 0, "nothing was sent");
 }
+
+/// A CONNECT proxy on loopback that tunnels every connection to `backend`, whatever host the
+/// client asked for, and records the CONNECT targets.
+fn connect_proxy(backend: std::net::SocketAddr) -> (String, Arc<Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let targets: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = Arc::clone(&targets);
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let seen = Arc::clone(&seen);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                seen.lock().unwrap().push(line.trim_end().to_owned());
+                // The rest of the CONNECT request's head.
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).unwrap() == 0 || header == "\r\n" {
+                        break;
+                    }
+                }
+                let mut client = client;
+                client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").unwrap();
+                let upstream = std::net::TcpStream::connect(backend).unwrap();
+                let (mut up_read, mut up_write) = (upstream.try_clone().unwrap(), upstream);
+                let mut client_write = client.try_clone().unwrap();
+                std::thread::spawn(move || std::io::copy(&mut up_read, &mut client_write));
+                let _ = std::io::copy(&mut reader, &mut up_write);
+            });
+        }
+    });
+    (format!("http://{address}"), targets)
+}
+
+#[test]
+fn an_http_proxy_named_in_the_environment_carries_the_requests() {
+    let env = EvalEnv::new(&[api_plugin()]);
+    let questions = write_mcq(&env, 3, 8);
+    let api = FakeApi::start(oracle(questions));
+    let backend: std::net::SocketAddr =
+        api.base_url().trim_start_matches("http://").trim_end_matches("/v1").parse().unwrap();
+    let (proxy_url, targets) = connect_proxy(backend);
+    // The API's host does not resolve: only the proxy can reach it.
+    let args = json!({
+        "base_url": "http://api.example.invalid:8080/v1", "model_id": "m", "api_key_env": KEY_VAR
+    })
+    .to_string();
+    let mut command =
+        vec!["--model", "openai-compat/chat", "--model-args", &args, "--samples-output", "s.jsonl"];
+    command.extend(MCQ_ARGS);
+    let proxies = [("HTTP_PROXY", proxy_url.as_str()), ("HTTPS_PROXY", proxy_url.as_str())];
+    let run = eval(&env, &command, &proxies);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "{:?}",
+        env.samples("s.jsonl").first().map(|sample| sample["error"].clone())
+    );
+    assert_eq!(medqa(&env)["metrics"]["exact_match"]["score"], 1.0);
+    assert_eq!(api.request_count(), 3);
+    let targets = targets.lock().unwrap().clone();
+    assert!(!targets.is_empty());
+    assert!(
+        targets.iter().all(|target| target.starts_with("CONNECT api.example.invalid:8080 ")),
+        "{targets:?}"
+    );
+}

@@ -133,3 +133,43 @@ fn an_image_read_from_a_parquet_row_reaches_the_plugin_without_a_copy() {
     let text = outputs[0].result.as_ref().unwrap().as_str().to_owned();
     assert!(text.ends_with(&format!("image_ptr={address:#x}")), "{text} vs {address:#x}");
 }
+
+/// An API model reports its requests in flight to the host's status line while a batch runs
+/// (`karma.host.progress/1`), clears it at the end, and hands over each item's details.
+#[test]
+fn an_api_model_reports_requests_in_flight_and_item_details_to_the_host() {
+    use std::{
+        sync::{Arc, Mutex},
+        time::Duration,
+    };
+
+    use crate::fake_api::{FakeApi, Reply};
+
+    let work = Workdir::new();
+    let registry = registry(&work, &[crate::harness::api_plugin()]);
+    let api =
+        FakeApi::start(|_| Reply::openai_with("fine", "length", 3, 4).after(Duration::from_millis(700)));
+    let statuses: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = Arc::clone(&statuses);
+    karma_host::plugins::set_status_sink(Some(Arc::new(move |plugin: &str, status: &str| {
+        assert_eq!(plugin, "libkarma_plugin_openai_compat.so");
+        seen.lock().unwrap().push(status.to_owned());
+    })));
+    let config = serde_json::json!({
+        "base_url": api.base_url(), "model_id": "m", "api_key_env": "", "max_concurrency": 2
+    });
+    let mut model =
+        ModelInstance::create(registry.model("openai-compat/chat").unwrap(), &config.to_string()).unwrap();
+    model.load().unwrap();
+    let items = text_items(&["a", "b", "c", "d"]);
+    let outputs = with_batch_view(&items, false, |batch| model.run(batch)).unwrap();
+    let details = model.take_item_details().unwrap();
+    karma_host::plugins::set_status_sink(None);
+    assert_eq!(outputs.len(), 4);
+    let statuses = statuses.lock().unwrap().clone();
+    assert!(statuses.iter().any(|status| status.starts_with("2 requests in flight")), "{statuses:?}");
+    assert_eq!(statuses.last().map(String::as_str), Some(""), "the status is cleared: {statuses:?}");
+    let first: serde_json::Value = serde_json::from_str(&details[&1]).unwrap();
+    assert_eq!((first["finish_reason"].as_str(), first["truncated"].as_bool()), (Some("length"), Some(true)));
+    assert!(model.take_item_details().unwrap().is_empty(), "details are handed over once");
+}

@@ -1,21 +1,53 @@
-//! Progress bars on stderr (items, items/s, cache hits); silent when not a terminal or with
+//! Progress bars on stderr (items, items/s, cache hits, and the plugin's own status line, such
+//! as an API model's requests in flight and retries); silent when not a terminal or with
 //! `--no-progress`.
 
-use std::cell::Cell;
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc, Mutex,
+};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-use crate::engine::Reporter;
+use crate::{engine::Reporter, plugins::host_api};
 
 pub(super) struct Progress {
     bar: Option<ProgressBar>,
-    hits: Cell<u64>,
+    /// Shared with the status sink, which redraws the message from another thread.
+    message: Arc<Message>,
+}
+
+/// The bar's message: cache hits and the latest plugin status.
+#[derive(Default)]
+struct Message {
+    hits: AtomicU64,
+    status: Mutex<String>,
+}
+
+impl Message {
+    fn render(&self) -> String {
+        let hits = self.hits.load(Ordering::Relaxed);
+        let status = self.status.lock().unwrap_or_else(|poison| poison.into_inner());
+        if status.is_empty() {
+            format!("{hits} cached")
+        } else {
+            format!("{hits} cached · {status}")
+        }
+    }
 }
 
 impl Progress {
     pub(super) fn new(enabled: bool) -> Self {
         let bar = enabled.then(|| ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()));
-        Progress { bar, hits: Cell::new(0) }
+        let message = Arc::new(Message::default());
+        if let Some(bar) = &bar {
+            let (bar, message) = (bar.clone(), Arc::clone(&message));
+            host_api::set_status_sink(Some(Arc::new(move |_plugin: &str, status: &str| {
+                *message.status.lock().unwrap_or_else(|poison| poison.into_inner()) = status.to_owned();
+                bar.set_message(message.render());
+            })));
+        }
+        Progress { bar, message }
     }
 
     /// A bar with an ETA when the total is known, else a counter.
@@ -43,6 +75,7 @@ impl Progress {
     }
 
     pub(super) fn finish(&self) {
+        host_api::set_status_sink(None);
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
@@ -58,7 +91,7 @@ fn with_rate(style: ProgressStyle) -> ProgressStyle {
 
 impl Reporter for Progress {
     fn dataset_started(&self, name: &str, total: Option<u64>) {
-        self.hits.set(0);
+        self.message.hits.store(0, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
             bar.reset();
             bar.set_prefix(name.to_owned());
@@ -75,16 +108,17 @@ impl Reporter for Progress {
     }
 
     fn batch_done(&self, items: u64, cache_hits: u64) {
-        self.hits.set(self.hits.get() + cache_hits);
+        self.message.hits.fetch_add(cache_hits, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
             bar.inc(items);
-            bar.set_message(format!("{} cached", self.hits.get()));
+            bar.set_message(self.message.render());
         }
     }
 
     fn dataset_finished(&self, name: &str) {
         if let Some(bar) = &self.bar {
-            bar.println(format!("{name}: {} items, {} cached", bar.position(), self.hits.get()));
+            let hits = self.message.hits.load(Ordering::Relaxed);
+            bar.println(format!("{name}: {} items, {hits} cached", bar.position()));
         }
     }
 }

@@ -7,14 +7,17 @@
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, OnceLock},
+    sync::{Arc, Mutex, OnceLock},
 };
 
 use abi_stable::{
     prefix_type::PrefixTypeTrait,
     std_types::{ROption, RStr},
 };
-use karma_plugin_api::abi::{ExtensionRef, HostApi, HostApi_Ref, HostContext, HostContextPtr, LogLevel};
+use karma_plugin_api::abi::{
+    ExtensionRef, HostApi, HostApi_Ref, HostContext, HostContextPtr, LogLevel, ProgressTable,
+    PROGRESS_EXTENSION,
+};
 use tracing_core::{
     callsite::{Callsite, Identifier},
     field::{FieldSet, Value},
@@ -80,9 +83,33 @@ extern "C" fn log(context: HostContextPtr, log_level: LogLevel, target: RStr<'_>
     });
 }
 
-extern "C" fn get_extension(_context: HostContextPtr, _id: RStr<'_>) -> ROption<ExtensionRef> {
-    // ABI 1.0 defines no host extensions yet.
-    ROption::RNone
+extern "C" fn get_extension(_context: HostContextPtr, id: RStr<'_>) -> ROption<ExtensionRef> {
+    static PROGRESS: ProgressTable = ProgressTable { report: report_progress };
+    match id.as_str() {
+        PROGRESS_EXTENSION => ROption::RSome(ExtensionRef::new(&PROGRESS)),
+        _ => ROption::RNone,
+    }
+}
+
+/// Where plugins' status lines go: `(plugin file name, status)`.
+pub type StatusSink = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+fn status_sink() -> &'static Mutex<Option<StatusSink>> {
+    static SINK: OnceLock<Mutex<Option<StatusSink>>> = OnceLock::new();
+    SINK.get_or_init(Default::default)
+}
+
+/// Sends plugins' status lines (`karma.host.progress/1`) to `sink` (the progress bar), or
+/// drops them (`None`). Statuses of plugins in worker processes are not relayed.
+pub fn set_status_sink(sink: Option<StatusSink>) {
+    *status_sink().lock().unwrap_or_else(|poison| poison.into_inner()) = sink;
+}
+
+extern "C" fn report_progress(context: HostContextPtr, status: RStr<'_>) {
+    let sink = status_sink().lock().unwrap_or_else(|poison| poison.into_inner()).clone();
+    if let Some(sink) = sink {
+        sink(plugin_name(context), status.as_str());
+    }
 }
 
 /// A callsite created at run time for one plugin (target, level) pair.

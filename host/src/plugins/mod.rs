@@ -6,7 +6,7 @@
 
 mod backend;
 mod batch_view;
-mod host_api;
+pub(crate) mod host_api;
 mod instance;
 mod loader;
 mod permissions;
@@ -32,6 +32,7 @@ pub use backend::{
     open_backend, Backend, Completion, ContinuationScores, Isolation, ItemFailure, ScoreRequest,
 };
 pub use batch_view::with_batch_view;
+pub use host_api::{set_status_sink, StatusSink};
 pub use instance::{CallError, ModelInstance};
 pub use rejection::{RejectCode, Rejection};
 pub use search_path::PluginDir;

@@ -32,6 +32,7 @@ mod item_details;
 mod loglikelihood;
 mod meta;
 mod output;
+mod progress;
 mod root;
 mod version;
 
@@ -45,5 +46,6 @@ pub use loglikelihood::{
 };
 pub use meta::{Modality, ModelDescriptor, ModelMeta, ModelType};
 pub use output::ItemOutput;
+pub use progress::{ProgressTable, PROGRESS_EXTENSION};
 pub use root::{AbiInfo, ModelHandle, ModelState, ModelVTable, ModelVTable_Ref, PluginRoot, PluginRoot_Ref};
 pub use version::{ABI_MAJOR, ABI_MINOR, ABI_VERSION, PLUGIN_API_VERSION, ROOT_SYMBOL, RUSTC_VERSION};

@@ -27,6 +27,11 @@ pub(crate) fn install(host: HostApi_Ref) {
     }
 }
 
+/// The host's callbacks, once a model has been created.
+pub(crate) fn host() -> Option<HostApi_Ref> {
+    HOST.get().copied()
+}
+
 /// Sends one already formatted message to the host, if one is known and wants it.
 pub(crate) fn forward(level: LogLevel, target: &str, message: &str) {
     if let Some(host) = HOST.get() {

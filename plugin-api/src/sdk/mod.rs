@@ -8,6 +8,7 @@ mod firewall;
 mod item;
 mod logging;
 mod model;
+pub mod progress;
 
 pub use export::ModelEntry;
 pub use item::Item;

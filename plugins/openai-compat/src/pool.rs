@@ -22,8 +22,10 @@ use crate::{
     config::Settings,
 };
 
-/// How often a running batch reports its progress.
-const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+/// How often a running batch updates the host's status line (`karma.host.progress/1`).
+const STATUS_EVERY: Duration = Duration::from_millis(500);
+/// Status updates between two progress log lines (every 2 s).
+const LOG_EVERY_STATUS: u32 = 4;
 
 /// What `run` returns for each item: the call, or why this item failed.
 pub type CallResult = Result<Call, PluginError>;
@@ -71,9 +73,20 @@ pub fn run(
     let spawned = std::thread::scope(|scope| {
         let (finished, ticks) = mpsc::channel::<()>();
         let (done, stats) = (&done, &stats);
-        // Ticks every PROGRESS_EVERY until the batch is done (a send, or the sender dropped).
+        // Ticks every STATUS_EVERY until the batch is done (a send, or the sender dropped).
         let reporter = scope.spawn(move || {
-            while let Err(mpsc::RecvTimeoutError::Timeout) = ticks.recv_timeout(PROGRESS_EVERY) {
+            let mut tick = 0u32;
+            while let Err(mpsc::RecvTimeoutError::Timeout) = ticks.recv_timeout(STATUS_EVERY) {
+                karma_plugin_api::sdk::progress::report(&format!(
+                    "{} requests in flight, {} retries, limit {}",
+                    limiter.in_flight(),
+                    stats.retries.load(Ordering::Relaxed),
+                    limiter.limit()
+                ));
+                tick += 1;
+                if tick % LOG_EVERY_STATUS != 0 {
+                    continue;
+                }
                 tracing::info!(
                     model = %settings.model,
                     done = done.load(Ordering::Relaxed),
@@ -114,6 +127,7 @@ pub fn run(
         }
         let _ = finished.send(());
         let _ = reporter.join();
+        karma_plugin_api::sdk::progress::report("");
         Ok(())
     });
     spawned?;
