@@ -192,6 +192,14 @@ fn require_trusted_loads_only_pinned_files_and_checks_each_load() {
     let unpinned = status_of(&listing, CRASHING);
     assert_eq!(unpinned["code"], "untrusted", "{listing}");
     assert!(unpinned["reason"].as_str().unwrap().contains("is not pinned in"), "{listing}");
+    // The pinned file is hashed again on every command, but one scanned before with the same
+    // hash is listed from the scan cache, with no scanning process.
+    let again = karma(
+        &["-vv", "--require-trusted", "--plugins-dir", dir, "list", "plugins", "--format", "json"],
+        &env,
+    );
+    assert_eq!(again.stderr.matches("in a scanning process").count(), 0, "{}", again.stderr);
+    assert_eq!(status_of(&again.json(), BASELINE)["status"], "loaded");
 
     // Pinned models evaluate in process and in a worker (which checks the pin itself).
     let data =

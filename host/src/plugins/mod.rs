@@ -273,10 +273,26 @@ impl Registry {
                     .insert(path.clone(), (library.root, host_api));
                 scan_child::LoadOutcome::loaded(&library).into_parts(&path)
             }
-            (Loading::Isolated { timeout, .. }, Some(pin)) => {
-                // Hashed and loaded through one descriptor; the scan cache is not consulted.
-                let file = trust::open_pinned(&path, &pin?)?;
-                scan_child::scan(&path, *timeout, Some(&file)).into_parts(&path)
+            (Loading::Isolated { cache, timeout }, Some(pin)) => {
+                // Hashed on every command; a file with this identity and this hash that was
+                // scanned before needs no child. A new scan loads through the hashed descriptor.
+                let pin = pin?;
+                let file = trust::open_pinned(&path, &pin)?;
+                let key = path.canonicalize().unwrap_or_else(|_| path.clone());
+                let identity = file.metadata().map(|metadata| scan_cache::FileIdentity::from(&metadata));
+                let cached =
+                    identity.as_ref().ok().and_then(|identity| cache.get_hashed(&key, *identity, &pin));
+                let outcome = match (cached, identity) {
+                    (Some(outcome), _) => outcome.clone(),
+                    (None, identity) => {
+                        let outcome = scan_child::scan(&path, *timeout, Some(&file));
+                        if let Ok(identity) = identity {
+                            cache.put_hashed(&key, identity, pin, outcome.clone());
+                        }
+                        outcome
+                    }
+                };
+                outcome.into_parts(&path)
             }
             (Loading::Isolated { cache, timeout }, None) => {
                 let identity = scan_cache::FileIdentity::of(&path).map_err(|error| {

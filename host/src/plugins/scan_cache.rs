@@ -1,7 +1,8 @@
 //! What earlier scans found, so that `list` with unchanged plugins starts no child process and
 //! loads nothing. An entry is keyed by the file's path and identified by (device, inode, size,
 //! mtime, ctime): any change to the file, or a different file put in its place, misses. The
-//! file's sha256 is stored beside it, computed once per change. Failures are cached like
+//! file's sha256 is stored beside it, computed once per change; under `--require-trusted` it
+//! is computed on every command and must match too. Failures are cached like
 //! successes. A cache that cannot be read or parsed is ignored and rebuilt.
 //!
 //! Location: `$KARMA_SCAN_CACHE`, default `~/.cache/karma/plugin-scan.json`.
@@ -29,14 +30,19 @@ pub struct FileIdentity {
 
 impl FileIdentity {
     pub fn of(path: &Path) -> std::io::Result<Self> {
-        let metadata = std::fs::metadata(path)?;
-        Ok(FileIdentity {
+        Ok(FileIdentity::from(&std::fs::metadata(path)?))
+    }
+}
+
+impl From<&std::fs::Metadata> for FileIdentity {
+    fn from(metadata: &std::fs::Metadata) -> Self {
+        FileIdentity {
             dev: metadata.dev(),
             ino: metadata.ino(),
             size: metadata.size(),
             mtime_ns: i128::from(metadata.mtime()) * 1_000_000_000 + i128::from(metadata.mtime_nsec()),
             ctime_ns: i128::from(metadata.ctime()) * 1_000_000_000 + i128::from(metadata.ctime_nsec()),
-        })
+        }
     }
 }
 
@@ -90,10 +96,25 @@ impl ScanCache {
         self.stored.entries.get(path).filter(|entry| entry.identity == identity).map(|entry| &entry.outcome)
     }
 
+    /// The cached outcome for `path` when the file is the one scanned and its contents hash to
+    /// `sha256` (just computed, under `--require-trusted`).
+    pub fn get_hashed(&self, path: &Path, identity: FileIdentity, sha256: &str) -> Option<&LoadOutcome> {
+        self.stored
+            .entries
+            .get(path)
+            .filter(|entry| entry.identity == identity && entry.sha256 == sha256)
+            .map(|entry| &entry.outcome)
+    }
+
     pub fn put(&mut self, path: &Path, identity: FileIdentity, outcome: LoadOutcome) {
         let sha256 = std::fs::File::open(path)
             .and_then(|mut file| super::trust::sha256_of(&mut file))
             .unwrap_or_default();
+        self.put_hashed(path, identity, sha256, outcome);
+    }
+
+    /// Stores an outcome whose file's sha256 is already known.
+    pub fn put_hashed(&mut self, path: &Path, identity: FileIdentity, sha256: String, outcome: LoadOutcome) {
         self.stored.entries.insert(path.to_owned(), Entry { identity, sha256, outcome });
         self.changed = true;
     }
