@@ -54,6 +54,9 @@ pub struct ModelInstance {
     handle: ModelHandle,
     model: String,
     plugin: PathBuf,
+    /// The `karma.model.item_details/1` table, once looked up (a layout check costs more than
+    /// a small batch: it is done once per instance, not per batch).
+    item_details: Option<Option<&'static ItemDetailsTable>>,
 }
 
 impl ModelInstance {
@@ -71,6 +74,7 @@ impl ModelInstance {
                 handle,
                 model: model.meta.name.clone(),
                 plugin: model.plugin_path.clone(),
+                item_details: None,
             }),
             RResult::RErr(error) => Err(CallError::Plugin {
                 model: model.meta.name.clone(),
@@ -127,9 +131,15 @@ impl ModelInstance {
     /// the plugin does not offer the extension. A detail that is not a JSON object is a
     /// contract violation.
     pub fn take_item_details(&mut self) -> Result<HashMap<u64, String>, CallError> {
-        let Some(table) = self.extension::<ItemDetailsTable>(ITEM_DETAILS_EXTENSION)? else {
-            return Ok(HashMap::new());
+        let table = match self.item_details {
+            Some(table) => table,
+            None => {
+                let table = self.extension::<ItemDetailsTable>(ITEM_DETAILS_EXTENSION)?;
+                self.item_details = Some(table);
+                table
+            }
         };
+        let Some(table) = table else { return Ok(HashMap::new()) };
         // SAFETY: as in `load`; the table's layout was checked by `extension`.
         let details = unsafe { (table.take)(self.handle.state) };
         details
