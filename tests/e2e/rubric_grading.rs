@@ -119,6 +119,15 @@ fn every_criterion_met_scores_the_rubric_points_with_negatives_subtracted() {
     assert_eq!(again["judge"]["cache_hits"], 5);
     assert_eq!(again["judge"]["usage"]["calls"], 0);
     assert!(close(&again["metrics"]["rubric_evaluation"]["score"], 0.375));
+
+    // --refresh-cache asks both models again.
+    eval(&env, MET, &["--refresh-cache"]).assert_code(1);
+    let refreshed = &env.results()["datasets"]["rubric.jsonl"];
+    assert_eq!(
+        (refreshed["cache_hits"].as_u64(), refreshed["judge"]["cache_hits"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(refreshed["judge"]["usage"]["calls"], 5);
 }
 
 #[test]

@@ -88,12 +88,14 @@ pub fn calls_for(rubric: &RubricReference) -> u64 {
 }
 
 /// Grades `answers`: per answer, every criterion's verdict in rubric order, or why it could not
-/// be graded. `Err` when the judge cannot be used at all (it does not load, its credentials are
-/// refused): the dataset stops.
+/// be graded. Cached verdicts are reused when `read_cache` (not under `--refresh-cache`); new
+/// ones are stored whenever there is a cache. `Err` when the judge cannot be used at all (it
+/// does not load, its credentials are refused): the dataset stops.
 pub fn grade(
     judge: &mut Judge<'_>,
     answers: &[Answer<'_>],
     mut cache: Option<&mut Cache>,
+    read_cache: bool,
     report: &mut JudgeReport,
 ) -> Result<Vec<Grades>, String> {
     let context = judge.plan.key_context();
@@ -118,7 +120,7 @@ pub fn grade(
     }
     let keys: Vec<CacheKey> = items.iter().map(|item| item_key(&context, item, false)).collect();
     let mut verdicts: Vec<Option<Result<CriterionVerdict, String>>> = vec![None; items.len()];
-    if let Some(cache) = cache.as_deref() {
+    if let (Some(cache), true) = (cache.as_deref(), read_cache) {
         let hits = cache
             .get_outputs_with_extractions(&keys, JUDGE_EXTRACTOR, 1)
             .map_err(|error| error.to_string())?;

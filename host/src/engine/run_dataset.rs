@@ -422,7 +422,8 @@ fn grade_window(
         }
     }
     let started = Instant::now();
-    let graded = grading::grade(judge, &answers, cache.as_deref_mut(), report)?;
+    let read_cache = progress.plan.cache == CacheMode::Normal;
+    let graded = grading::grade(judge, &answers, cache.as_deref_mut(), read_cache, report)?;
     progress.model_time += started.elapsed();
     let mut by_position: Vec<Option<grading::Grades>> = (0..window.len()).map(|_| None).collect();
     for (position, grades) in positions.into_iter().zip(graded) {
