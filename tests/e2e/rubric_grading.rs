@@ -105,6 +105,11 @@ fn every_criterion_met_scores_the_rubric_points_with_negatives_subtracted() {
     let samples = env.samples("samples.jsonl");
     let headache = samples.iter().find(|sample| sample["id"] == "headache").unwrap();
     assert_eq!(headache["raw_output"], "No fever. Should I worry?");
+    let prompt = headache["prompt"].as_str().unwrap();
+    assert!(
+        prompt.starts_with("user: I have had a headache for three days.\n\nassistant: Any fever"),
+        "{prompt}"
+    );
     let grades = headache["grades"].as_array().unwrap();
     assert_eq!(grades.len(), 3);
     assert_eq!(grades[2]["criterion"], "Prescribes opioids");
@@ -187,6 +192,16 @@ fn a_graded_dataset_needs_a_judge_and_dry_run_counts_the_judge_calls() {
     ]);
     run.assert_code(2);
     assert!(run.stderr.contains("--judge-args must be a JSON object"), "{}", run.stderr);
+
+    // The rubric metric on a dataset without rubrics is refused, not scored as nothing.
+    std::fs::write(
+        env.path("q.jsonl"),
+        "{\"question\": \"q\", \"options\": [\"a\", \"b\"], \"answer\": \"A\"}\n",
+    )
+    .unwrap();
+    let run = env.eval(&["--model", "karma/echo", "--datasets", "q.jsonl", "--metrics", "rubric_evaluation"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("rubric_evaluation needs judge-graded rubrics"), "{}", run.stderr);
 }
 
 /// A HealthBench-style evaluation where the candidate and the judge are both API models on one
@@ -257,6 +272,10 @@ fn candidate_and_judge_served_over_http_grade_a_rubric_dataset() {
         |text| text.contains(&format!("assistant: {ANSWER}")) && text.contains("[-2] Prescribes opioids")
     ));
     assert_eq!(results["manifest"]["batch_size"], 256);
+    // The grader's system message, as simple-evals' grader sends it.
+    let graders =
+        api.requests().into_iter().filter(|request| request.prompt_text().contains("# Rubric item"));
+    assert!(graders.into_iter().all(|request| request.body["system"] == "You are a helpful assistant."));
     let samples = env.samples("samples.jsonl");
     let chest = samples.iter().find(|sample| sample["id"] == "chest").unwrap();
     assert_eq!(chest["details"]["finish_reason"], "stop");

@@ -139,7 +139,7 @@ pub(super) fn dry_run(plan: &EvalPlan<'_>) -> anyhow::Result<ExitStatus> {
         writeln!(stdout, "samples:   {count}")?;
         writeln!(stdout, "cached:    {hits} of {count}")?;
         writeln!(stdout, "calls:     {} to the model", count - hits)?;
-        if dataset.definition.family.grader().is_some() {
+        if dataset.needs_judge() {
             // The answers are not known yet, so neither is which judge prompts are cached.
             writeln!(
                 stdout,

@@ -208,7 +208,7 @@ pub(super) fn batch_size(requested: Option<u32>, meta: &karma_plugin_api::abi::M
     let requested = requested.or(meta.preferred_batch_size).filter(|size| *size > 0).unwrap_or(8);
     match meta.max_batch_size.filter(|limit| *limit > 0 && *limit < requested) {
         Some(limit) => {
-            tracing::info!("batches of {limit} items: the model's max_batch_size (--batch-size {requested})");
+            tracing::info!("batches of {limit} items: the model's max_batch_size (asked for {requested})");
             limit as usize
         }
         None => requested as usize,

@@ -173,6 +173,18 @@ pub(super) fn resolve_datasets(
             None => definition.metrics.iter().flat_map(|name| metrics::expand(name)).collect(),
         };
         let metrics = configured_metrics(&names, &metric_args)?;
+        if let Some(metric) =
+            metrics.iter().find(|metric| metric.needs_grades() && definition.family.grader().is_none())
+        {
+            bail!(Hinted {
+                message: format!(
+                    "{} needs judge-graded rubrics, and dataset `{report_name}` has none",
+                    metric.name()
+                ),
+                hint: "use it on a rubric dataset (healthbench, or a local file in HealthBench's schema) with --judge"
+                    .to_owned(),
+            });
+        }
         reported.extend(metrics.iter().map(|metric| metric.name()));
         if arguments.scoring == Scoring::Loglikelihood && !definition.family.supports_loglikelihood() {
             bail!(Hinted {

@@ -20,7 +20,7 @@ pub(super) fn resolve<'a>(
 ) -> anyhow::Result<ResolvedJudge<'a>> {
     let graded: Vec<&str> = datasets
         .iter()
-        .filter(|dataset| dataset.definition.family.grader().is_some())
+        .filter(|dataset| dataset.needs_judge())
         .map(|dataset| dataset.name.as_str())
         .collect();
     let Some(name) = arguments.judge.as_deref() else {

@@ -33,6 +33,17 @@ pub(super) fn score(arguments: &ScoreArgs) -> anyhow::Result<ExitStatus> {
         &names,
         &super::eval_plan::metric_args(arguments.metric_args.as_deref())?,
     )?;
+    if let Some(metric) = chosen.iter().find(|metric| metric.needs_grades()) {
+        anyhow::bail!(Hinted {
+            message: format!(
+                "{} needs a judge's grades, which a predictions file does not carry",
+                metric.name()
+            ),
+            hint:
+                "evaluate the rubric dataset with `karma-host eval --judge NAME` (cached verdicts are reused)"
+                    .to_owned(),
+        });
+    }
     let files = source::data_files(&arguments.file).map_err(|error| Hinted {
         message: error.to_string(),
         hint: "pass a .jsonl/.json/.csv/.parquet file of predictions".to_owned(),

@@ -51,7 +51,7 @@ pub(super) fn finish_item(
     let mut sample = SampleRecord {
         dataset: copy(&progress.dataset.name),
         id: copy(&answer.source_id),
-        prompt: copy(pending.item.input.as_deref().unwrap_or_default()),
+        prompt: if collect { prompt_text(&pending.item) } else { String::new() },
         raw_output: None,
         prediction: None,
         expected: copy(answer.reference.primary()),
@@ -174,4 +174,15 @@ pub(super) fn finish_item(
         );
     }
     (sample, late)
+}
+
+/// What the model was asked, for the samples file: its input, or for a conversation item (a
+/// rubric dataset's) the turns as `role: content` lines, the system prompt first.
+fn prompt_text(item: &crate::datasets::item::OwnedItem) -> String {
+    if let Some(input) = &item.input {
+        return input.clone();
+    }
+    let system = item.system_prompt.iter().map(|content| format!("system: {content}"));
+    let turns = item.conversation.iter().map(|turn| format!("{}: {}", turn.role, turn.content));
+    system.chain(turns).collect::<Vec<_>>().join("\n\n")
 }

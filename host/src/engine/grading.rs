@@ -18,7 +18,7 @@ use crate::{
         item::{ConversationTurn, OwnedItem},
         task::RubricReference,
     },
-    grading::rubric::{grader_prompt, parse_verdict, Turn, GRADER_TEMPLATE_VERSION},
+    grading::rubric::{grader_prompt, parse_verdict, Turn, GRADER_SYSTEM_MESSAGE, GRADER_TEMPLATE_VERSION},
     plugins::{Backend, RegisteredModel},
 };
 
@@ -54,6 +54,9 @@ pub struct Judge<'a> {
 
 /// One answer to grade.
 pub struct Answer<'a> {
+    /// The system prompt the model was given: the judge sees it as the conversation's first
+    /// turn, as simple-evals grades the messages actually sent.
+    pub system_prompt: Option<&'a str>,
     pub conversation: &'a [ConversationTurn],
     pub response: &'a str,
     pub rubric: &'a RubricReference,
@@ -69,6 +72,9 @@ pub struct CriterionVerdict {
 
 /// Every criterion's verdict for one answer, or why it could not be graded.
 pub type Grades = Result<Vec<CriterionVerdict>, String>;
+
+/// How much of a reply without a verdict a failure message quotes.
+const REPLY_EXCERPT_CHARS: usize = 200;
 
 /// What the judge did for one dataset, reported apart from the candidate's usage.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -88,29 +94,32 @@ pub fn calls_for(rubric: &RubricReference) -> u64 {
 }
 
 /// Grades `answers`: per answer, every criterion's verdict in rubric order, or why it could not
-/// be graded. Cached verdicts are reused when `read_cache` (not under `--refresh-cache`); new
-/// ones are stored whenever there is a cache. `Err` when the judge cannot be used at all (it
-/// does not load, its credentials are refused): the dataset stops.
+/// be graded; `None` for an answer the judge was not asked about because of an interruption
+/// (neither scored nor counted as failed). Cached verdicts are reused when `read_cache` (not
+/// under `--refresh-cache`); new ones are stored whenever there is a cache. `Err` when the
+/// judge cannot be used at all (it does not load, its credentials are refused): the dataset
+/// stops.
 pub fn grade(
     judge: &mut Judge<'_>,
     answers: &[Answer<'_>],
     mut cache: Option<&mut Cache>,
     read_cache: bool,
     report: &mut JudgeReport,
-) -> Result<Vec<Grades>, String> {
+) -> Result<Vec<Option<Grades>>, String> {
     let context = judge.plan.key_context();
     // One judge item per (answer, criterion), in order.
     let mut owners = Vec::new();
     let mut items = Vec::new();
     for (answer_index, answer) in answers.iter().enumerate() {
-        let turns: Vec<Turn<'_>> = answer
-            .conversation
-            .iter()
-            .map(|turn| Turn { role: &turn.role, content: &turn.content })
+        let system = answer.system_prompt.map(|content| Turn { role: "system", content });
+        let turns: Vec<Turn<'_>> = system
+            .into_iter()
+            .chain(answer.conversation.iter().map(|turn| Turn { role: &turn.role, content: &turn.content }))
             .collect();
         for criterion in &answer.rubric.criteria {
             items.push(OwnedItem {
                 id: items.len() as u64,
+                system_prompt: Some(GRADER_SYSTEM_MESSAGE.to_owned()),
                 input: Some(grader_prompt(&turns, answer.response, criterion)),
                 other_args: "{}".to_owned(),
                 ..OwnedItem::default()
@@ -139,29 +148,31 @@ pub fn grade(
     }
     let misses: Vec<usize> = (0..items.len()).filter(|index| verdicts[*index].is_none()).collect();
     for batch in misses.chunks(judge.plan.batch_size.max(1)) {
+        // After Ctrl-C the remaining prompts stay unasked: their answers are left out.
         if super::interrupted() {
-            for index in batch {
-                verdicts[*index] = Some(Err("interrupted before the judge was asked".to_owned()));
-            }
-            continue;
+            break;
         }
         call_judge(judge, &items, &keys, batch, &mut verdicts, cache.as_deref_mut(), report)?;
     }
-    let mut graded: Vec<Grades> = answers.iter().map(|_| Ok(Vec::new())).collect();
+    let mut graded: Vec<Option<Grades>> = answers.iter().map(|_| Some(Ok(Vec::new()))).collect();
     for (owner, verdict) in owners.into_iter().zip(verdicts) {
-        let criterion = graded[owner].as_ref().map(Vec::len).unwrap_or_default();
+        let Some(verdict) = verdict else {
+            graded[owner] = None;
+            continue;
+        };
         let total = answers[owner].rubric.criteria.len();
-        match (&mut graded[owner], verdict) {
-            (Ok(list), Some(Ok(verdict))) => list.push(verdict),
-            (Ok(_), failure) => {
-                let reason = failure.and_then(Result::err).unwrap_or_else(|| "not asked".to_owned());
-                graded[owner] =
-                    Err(format!("judge failed on criterion {} of {total}: {reason}", criterion + 1));
+        if let Some(grades) = &mut graded[owner] {
+            match (&mut *grades, verdict) {
+                (Ok(list), Ok(verdict)) => list.push(verdict),
+                (Ok(list), Err(reason)) => {
+                    let criterion = list.len() + 1;
+                    *grades = Err(format!("judge failed on criterion {criterion} of {total}: {reason}"));
+                }
+                (Err(_), _) => {}
             }
-            (Err(_), _) => {}
         }
     }
-    report.num_judge_failed += graded.iter().filter(|grades| grades.is_err()).count() as u64;
+    report.num_judge_failed += graded.iter().filter(|grades| matches!(grades, Some(Err(_)))).count() as u64;
     Ok(graded)
 }
 
@@ -205,7 +216,9 @@ fn call_judge(
                     &AnswerFacts::read(completion.details.as_deref()),
                 );
                 match parse_verdict(&completion.text) {
-                    Err(problem) => Err(format!("the judge's reply has no verdict ({problem})")),
+                    Err(problem) => {
+                        Err(no_verdict(&problem, &completion.text, completion.details.as_deref()))
+                    }
                     Ok(verdict) => {
                         stored.push(NewOutput {
                             key: keys[*index],
@@ -232,4 +245,17 @@ fn call_judge(
         cache.store_batch(&stored, &[], JUDGE_EXTRACTOR, 1).map_err(|error| error.to_string())?;
     }
     Ok(())
+}
+
+/// Why a reply is not a verdict, quoting its start, and saying so when it was cut short.
+fn no_verdict(problem: &str, reply: &str, details: Option<&str>) -> String {
+    let mut excerpt: String = reply.chars().take(REPLY_EXCERPT_CHARS).collect();
+    if excerpt.len() < reply.len() {
+        excerpt.push_str("...");
+    }
+    let mut message = format!("the judge's reply has no verdict ({problem}); it began {excerpt:?}");
+    if AnswerFacts::read(details).truncated {
+        message.push_str("; it was cut short by the judge's token limit: raise max_tokens in --judge-args");
+    }
+    message
 }

@@ -80,6 +80,11 @@ impl ProcessorStep {
 }
 
 impl DatasetPlan {
+    /// Whether its answers go to the judge: its family has a grader and a metric reads grades.
+    pub fn needs_judge(&self) -> bool {
+        self.definition.family.grader().is_some() && self.metrics.iter().any(|metric| metric.needs_grades())
+    }
+
     /// The prompt template override (`confinement_instructions`), if given.
     pub fn template_override(&self) -> Option<&str> {
         self.args.get("confinement_instructions").map(String::as_str)

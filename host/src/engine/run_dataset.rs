@@ -73,8 +73,7 @@ pub(super) fn run(
         outcome: DatasetOutcome::not_started(dataset, DatasetStatus::Completed),
         model_time: Duration::ZERO,
     };
-    let graded = dataset.definition.family.grader().is_some();
-    if let (true, Some(judge)) = (graded, models.judge.as_deref()) {
+    if let (true, Some(judge)) = (dataset.needs_judge(), models.judge.as_deref()) {
         progress.outcome.judge =
             Some(JudgeReport { model: judge.plan.model.meta.name.clone(), ..JudgeReport::default() });
     }
@@ -276,7 +275,14 @@ fn run_window(
         reporter.batch_done((cut - reported) as u64, (cut - reported) as u64);
     }
 
-    let mut grades = grade_window(progress, &window[..cut], &results[..cut], models, cache)?;
+    let mut grades = match grade_window(progress, &window[..cut], &results[..cut], models, cache)? {
+        Some((grades, unasked)) => {
+            // Interrupted while grading: the window ends before the first answer not graded.
+            cut = unasked.unwrap_or(cut);
+            Some(grades)
+        }
+        None => None,
+    };
     let mut late_extractions = Vec::new();
     let mut samples = Vec::with_capacity(cut + bad_rows.len());
     // Bad rows go in row order between the items; those after an interruption's cut are dropped
@@ -396,14 +402,15 @@ fn run_plugin_batch(
 }
 
 /// The judge's grades of the window's answers, by window position, when the dataset has a
-/// grader and a judge (`None` otherwise). Failed items are not graded.
+/// grader and a judge (`None` otherwise), and the position of the first answer an interruption
+/// left ungraded. Failed items are not graded.
 fn grade_window(
     progress: &mut Progress<'_>,
     window: &[Pending],
     results: &[Option<ItemResult>],
     models: &mut Models<'_, '_>,
     cache: &mut Option<&mut Cache>,
-) -> Result<Option<Vec<Option<grading::Grades>>>, String> {
+) -> Result<Option<(Vec<Option<grading::Grades>>, Option<usize>)>, String> {
     let (Some(judge), Some(report)) = (models.judge.as_deref_mut(), progress.outcome.judge.as_mut()) else {
         return Ok(None);
     };
@@ -415,6 +422,7 @@ fn grade_window(
         {
             positions.push(position);
             answers.push(grading::Answer {
+                system_prompt: pending.item.system_prompt.as_deref(),
                 conversation: &pending.item.conversation,
                 response: &output.raw_output,
                 rubric,
@@ -426,10 +434,16 @@ fn grade_window(
     let graded = grading::grade(judge, &answers, cache.as_deref_mut(), read_cache, report)?;
     progress.model_time += started.elapsed();
     let mut by_position: Vec<Option<grading::Grades>> = (0..window.len()).map(|_| None).collect();
+    let mut unasked = None;
     for (position, grades) in positions.into_iter().zip(graded) {
-        by_position[position] = Some(grades);
+        match grades {
+            Some(grades) => by_position[position] = Some(grades),
+            None => {
+                unasked.get_or_insert(position);
+            }
+        }
     }
-    Ok(Some(by_position))
+    Ok(Some((by_position, unasked)))
 }
 
 /// Metrics over everything scored (failures excluded), overall and per subgroup.

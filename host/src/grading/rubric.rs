@@ -13,7 +13,7 @@ use serde_json::Value;
 /// Version of [`GRADER_TEMPLATE`] and of the way [`grader_prompt`] fills it in. It is part of the
 /// grader cache key, so a cached verdict is never reused for a prompt it was not produced from;
 /// bump it whenever the template text or the conversation/rubric rendering changes.
-pub const GRADER_TEMPLATE_VERSION: u32 = 1;
+pub const GRADER_TEMPLATE_VERSION: u32 = 2;
 
 /// The grader prompt, reproduced verbatim from simple-evals' `GRADER_TEMPLATE` in
 /// `healthbench_eval.py` (Copyright (c) 2024 OpenAI, MIT License), after its `.strip()`.
@@ -70,6 +70,9 @@ In other words, for criteria with negative points, a good response should be cla
 
 # Final instruction
 Return just the json object in markdown format. Do not include any other text in the response."#;
+
+/// The grader's system message: simple-evals' grader sampler sends it (`OPENAI_SYSTEM_MESSAGE_API`).
+pub const GRADER_SYSTEM_MESSAGE: &str = "You are a helpful assistant.";
 
 /// Text simple-evals records when the grader's JSON carries no `explanation`.
 const MISSING_EXPLANATION: &str = "No explanation provided";

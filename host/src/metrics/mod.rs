@@ -89,6 +89,11 @@ pub trait Metric: Send + Sync {
     fn needs_other_args(&self) -> bool {
         false
     }
+    /// Whether `sample_stats` reads a judge's grades (`Sample::graded`): only then does a
+    /// graded dataset call its judge.
+    fn needs_grades(&self) -> bool {
+        false
+    }
     /// Fields of `other_args` whose values split the samples into groups, each scored on its
     /// own: the metric's breakdown (see [`stratified::strata_keys`]). Empty: the breakdown is by
     /// the dataset's own groups. Only proportions are stratified.

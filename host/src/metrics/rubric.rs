@@ -32,6 +32,10 @@ impl Metric for RubricEvaluation {
         false
     }
 
+    fn needs_grades(&self) -> bool {
+        true
+    }
+
     fn sample_stats(&self, sample: &Sample<'_>) -> Vec<f64> {
         // An answer the engine scores was graded and has positive points (rows without are
         // bad rows), so a missing score cannot happen; NaN keeps it visible if it does.

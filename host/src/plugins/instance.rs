@@ -128,13 +128,18 @@ impl ModelInstance {
     }
 
     /// The details of the last batch's items by id (`karma.model.item_details/1`); empty when
-    /// the plugin does not offer the extension. A detail that is not a JSON object is a
-    /// contract violation.
+    /// the plugin does not offer the extension (or offers it with a layout this host cannot
+    /// read: a warning, once). A detail that is not a JSON object is a contract violation.
     pub fn take_item_details(&mut self) -> Result<HashMap<u64, String>, CallError> {
         let table = match self.item_details {
             Some(table) => table,
             None => {
-                let table = self.extension::<ItemDetailsTable>(ITEM_DETAILS_EXTENSION)?;
+                // An optional extension: one the host cannot read costs the details, not the run.
+                let table =
+                    self.extension::<ItemDetailsTable>(ITEM_DETAILS_EXTENSION).unwrap_or_else(|error| {
+                        tracing::warn!("{error}; its answers are used without their details");
+                        None
+                    });
                 self.item_details = Some(table);
                 table
             }

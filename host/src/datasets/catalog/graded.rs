@@ -21,10 +21,10 @@ pub(super) const DATASETS: &[DatasetDefinition] = &[DatasetDefinition {
     args: &[ArgSpec {
         name: "system_prompt",
         required: false,
-        default: None,
+        default: Some("You are a helpful assistant."),
         description:
-            "a system prompt before the conversation (none by default, as simple-evals; KARMA sends \
-                      \"You are a helpful assistant\")",
+            "the system prompt before the conversation (the one simple-evals' samplers and KARMA send; \
+                      `none` sends none)",
         choices: &[],
     }],
 }];

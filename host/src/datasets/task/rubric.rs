@@ -51,7 +51,11 @@ impl TaskFamily for RubricConversation {
         };
         let item = OwnedItem {
             id: index,
-            system_prompt: context.args.get("system_prompt").cloned(),
+            system_prompt: context
+                .args
+                .get("system_prompt")
+                .filter(|prompt| prompt.as_str() != "none")
+                .cloned(),
             conversation,
             other_args: "{}".to_owned(),
             ..OwnedItem::default()
