@@ -1,7 +1,8 @@
 //! The openai-compat plugin through the real `karma-host` binary against [`FakeApi`]: both
 //! protocols answering an MCQ dataset, the concurrency bound, back-off on 429, failed calls
-//! kept out of the cache and re-asked, a refused key stopping the dataset, the key never
-//! written anywhere, images as data URLs, and configuration refused before any request.
+//! kept out of the cache and re-asked, a refused key or an exhausted quota stopping the
+//! dataset, the key never written anywhere, images as data URLs, and configuration refused
+//! before any request.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -284,6 +285,32 @@ fn a_refused_key_stops_the_dataset_with_one_clear_error() {
     assert_eq!(env.cached_outputs(), 0);
 }
 
+#[test]
+fn an_exhausted_quota_stops_the_dataset_with_one_clear_error() {
+    let env = EvalEnv::new(&[api_plugin()]);
+    write_mcq(&env, 40, 38);
+    let api = FakeApi::start(|_| {
+        Reply::status(
+            429,
+            json!({"error": {"message": "You exceeded your current quota", "type": "insufficient_quota",
+                             "code": "insufficient_quota"}}),
+        )
+    });
+    let args = model_args(&api, json!({"max_concurrency": 4}));
+    let mut command = vec!["--model", "openai-compat/chat", "--model-args", &args, "--batch-size", "8"];
+    command.extend(MCQ_ARGS);
+    let run = eval(&env, &command, &[]);
+    assert_ne!(run.code, Some(0), "{}", run.stderr);
+    for part in ["quota is exhausted", "openai-compat/chat", "You exceeded your current quota"] {
+        assert!(run.stderr.contains(part), "`{part}` missing from:\n{}", run.stderr);
+    }
+    assert_eq!(run.stderr.matches("quota is exhausted").count(), 1, "one error, once:\n{}", run.stderr);
+    assert!(api.request_count() <= 4, "{} requests: an exhausted quota is not retried", api.request_count());
+    let entry = medqa(&env);
+    assert_eq!(entry["status"], "failed", "{entry}");
+    assert_eq!(env.cached_outputs(), 0);
+}
+
 /// Every file under `directory`, recursively.
 fn files_under(directory: &Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
@@ -443,10 +470,13 @@ fn a_missing_key_or_a_key_in_the_configuration_is_refused_before_any_request() {
     let unset = model_args(&api, json!({"api_key_env": "KARMA_E2E_SURELY_UNSET_KEY"}));
     let given = model_args(&api, json!({"api_key": KEY}));
     let generic = json!({"model_id": "m"}).to_string();
+    let in_url =
+        model_args(&api, json!({"base_url": api.base_url().replace("http://", &format!("http://u:{KEY}@"))}));
     let cases = [
         ("openai-compat/chat", unset.as_str(), "environment variable KARMA_E2E_SURELY_UNSET_KEY is not set: export it, or set api_key_env to the variable that holds the key"),
         ("openai-compat/chat", given.as_str(), "the key is read only from the environment variable named by api_key_env"),
         ("openai-compat/chat", generic.as_str(), "`openai-compat/chat` needs `base_url`"),
+        ("openai-compat/chat", in_url.as_str(), "`base_url` must not carry credentials"),
     ];
     for (model, args, expected) in cases {
         let mut command = vec!["--model", model, "--model-args", args];

@@ -33,6 +33,9 @@ pub struct Entry {
     /// so theirs is generous: tokens are billed as generated, the cap only stops a runaway, and
     /// a cut answer is flagged `truncated`.
     pub max_tokens: u32,
+    /// Default `timeout_s`: seconds one HTTP attempt may take. Models that may think through
+    /// [`REASONING_TOKENS`] before answering get [`REASONING_TIMEOUT_S`].
+    pub timeout_s: u32,
     pub release_date: Option<&'static str>,
     pub reference: Option<&'static str>,
 }
@@ -52,6 +55,30 @@ impl Entry {
     pub fn takes_seed(&self) -> bool {
         self.takes_sampling() && self.protocol == Protocol::OpenAi
     }
+
+    /// Default `retry_max_s`: twice `timeout_s`, so an attempt that timed out leaves room for
+    /// another one (the budget is checked between attempts, never cuts one short).
+    pub fn retry_max_s(&self) -> u32 {
+        self.timeout_s.saturating_mul(2)
+    }
+
+    /// The highest `temperature` the API accepts: 2 for OpenAI's, 1 for Anthropic's.
+    pub fn max_temperature(&self) -> f64 {
+        match self.protocol {
+            Protocol::OpenAi => 2.0,
+            Protocol::Anthropic => 1.0,
+        }
+    }
+
+    /// Whether the API refuses `temperature` and `top_p` set together: Claude 4.5 models (by
+    /// name, or a generic Anthropic model whose `model_id` names one).
+    pub fn sampling_exclusive(&self, model_id: &str) -> bool {
+        if self.protocol != Protocol::Anthropic {
+            return false;
+        }
+        let id = if self.is_generic() { model_id.to_ascii_lowercase() } else { self.name.to_owned() };
+        id.contains("claude-") && (id.contains("-4-5") || id.contains("-4.5"))
+    }
 }
 
 const OPENAI: &str = "https://api.openai.com/v1";
@@ -61,7 +88,12 @@ const GEMINI: &str = "https://generativelanguage.googleapis.com/v1beta/openai";
 /// Default `max_tokens` for chat answers.
 const CHAT_TOKENS: u32 = 1024;
 /// Default `max_tokens` for models whose hidden reasoning counts in the limit.
-const REASONING_TOKENS: u32 = 16384;
+pub const REASONING_TOKENS: u32 = 16384;
+/// Default `timeout_s` for chat answers.
+pub const CHAT_TIMEOUT_S: u32 = 120;
+/// Default `timeout_s` for models that may think through [`REASONING_TOKENS`] first: at a few
+/// dozen tokens per second that takes minutes.
+pub const REASONING_TIMEOUT_S: u32 = 600;
 
 const fn openai_chat(name: &'static str, description: &'static str, date: &'static str) -> Entry {
     Entry {
@@ -73,6 +105,7 @@ const fn openai_chat(name: &'static str, description: &'static str, date: &'stat
         reasoning: false,
         effort: false,
         max_tokens: CHAT_TOKENS,
+        timeout_s: CHAT_TIMEOUT_S,
         release_date: Some(date),
         reference: Some("https://platform.openai.com/docs/models"),
     }
@@ -83,6 +116,7 @@ const fn openai_reasoning(name: &'static str, description: &'static str, date: &
         reasoning: true,
         effort: true,
         max_tokens: REASONING_TOKENS,
+        timeout_s: REASONING_TIMEOUT_S,
         ..openai_chat(name, description, date)
     }
 }
@@ -97,6 +131,7 @@ const fn anthropic(name: &'static str, description: &'static str, date: &'static
         reasoning: false,
         effort: false,
         max_tokens: CHAT_TOKENS,
+        timeout_s: CHAT_TIMEOUT_S,
         release_date: Some(date),
         reference: Some("https://docs.anthropic.com/en/docs/about-claude/models/overview"),
     }
@@ -113,6 +148,7 @@ const fn gemini(name: &'static str, description: &'static str, date: &'static st
         // Gemini 2.5 always thinks; its thinking tokens count in max_tokens.
         effort: true,
         max_tokens: REASONING_TOKENS,
+        timeout_s: REASONING_TIMEOUT_S,
         release_date: Some(date),
         reference: Some("https://ai.google.dev/gemini-api/docs/openai"),
     }
@@ -142,6 +178,7 @@ pub const ENTRIES: &[Entry] = &[
         reasoning: false,
         effort: true,
         max_tokens: CHAT_TOKENS,
+        timeout_s: CHAT_TIMEOUT_S,
         release_date: None,
         reference: None,
     },
@@ -155,6 +192,7 @@ pub const ENTRIES: &[Entry] = &[
         reasoning: false,
         effort: false,
         max_tokens: CHAT_TOKENS,
+        timeout_s: CHAT_TIMEOUT_S,
         release_date: None,
         reference: None,
     },
@@ -166,15 +204,10 @@ pub fn entry(name: &str) -> Option<&'static Entry> {
 }
 
 /// Configuration keys that cannot change an answer; the host leaves them out of cache keys.
-pub const CACHE_NEUTRAL_CONFIG: &[&str] = &[
-    "timeout_s",
-    "max_concurrency",
-    "retries",
-    "retry_max_s",
-    "api_key_env",
-    "extra_headers",
-    "price_per_mtok",
-];
+/// Not `extra_headers`: a header can change the answer (`anthropic-beta`, a gateway's routing
+/// header).
+pub const CACHE_NEUTRAL_CONFIG: &[&str] =
+    &["timeout_s", "max_concurrency", "retries", "retry_max_s", "api_key_env", "price_per_mtok"];
 
 /// Items per `run` the plugin wants: enough to keep `max_concurrency` requests in flight
 /// through a batch, few enough that one batch's results are committed to the cache often.
@@ -188,10 +221,10 @@ fn loader_kwargs(entry: &Entry) -> serde_json::Map<String, Value> {
         "model_id": if entry.is_generic() { None } else { Some(entry.name) },
         "max_tokens": entry.max_tokens,
         "stop": [],
-        "timeout_s": 120,
+        "timeout_s": entry.timeout_s,
         "max_concurrency": 32,
         "retries": 8,
-        "retry_max_s": 120,
+        "retry_max_s": entry.retry_max_s(),
         "extra_headers": {},
         "extra_body": {},
         "price_per_mtok": null,
@@ -264,5 +297,45 @@ mod tests {
         assert!(!o3.loader_kwargs.contains_key("seed"));
         assert_eq!(meta_of("gpt-4o-mini").loader_kwargs["max_tokens"], 1024);
         assert!(!meta_of("claude-haiku-4-5").loader_kwargs.contains_key("seed"));
+    }
+
+    #[test]
+    fn models_that_think_get_long_timeouts_and_every_retry_budget_outlasts_an_attempt() {
+        for entry in ENTRIES {
+            let kwargs = meta(entry).loader_kwargs;
+            let timeout = kwargs["timeout_s"].as_u64().unwrap();
+            let expected = if entry.max_tokens == REASONING_TOKENS { 600 } else { 120 };
+            assert_eq!(timeout, expected, "{}", entry.name);
+            let budget = kwargs["retry_max_s"].as_u64().unwrap();
+            assert!(budget > timeout, "{}: retry_max_s {budget} <= timeout_s {timeout}", entry.name);
+        }
+        for name in ["o3", "gpt-5", "gpt-5-mini", "gpt-5-nano", "gemini-2.5-flash", "gemini-2.5-pro"] {
+            assert_eq!(meta_of(name).loader_kwargs["timeout_s"], 600, "{name}");
+        }
+        assert_eq!(meta_of("gpt-4o").loader_kwargs["retry_max_s"], 240);
+    }
+
+    #[test]
+    fn extra_headers_are_part_of_the_cache_key() {
+        assert!(!CACHE_NEUTRAL_CONFIG.contains(&"extra_headers"));
+        let neutral = meta_of("claude-sonnet-4-5").cache_neutral_config;
+        assert!(neutral.iter().all(|key| key != "extra_headers"), "{neutral:?}");
+        for key in ["timeout_s", "max_concurrency", "retries", "retry_max_s", "api_key_env", "price_per_mtok"]
+        {
+            assert!(neutral.iter().any(|neutral| neutral == key), "{key}");
+        }
+    }
+
+    #[test]
+    fn anthropic_limits_follow_the_protocol_and_the_model() {
+        let sonnet = entry("claude-sonnet-4-5").unwrap();
+        let generic = entry("anthropic/messages").unwrap();
+        assert_eq!((sonnet.max_temperature(), entry("gpt-4o").unwrap().max_temperature()), (1.0, 2.0));
+        assert!(
+            sonnet.sampling_exclusive("ignored") && entry("claude-haiku-4-5").unwrap().sampling_exclusive("")
+        );
+        assert!(generic.sampling_exclusive("claude-sonnet-4-5-20250929"));
+        assert!(!generic.sampling_exclusive("claude-3-5-haiku-latest"));
+        assert!(!entry("openai-compat/chat").unwrap().sampling_exclusive("claude-sonnet-4-5"));
     }
 }

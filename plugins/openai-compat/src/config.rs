@@ -81,6 +81,8 @@ pub struct Settings {
     pub protocol: Protocol,
     /// OpenAI reasoning model: `max_completion_tokens`, no sampling parameters.
     pub reasoning: bool,
+    /// The configured `base_url`, without a trailing `/` (never with credentials: refused).
+    pub base_url: String,
     /// The endpoint: `{base_url}/chat/completions` or `{base_url}/messages`.
     pub url: String,
     pub model_id: String,
@@ -124,17 +126,19 @@ impl Settings {
                 ))
             }),
         };
-        let sampling = sampling(&config_sampling(&config), entry)?;
-        let base_url = required(config.base_url, entry.base_url, "base_url")?;
-        let model_id = required(config.model_id, (!entry.is_generic()).then_some(entry.name), "model_id")?;
+        let base_url = required(config.base_url.clone(), entry.base_url, "base_url")?;
+        let model_id =
+            required(config.model_id.clone(), (!entry.is_generic()).then_some(entry.name), "model_id")?;
+        let sampling = sampling(&config_sampling(&config), entry, &model_id)?;
         let url = endpoint(&base_url, entry.protocol)?;
+        let base_url = base_url.trim_end_matches('/').to_owned();
         let key_env = match config.api_key_env {
             Some(variable) if variable.trim().is_empty() => None,
             Some(variable) => Some(variable.trim().to_owned()),
             None => Some(entry.api_key_env.to_owned()),
         };
-        let timeout_s = positive(config.timeout_s.unwrap_or(120.0), "timeout_s")?;
-        let retry_max_s = config.retry_max_s.unwrap_or(120.0);
+        let timeout_s = positive(config.timeout_s.unwrap_or(f64::from(entry.timeout_s)), "timeout_s")?;
+        let retry_max_s = config.retry_max_s.unwrap_or(f64::from(entry.retry_max_s()));
         if !(retry_max_s.is_finite() && retry_max_s >= 0.0) {
             return Err(invalid(format!(
                 "`retry_max_s` must be a number of seconds >= 0, got {retry_max_s}"
@@ -164,6 +168,7 @@ impl Settings {
             model: name.to_owned(),
             protocol: entry.protocol,
             reasoning: entry.reasoning,
+            base_url,
             url,
             model_id,
             key,
@@ -193,7 +198,7 @@ fn config_sampling(config: &Config) -> Sampling {
 
 /// The generation parameters, refusing those the model's API does not take (the API would
 /// answer every item with HTTP 400).
-fn sampling(given: &Sampling, entry: &Entry) -> Result<Sampling, PluginError> {
+fn sampling(given: &Sampling, entry: &Entry, model_id: &str) -> Result<Sampling, PluginError> {
     let name = entry.name;
     if !entry.takes_sampling() {
         let set: Vec<&str> = [
@@ -223,14 +228,26 @@ fn sampling(given: &Sampling, entry: &Entry) -> Result<Sampling, PluginError> {
         }
     }
     if let Some(temperature) = given.temperature {
-        if !(0.0..=2.0).contains(&temperature) {
-            return Err(invalid(format!("`temperature` must be from 0 to 2, got {temperature}")));
+        let max = entry.max_temperature();
+        if !(0.0..=max).contains(&temperature) {
+            let api = match entry.protocol {
+                Protocol::OpenAi => "",
+                Protocol::Anthropic => " (the Anthropic API's range)",
+            };
+            return Err(invalid(format!("`temperature` must be from 0 to {max}{api}, got {temperature}")));
         }
     }
     if let Some(top_p) = given.top_p {
         if !(top_p > 0.0 && top_p <= 1.0) {
             return Err(invalid(format!("`top_p` must be above 0 and at most 1, got {top_p}")));
         }
+    }
+    if given.temperature.is_some() && given.top_p.is_some() && entry.sampling_exclusive(model_id) {
+        return Err(invalid(format!(
+            "`{name}` (`{model_id}`) takes `temperature` or `top_p`, not both: the Anthropic API refuses \
+             the two together for Claude 4.5 models; to sample with `top_p`, set \"temperature\": null \
+             (it defaults to 0.0)"
+        )));
     }
     let max_tokens = if given.max_tokens == 0 { entry.max_tokens } else { given.max_tokens };
     if given.stop.iter().any(String::is_empty) {
@@ -249,7 +266,27 @@ fn positive(value: f64, key: &str) -> Result<f64, PluginError> {
 
 /// `{base_url}/chat/completions` or `{base_url}/messages`; a base URL that already names the
 /// endpoint is taken as is.
+///
+/// A base URL with credentials (`https://user:token@host/v1`) or a query string (`?key=...`)
+/// is refused, without echoing it: it would reach error messages and the results' manifest.
 fn endpoint(base_url: &str, protocol: Protocol) -> Result<String, PluginError> {
+    let after_scheme = base_url.find("://").map_or(base_url, |at| &base_url[at + 3..]);
+    let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(invalid(format!(
+            "`base_url` must not carry credentials (`user:password@` before the host): {KEY_ONLY_FROM_ENV}, \
+             and the base_url is written to results files"
+        )));
+    }
+    if base_url.contains('?') {
+        return Err(invalid(format!(
+            "`base_url` must not have a query string (`?...`): query parameters are not supported; \
+             {KEY_ONLY_FROM_ENV}"
+        )));
+    }
+    if base_url.contains('#') {
+        return Err(invalid("`base_url` must not have a fragment (`#...`)"));
+    }
     let lower = base_url.to_ascii_lowercase();
     if !(lower.starts_with("http://") || lower.starts_with("https://")) {
         return Err(invalid(format!("`base_url` must start with http:// or https://, got `{base_url}`")));
@@ -259,7 +296,12 @@ fn endpoint(base_url: &str, protocol: Protocol) -> Result<String, PluginError> {
         Protocol::Anthropic => "/messages",
     };
     let base = base_url.trim_end_matches('/');
-    Ok(if base.ends_with(path) { base.to_owned() } else { format!("{base}{path}") })
+    let url = if base.ends_with(path) { base.to_owned() } else { format!("{base}{path}") };
+    match url.parse::<ureq::http::Uri>() {
+        Ok(uri) if uri.host().is_some_and(|host| !host.is_empty()) => Ok(url),
+        Ok(_) => Err(invalid(format!("`base_url` has no host: `{base_url}`"))),
+        Err(error) => Err(invalid(format!("`base_url` is not a valid URL (`{base_url}`): {error}"))),
+    }
 }
 
 /// Headers that would carry a credential: refused, the key comes only from the environment.

@@ -134,3 +134,77 @@ fn numbers_out_of_range_are_refused() {
         assert!(refused.contains(key), "{key}: {refused}");
     }
 }
+
+#[test]
+fn base_urls_with_credentials_or_a_query_are_refused_without_echoing_them() {
+    for (base_url, expected) in [
+        ("https://user:tok-secret-1@api.example.com/v1", "must not carry credentials"),
+        ("https://tok-secret-1@api.example.com/v1", "must not carry credentials"),
+        ("user:tok-secret-1@api.example.com/v1", "must not carry credentials"),
+        ("https://api.example.com/v1?key=tok-secret-1", "query parameters are not supported"),
+        ("https://api.example.com/v1/?api-version=tok-secret-1", "query parameters are not supported"),
+        ("https://api.example.com/v1#tok-secret-1", "fragment"),
+    ] {
+        let refused = message(resolve("openai-compat/chat", json!({"base_url": base_url, "model_id": "m"})));
+        assert!(refused.contains(expected), "{base_url}: {refused}");
+        assert!(!refused.contains("tok-secret-1"), "{base_url}: {refused}");
+        if expected != "fragment" {
+            assert!(refused.contains("api_key_env"), "{refused}");
+        }
+    }
+    // An `@` in the path is no userinfo.
+    let path =
+        resolve("openai-compat/chat", json!({"base_url": "http://127.0.0.1:8000/v1/@team", "model_id": "m"}));
+    assert_eq!(path.unwrap().url, "http://127.0.0.1:8000/v1/@team/chat/completions");
+    for bad in ["http:///v1", "http://exa mple.com/v1"] {
+        let refused = message(resolve("openai-compat/chat", json!({"base_url": bad, "model_id": "m"})));
+        assert!(refused.contains("`base_url`"), "{bad}: {refused}");
+    }
+    let settings =
+        resolve("anthropic/messages", json!({"base_url": "http://localhost:9/v1/", "model_id": "m"}));
+    assert_eq!(settings.unwrap().base_url, "http://localhost:9/v1");
+}
+
+#[test]
+fn anthropic_temperature_is_at_most_1_and_claude_4_5_takes_temperature_or_top_p() {
+    let hot = message(resolve("claude-sonnet-4-5", json!({"temperature": 1.5})));
+    assert_eq!(hot, "`temperature` must be from 0 to 1 (the Anthropic API's range), got 1.5");
+    let generic = json!({"base_url": "http://x", "model_id": "claude-3-5-haiku-latest", "temperature": 1.2});
+    assert!(message(resolve("anthropic/messages", generic)).contains("from 0 to 1"));
+    assert_eq!(resolve("gpt-4o", json!({"temperature": 1.5})).unwrap().sampling.temperature, Some(1.5));
+    assert!(message(resolve("gpt-4o", json!({"temperature": 2.5}))).contains("from 0 to 2, got 2.5"));
+    assert_eq!(
+        resolve("claude-haiku-4-5", json!({"temperature": 1.0})).unwrap().sampling.temperature,
+        Some(1.0)
+    );
+
+    // The default temperature (0.0) and top_p together.
+    let both = message(resolve("claude-haiku-4-5", json!({"top_p": 0.9})));
+    assert!(
+        both.contains("`claude-haiku-4-5`")
+            && both.contains("`temperature` or `top_p`, not both")
+            && both.contains("\"temperature\": null"),
+        "{both}"
+    );
+    let top_p = resolve("claude-sonnet-4-5", json!({"temperature": null, "top_p": 0.9})).unwrap();
+    assert_eq!((top_p.sampling.temperature, top_p.sampling.top_p), (None, Some(0.9)));
+    let generic = json!({"base_url": "http://x", "model_id": "claude-sonnet-4-5-20250929", "top_p": 0.5});
+    assert!(message(resolve("anthropic/messages", generic)).contains("not both"));
+    let older = json!({"base_url": "http://x", "model_id": "claude-3-7-sonnet-latest", "top_p": 0.5});
+    assert!(resolve("anthropic/messages", older).is_ok(), "older Claude models take both");
+    assert!(resolve("gpt-4o", json!({"top_p": 0.5})).is_ok());
+}
+
+#[test]
+fn thinking_models_default_to_long_timeouts_and_budgets_that_outlast_an_attempt() {
+    let o3 = resolve("o3", json!({})).unwrap();
+    assert_eq!((o3.timeout, o3.retry_budget), (Duration::from_secs(600), Duration::from_secs(1200)));
+    let gemini = resolve("gemini-2.5-pro", json!({})).unwrap();
+    assert_eq!(gemini.timeout, Duration::from_secs(600));
+    let chat = resolve("gpt-4o", json!({})).unwrap();
+    assert_eq!((chat.timeout, chat.retry_budget), (Duration::from_secs(120), Duration::from_secs(240)));
+    // Without the catalog's defaults merged in, the entry's apply too.
+    let bare = Config { api_key_env: Some(String::new()), ..Config::default() };
+    let gpt5 = Settings::resolve(bare, catalog::entry("gpt-5").unwrap()).unwrap();
+    assert_eq!((gpt5.timeout, gpt5.retry_budget), (Duration::from_secs(600), Duration::from_secs(1200)));
+}

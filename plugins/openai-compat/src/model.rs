@@ -19,17 +19,13 @@ pub struct ApiModel {
     /// keeps.
     limiter: Limiter,
     client: Option<Client>,
-    /// Set once the server refused the key: the key cannot change inside this instance, so
-    /// later batches fail at once instead of sending more doomed requests.
+    /// Set once the server refused the key or reported the quota exhausted: neither changes
+    /// inside this instance, so later batches fail at once instead of sending more doomed
+    /// requests.
     refused: Option<PluginError>,
 }
 
 impl ApiModel {
-    /// The resolved configuration.
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
     /// The current concurrency limit (AIMD).
     pub fn concurrency_limit(&self) -> usize {
         self.limiter.limit()
@@ -89,11 +85,12 @@ impl Model for ApiModel {
             .client
             .as_ref()
             .ok_or_else(|| PluginError::new(ErrorCode::NOT_LOADED, "the model is not loaded"))?;
-        pool::run(&self.settings, client, &self.limiter, bodies).inspect_err(|error| {
-            // Not logged: the host reports it, once.
-            if error.code == ErrorCode::UNAUTHENTICATED {
-                self.refused = Some(error.clone());
+        // Not logged: the host reports it, once.
+        pool::run(&self.settings, client, &self.limiter, bodies).map_err(|abort| {
+            if abort.lasting {
+                self.refused = Some(abort.error.clone());
             }
+            abort.error
         })
     }
 

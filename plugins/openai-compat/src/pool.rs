@@ -3,8 +3,9 @@
 //! There are `max_concurrency` workers (fewer for a small batch), each taking the next item
 //! and blocking in the [`Limiter`] until a slot is free, so at most the current limit of
 //! requests are in flight. Blocking I/O on a few dozen threads costs less than an async runtime
-//! here and keeps the plugin free of one. A refused key stops the pool: workers take no new
-//! items and those waiting to retry wake up and quit.
+//! here and keeps the plugin free of one. An [`Abort`] (a refused key, an exhausted quota, no
+//! server) stops the pool: workers take no new items, those waiting for a slot or to retry
+//! wake up and quit without sending.
 
 use std::{
     sync::{
@@ -18,7 +19,7 @@ use karma_plugin_api::abi::{ErrorCode, PluginError};
 
 use crate::{
     aimd::Limiter,
-    client::{Call, CallError, Client, Stats, Stop},
+    client::{Abort, Call, CallError, Client, Stats, Stop},
     config::Settings,
 };
 
@@ -31,13 +32,13 @@ const LOG_EVERY_STATUS: u32 = 4;
 pub type CallResult = Result<Call, PluginError>;
 
 /// Sends every ready body and returns one result per entry of `bodies`, in order. `Err` only
-/// when the key was refused.
+/// when no item can succeed (see [`CallError::Abort`]) or no thread could be started.
 pub fn run(
     settings: &Settings,
     client: &Client,
     limiter: &Limiter,
     bodies: Vec<Result<Vec<u8>, PluginError>>,
-) -> Result<Vec<CallResult>, PluginError> {
+) -> Result<Vec<CallResult>, Abort> {
     let started = Instant::now();
     let pending: Vec<usize> =
         bodies.iter().enumerate().filter(|(_, body)| body.is_ok()).map(|(index, _)| index).collect();
@@ -46,7 +47,7 @@ pub fn run(
     let done = AtomicUsize::new(0);
     let stats = Stats::default();
     let stop = Stop::default();
-    let refused: Mutex<Option<PluginError>> = Mutex::new(None);
+    let aborted: Mutex<Option<Abort>> = Mutex::new(None);
     let workers = limiter.max().min(total);
     let mut answered: Vec<Option<CallResult>> = (0..bodies.len()).map(|_| None).collect();
 
@@ -60,8 +61,8 @@ pub fn run(
             match result {
                 Ok(call) => results.push((index, Ok(call))),
                 Err(CallError::Item(error)) => results.push((index, Err(error))),
-                Err(CallError::Unauthenticated(error)) => {
-                    refused.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get_or_insert(error);
+                Err(CallError::Abort(abort)) => {
+                    aborted.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get_or_insert(abort);
                     stop.stop();
                 }
                 Err(CallError::Stopped) => {}
@@ -110,10 +111,13 @@ pub fn run(
                     stop.stop();
                     let _ = finished.send(());
                     let _ = reporter.join();
-                    return Err(PluginError::new(
-                        ErrorCode::RESOURCE_EXHAUSTED,
-                        format!("cannot start a request thread: {error}"),
-                    ));
+                    return Err(Abort {
+                        error: PluginError::new(
+                            ErrorCode::RESOURCE_EXHAUSTED,
+                            format!("cannot start a request thread: {error}"),
+                        ),
+                        lasting: false,
+                    });
                 }
                 Err(_) => break,
             }
@@ -131,8 +135,8 @@ pub fn run(
         Ok(())
     });
     spawned?;
-    if let Some(error) = refused.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()) {
-        return Err(error);
+    if let Some(abort) = aborted.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()) {
+        return Err(abort);
     }
     tracing::debug!(
         model = %settings.model,

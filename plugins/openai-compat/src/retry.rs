@@ -87,6 +87,21 @@ pub fn retryable_status(status: u16) -> bool {
     status == 429 || status == 408 || (500..=599).contains(&status)
 }
 
+/// Whether an error body is OpenAI's `insufficient_quota` (`error.code` or `error.type`), sent
+/// with HTTP 429 when the account has no credit left: unlike a rate limit, waiting does not
+/// help. A list of errors is judged by its first.
+pub fn quota_exhausted(body: &[u8]) -> bool {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else { return false };
+    let value = match &value {
+        serde_json::Value::Array(list) => list.first().unwrap_or(&serde_json::Value::Null),
+        other => other,
+    };
+    let error = value.get("error").unwrap_or(&serde_json::Value::Null);
+    ["code", "type"]
+        .iter()
+        .any(|field| error.get(field).and_then(serde_json::Value::as_str) == Some("insufficient_quota"))
+}
+
 /// The server's hint from `retry-after-ms` (milliseconds, OpenAI and Azure) or `Retry-After`
 /// (integer or fractional seconds, or an HTTP date), relative to `now`. A date in the past is
 /// a zero wait; an unreadable value is no hint.

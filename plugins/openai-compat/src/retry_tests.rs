@@ -95,3 +95,21 @@ fn rng_is_uniform_enough() {
     assert!((mean - 0.5).abs() < 0.02, "{mean}");
     assert_ne!(Rng::new().next_u64(), Rng::new().next_u64());
 }
+
+#[test]
+fn insufficient_quota_is_recognised_by_code_or_type() {
+    let quota = br#"{"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "param": null, "code": "insufficient_quota"}}"#;
+    assert!(quota_exhausted(quota));
+    assert!(quota_exhausted(br#"{"error": {"message": "m", "type": "x", "code": "insufficient_quota"}}"#));
+    assert!(quota_exhausted(br#"{"error": {"message": "m", "type": "insufficient_quota", "code": null}}"#));
+    assert!(quota_exhausted(br#"[{"error": {"code": "insufficient_quota"}}]"#));
+    for other in [
+        &br#"{"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}"#[..],
+        br#"{"error": "insufficient_quota"}"#,
+        br#"{"type": "insufficient_quota"}"#,
+        b"insufficient_quota",
+        b"",
+    ] {
+        assert!(!quota_exhausted(other), "{}", String::from_utf8_lossy(other));
+    }
+}

@@ -1,5 +1,6 @@
 //! The plugin's Model API against the scripted loopback API of the end-to-end tests: retries,
-//! back-off, the concurrency bound, refused keys and unusable answers, without the host.
+//! back-off, the concurrency bound, refused keys, exhausted quotas, unreachable servers and
+//! unusable answers, without the host.
 
 #[path = "../../../tests/e2e/fake_api.rs"]
 mod fake_api;
@@ -19,10 +20,14 @@ use karma_plugin_openai_compat::{catalog, config::Config, ApiModel};
 use serde_json::{json, Value};
 
 fn model(name: &str, api: &FakeApi, config: Value) -> ApiModel {
+    model_at(name, &api.base_url(), config)
+}
+
+fn model_at(name: &str, base_url: &str, config: Value) -> ApiModel {
     let meta = catalog::meta_of(name);
     let mut merged = meta.loader_kwargs.clone();
     merged.extend([
-        ("base_url".to_owned(), json!(api.base_url())),
+        ("base_url".to_owned(), json!(base_url)),
         ("model_id".to_owned(), json!("m")),
         ("api_key_env".to_owned(), json!("")),
     ]);
@@ -212,4 +217,128 @@ fn anthropic_answers_map_stop_reasons_and_carry_the_version_header() {
     assert_eq!(request.header("anthropic-version"), Some("2023-06-01"));
     assert_eq!(request.header("x-api-key"), None, "api_key_env \"\" sends no key");
     assert_eq!(request.body["max_tokens"], 1024);
+}
+
+#[test]
+fn after_a_refused_key_no_call_waiting_for_a_slot_sends_a_request() {
+    let api = FakeApi::start(|request| match request.index {
+        // The first batch's one item: three 429s halve the limit 8 -> 4 -> 2 -> 1, one success
+        // brings it to 2.
+        0..=2 => Reply::error(429, "slow down").with_header("retry-after-ms", "1"),
+        3 => Reply::openai("ok"),
+        // The second batch: 2 requests in flight, 6 workers waiting for a slot.
+        _ => Reply::error(401, "invalid key").after(Duration::from_millis(300)),
+    });
+    let mut model = model("openai-compat/chat", &api, json!({"max_concurrency": 8}));
+    assert!(ask(&mut model, &questions(1)).unwrap()[0].is_ok());
+    assert_eq!((api.request_count(), model.concurrency_limit()), (4, 2));
+    let error = ask(&mut model, &questions(20)).unwrap_err();
+    assert_eq!(error.code, ErrorCode::UNAUTHENTICATED, "{}", error.message);
+    assert_eq!(api.request_count() - 4, 2, "only the requests already in flight when the key was refused");
+}
+
+#[test]
+fn an_exhausted_quota_stops_the_batch_at_once_and_every_later_one() {
+    let api = FakeApi::start(|_| {
+        Reply::status(
+            429,
+            json!({"error": {"message": "You exceeded your current quota, please check your plan and billing details.",
+                             "type": "insufficient_quota", "param": null, "code": "insufficient_quota"}}),
+        )
+        .with_header("retry-after", "20")
+    });
+    let mut model = model("openai-compat/chat", &api, json!({"max_concurrency": 4}));
+    let started = Instant::now();
+    let error = ask(&mut model, &questions(20)).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}: not retried", started.elapsed());
+    assert_eq!(error.code, ErrorCode::UNAUTHENTICATED);
+    for part in ["quota is exhausted", "`openai-compat/chat`", "You exceeded your current quota"] {
+        assert!(error.message.contains(part), "`{part}` missing from: {}", error.message);
+    }
+    assert!(!error.message.contains("api_key_env"), "the key is not the problem: {}", error.message);
+    assert!(api.request_count() <= 4, "{} requests", api.request_count());
+    let seen = api.request_count();
+    assert_eq!(ask(&mut model, &questions(2)).unwrap_err(), error);
+    assert_eq!(api.request_count(), seen, "no request after the quota ran out");
+}
+
+#[test]
+fn a_plain_429_with_another_error_type_is_still_retried() {
+    let api = FakeApi::start(|request| {
+        if request.index == 0 {
+            Reply::status(429, json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}))
+                .with_header("retry-after-ms", "5")
+        } else {
+            Reply::openai("ok")
+        }
+    });
+    let mut model = model("openai-compat/chat", &api, json!({"max_concurrency": 1}));
+    let answer = ask(&mut model, &questions(1)).unwrap().remove(0).unwrap();
+    assert_eq!(answer.details["attempts"], 2);
+}
+
+#[test]
+fn an_unresolvable_host_stops_the_call_at_once() {
+    // `.invalid` never resolves (RFC 6761).
+    let mut model = model_at(
+        "openai-compat/chat",
+        "http://no-such-host.invalid/v1/",
+        json!({"max_concurrency": 4, "retry_max_s": 60}),
+    );
+    let started = Instant::now();
+    let error = ask(&mut model, &questions(10)).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}: not retried per item", started.elapsed());
+    assert_eq!(error.code, ErrorCode::UNAUTHENTICATED);
+    assert!(
+        error.message.starts_with(
+            "cannot resolve host no-such-host.invalid of base_url http://no-such-host.invalid/v1 for `openai-compat/chat`: "
+        ) && error.message.ends_with("; check the base_url"),
+        "{}",
+        error.message
+    );
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn a_server_that_is_not_running_stops_the_call_after_a_few_failed_connections() {
+    let base_url = format!("http://127.0.0.1:{}/v1", closed_port());
+    let mut model =
+        model_at("openai-compat/chat", &base_url, json!({"max_concurrency": 4, "retry_max_s": 600}));
+    let started = Instant::now();
+    let error = ask(&mut model, &questions(50)).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert_eq!(error.code, ErrorCode::UNAUTHENTICATED);
+    assert!(
+        error
+            .message
+            .starts_with(&format!("cannot connect to {base_url} for `openai-compat/chat`: connection"))
+            && error.message.contains("is the server running?"),
+        "{}",
+        error.message
+    );
+}
+
+#[test]
+fn connections_dropped_before_any_answer_stop_the_call_but_after_one_they_are_retried_per_item() {
+    let api = FakeApi::start(|_| Reply::Drop);
+    let mut never = model("openai-compat/chat", &api, json!({"max_concurrency": 4}));
+    let error = ask(&mut never, &questions(50)).unwrap_err();
+    assert!(error.message.contains("is the server running?"), "{}", error.message);
+    assert!((8..=8 + 3).contains(&api.request_count()), "{} requests", api.request_count());
+
+    let api = FakeApi::start(|request| if request.index == 0 { Reply::openai("ok") } else { Reply::Drop });
+    let mut model = model("openai-compat/chat", &api, json!({"max_concurrency": 4, "retries": 2}));
+    assert!(ask(&mut model, &questions(1)).unwrap()[0].is_ok());
+    let answers = ask(&mut model, &questions(10)).expect("the server has answered: per-item failures");
+    for answer in answers {
+        let error = answer.unwrap_err();
+        assert_eq!(error.code, ErrorCode::UNAVAILABLE);
+        assert!(error.message.contains("gave up after 2 attempts"), "{}", error.message);
+    }
+    assert_eq!(api.request_count(), 1 + 10 * 2);
 }

@@ -16,6 +16,7 @@ pub(crate) fn settings(name: &str) -> Settings {
         model: name.to_owned(),
         protocol: entry.protocol,
         reasoning: entry.reasoning,
+        base_url: "http://127.0.0.1:1/v1".to_owned(),
         url: "http://127.0.0.1:1/v1/chat/completions".to_owned(),
         model_id: name.to_owned(),
         key: Some(ApiKey::new("sk-test")),
