@@ -44,6 +44,8 @@ fn workspace_artifacts() -> &'static Path {
             "-p",
             "karma-plugin-candle-llm",
             "-p",
+            "karma-plugin-candle-whisper",
+            "-p",
             "karma-plugin-openai-compat",
         ]);
         if profile_dir.file_name().is_some_and(|name| name == "release") {
@@ -72,6 +74,11 @@ pub fn api_plugin() -> PathBuf {
 /// The candle LLM plugin built from the workspace.
 pub fn candle_plugin() -> PathBuf {
     workspace_artifacts().join("libkarma_plugin_candle_llm.so")
+}
+
+/// The candle Whisper (speech recognition) plugin built from the workspace.
+pub fn whisper_plugin() -> PathBuf {
+    workspace_artifacts().join("libkarma_plugin_candle_whisper.so")
 }
 
 /// Builds the fixture plugins (tests/fixtures) into `target/test-fixtures`, once. The

@@ -52,3 +52,5 @@ mod safety_bias;
 mod scanning;
 /// Open QA and translation files, `--task`, `--metrics`, and `score`.
 mod tasks;
+/// The candle Whisper plugin: tiny generated checkpoints and the real tiny.en on ASR files.
+mod whisper;

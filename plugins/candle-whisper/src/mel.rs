@@ -1,0 +1,155 @@
+//! Whisper's log-mel spectrogram, computed here rather than read from a shipped table.
+//!
+//! The filterbank is librosa's `filters.mel(sr=16000, n_fft=400, n_mels, htk=False,
+//! norm="slaney")`, which is what OpenAI's `mel_filters.npz` holds (80 bins for most
+//! checkpoints, 128 for large-v3). The spectrogram follows OpenAI's `log_mel_spectrogram`:
+//! a centred STFT with reflect padding and a periodic Hann window, the last frame dropped,
+//! power spectrum through the filterbank, `log10` clamped at 1e-10, floored at the maximum
+//! minus 8, then `(x + 4) / 4`.
+
+use std::sync::Arc;
+
+use realfft::{RealFftPlanner, RealToComplex};
+
+pub const SAMPLE_RATE: usize = 16_000;
+pub const N_FFT: usize = 400;
+pub const HOP_LENGTH: usize = 160;
+/// Samples in one 30 s window.
+pub const N_SAMPLES: usize = 30 * SAMPLE_RATE;
+/// Mel frames in one 30 s window.
+pub const N_FRAMES: usize = N_SAMPLES / HOP_LENGTH;
+const N_BINS: usize = N_FFT / 2 + 1;
+
+/// Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above.
+fn hz_to_mel(hz: f64) -> f64 {
+    const F_SP: f64 = 200.0 / 3.0;
+    const MIN_LOG_HZ: f64 = 1000.0;
+    let min_log_mel = MIN_LOG_HZ / F_SP;
+    let logstep = 6.4f64.ln() / 27.0;
+    if hz >= MIN_LOG_HZ {
+        min_log_mel + (hz / MIN_LOG_HZ).ln() / logstep
+    } else {
+        hz / F_SP
+    }
+}
+
+fn mel_to_hz(mel: f64) -> f64 {
+    const F_SP: f64 = 200.0 / 3.0;
+    const MIN_LOG_HZ: f64 = 1000.0;
+    let min_log_mel = MIN_LOG_HZ / F_SP;
+    let logstep = 6.4f64.ln() / 27.0;
+    if mel >= min_log_mel {
+        MIN_LOG_HZ * (logstep * (mel - min_log_mel)).exp()
+    } else {
+        F_SP * mel
+    }
+}
+
+/// The `n_mels` x 201 Slaney-normalised triangular filterbank, row-major.
+pub fn mel_filters(n_mels: usize) -> Vec<f32> {
+    let fft_freqs: Vec<f64> = (0..N_BINS).map(|bin| bin as f64 * SAMPLE_RATE as f64 / N_FFT as f64).collect();
+    let top = hz_to_mel(SAMPLE_RATE as f64 / 2.0);
+    let mel_points: Vec<f64> =
+        (0..n_mels + 2).map(|i| mel_to_hz(top * i as f64 / (n_mels + 1) as f64)).collect();
+    let mut filters = vec![0f32; n_mels * N_BINS];
+    for mel in 0..n_mels {
+        let (low, centre, high) = (mel_points[mel], mel_points[mel + 1], mel_points[mel + 2]);
+        let norm = 2.0 / (high - low);
+        for (bin, freq) in fft_freqs.iter().enumerate() {
+            let rising = (freq - low) / (centre - low);
+            let falling = (high - freq) / (high - centre);
+            filters[mel * N_BINS + bin] = (rising.min(falling).max(0.0) * norm) as f32;
+        }
+    }
+    filters
+}
+
+/// Computes log-mel spectrograms for one mel-bin count.
+pub struct MelSpectrogram {
+    n_mels: usize,
+    filters: Vec<f32>,
+    window: Vec<f32>,
+    fft: Arc<dyn RealToComplex<f32>>,
+}
+
+impl MelSpectrogram {
+    pub fn new(n_mels: usize) -> Self {
+        let window = (0..N_FFT)
+            .map(|n| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / N_FFT as f64).cos()) as f32)
+            .collect();
+        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(N_FFT);
+        MelSpectrogram { n_mels, filters: mel_filters(n_mels), window, fft }
+    }
+
+    pub fn n_mels(&self) -> usize {
+        self.n_mels
+    }
+
+    /// The `n_mels` x 3000 log-mel input of one 30 s window: `samples` (16 kHz mono, at most
+    /// 30 s) zero-padded to 30 s first, as OpenAI pads every segment.
+    pub fn window(&self, samples: &[f32]) -> Vec<f32> {
+        let mut padded = vec![0f32; N_SAMPLES];
+        let used = samples.len().min(N_SAMPLES);
+        padded[..used].copy_from_slice(&samples[..used]);
+        self.log_mel(&padded, N_FRAMES)
+    }
+
+    /// Log-mel of `samples` with `frames` columns (n_mels x frames, row-major).
+    pub fn log_mel(&self, samples: &[f32], frames: usize) -> Vec<f32> {
+        let half = N_FFT / 2;
+        // torch.stft(center=True) reflects the signal around both ends.
+        let reflect = |index: isize| -> f32 {
+            let len = samples.len() as isize;
+            if len == 0 {
+                return 0.0;
+            }
+            let mut i = index;
+            if i < 0 {
+                i = -i;
+            }
+            if i >= len {
+                i = 2 * (len - 1) - i;
+            }
+            samples.get(i.clamp(0, len - 1) as usize).copied().unwrap_or(0.0)
+        };
+        let mut output = vec![0f32; self.n_mels * frames];
+        let mut input = self.fft.make_input_vec();
+        let mut spectrum = self.fft.make_output_vec();
+        let mut power = vec![0f32; N_BINS];
+        for frame in 0..frames {
+            let start = (frame * HOP_LENGTH) as isize - half as isize;
+            for (n, slot) in input.iter_mut().enumerate() {
+                *slot = reflect(start + n as isize) * self.window[n];
+            }
+            if self.fft.process(&mut input, &mut spectrum).is_err() {
+                continue;
+            }
+            for (p, c) in power.iter_mut().zip(&spectrum) {
+                *p = c.norm_sqr();
+            }
+            for mel in 0..self.n_mels {
+                let row = &self.filters[mel * N_BINS..(mel + 1) * N_BINS];
+                let energy: f32 = row.iter().zip(&power).map(|(w, p)| w * p).sum();
+                output[mel * frames + frame] = energy.max(1e-10).log10();
+            }
+        }
+        let max = output.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        for value in &mut output {
+            *value = (value.max(max - 8.0) + 4.0) / 4.0;
+        }
+        output
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slaney_scale_round_trips_and_breaks_at_one_kilohertz() {
+        for hz in [0.0, 440.0, 1000.0, 3000.0, 8000.0] {
+            assert!((mel_to_hz(hz_to_mel(hz)) - hz).abs() < 1e-6);
+        }
+        assert!((hz_to_mel(1000.0) - 15.0).abs() < 1e-12);
+    }
+}

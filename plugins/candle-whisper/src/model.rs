@@ -1,0 +1,245 @@
+//! The plugin's model: recordings in, transcripts out. Per-item problems (no audio, an
+//! undecodable file, a language the checkpoint cannot speak) fail only that item.
+
+use karma_plugin_api::sdk::prelude::*;
+
+use crate::{
+    audio,
+    config::{Task, WhisperConfig},
+    languages,
+    mel::MelSpectrogram,
+    network::Whisper,
+    source::{self, Format},
+    tokens::Vocabulary,
+    transcribe::{self, Clip, Settings, Transcript},
+    weights,
+};
+
+/// A Whisper checkpoint on candle.
+pub struct CandleWhisper {
+    config: WhisperConfig,
+    location: String,
+    name: String,
+    loaded: Option<Loaded>,
+}
+
+struct Loaded {
+    network: Whisper,
+    vocabulary: Vocabulary,
+    mel: MelSpectrogram,
+    suppress: Vec<u32>,
+    pool: rayon::ThreadPool,
+}
+
+/// An item ready to transcribe, with its recording's length.
+pub struct Prepared {
+    clip: Clip,
+    seconds: f64,
+}
+
+fn invalid(message: impl Into<String>) -> PluginError {
+    PluginError::new(ErrorCode::INVALID_INPUT, without_backtrace(message.into()))
+}
+
+fn internal(message: impl Into<String>) -> PluginError {
+    PluginError::new(ErrorCode::INTERNAL, without_backtrace(message.into()))
+}
+
+/// candle appends a backtrace when `RUST_BACKTRACE` is set; users need the message.
+fn without_backtrace(mut message: String) -> String {
+    if let Some(cut) = message.find("\n   0: ") {
+        message.truncate(cut);
+    }
+    message
+}
+
+impl CandleWhisper {
+    /// The language asked for: the config's, else the item's `other_args.language`, else English.
+    fn language_of(&self, item: &Item<'_>) -> Result<String, PluginError> {
+        if let Some(language) = &self.config.language {
+            return Ok(language.clone());
+        }
+        let other = item.other_args()?;
+        Ok(match other.get("language") {
+            Some(serde_json::Value::String(text)) if !text.trim().is_empty() => text.clone(),
+            _ => "en".to_owned(),
+        })
+    }
+
+    fn start_tokens(&self, loaded: &Loaded, item: &Item<'_>) -> Result<Vec<u32>, PluginError> {
+        let specials = &loaded.vocabulary.specials;
+        let asked = self.language_of(item)?;
+        let code = languages::whisper_code(&asked).ok_or_else(|| {
+            invalid(format!("item {}: language `{asked}` is not one Whisper knows", item.id()))
+        })?;
+        if specials.languages.is_empty() {
+            if code != "en" {
+                return Err(invalid(format!(
+                    "item {}: `{}` is an English-only checkpoint and cannot transcribe language `{asked}`; use a multilingual Whisper",
+                    item.id(),
+                    self.name
+                )));
+            }
+            return Ok(vec![specials.sot]);
+        }
+        let language = specials.languages.get(code).copied().ok_or_else(|| {
+            invalid(format!("item {}: this checkpoint's vocabulary has no <|{code}|> token", item.id()))
+        })?;
+        let task = match self.config.task().map_err(invalid)? {
+            Task::Transcribe => specials.transcribe,
+            Task::Translate => {
+                specials.translate.ok_or_else(|| invalid("this checkpoint has no <|translate|> token"))?
+            }
+        };
+        Ok(vec![specials.sot, language, task])
+    }
+
+    fn prepare(&self, loaded: &Loaded, item: &Item<'_>) -> Result<Prepared, PluginError> {
+        let media = item.audio().ok_or_else(|| invalid(format!("item {} has no audio", item.id())))?;
+        let format = media.format.as_str();
+        let (samples, seconds) = audio::load_16k_mono(media.data.as_slice(), format).map_err(|problem| {
+            let hint = if format.is_empty() { String::new() } else { format!(" ({format})") };
+            invalid(format!("item {}: cannot decode its audio{hint}: {problem}", item.id()))
+        })?;
+        let start_tokens = self.start_tokens(loaded, item)?;
+        Ok(Prepared { clip: Clip { samples, start_tokens }, seconds })
+    }
+}
+
+impl Model for CandleWhisper {
+    type Config = WhisperConfig;
+    type Prepared = Vec<Result<Prepared, PluginError>>;
+    type Raw = Vec<Result<(Transcript, f64), PluginError>>;
+
+    fn create(config: WhisperConfig, context: &ModelContext) -> Result<Self, PluginError> {
+        config.validate().map_err(invalid)?;
+        let location = context.model_path.clone().or_else(|| config.repo.clone()).ok_or_else(|| {
+            invalid(format!(
+                "`{}` needs a checkpoint: pass --model-path (a local directory or a hub id such as openai/whisper-tiny)",
+                context.model_name
+            ))
+        })?;
+        Ok(CandleWhisper { config, location, name: context.model_name.clone(), loaded: None })
+    }
+
+    fn load(&mut self) -> Result<(), PluginError> {
+        let offline = self.config.offline || karma_hub::offline_from_env();
+        let files = source::resolve(&self.location, &self.config.revision, offline)
+            .map_err(|message| PluginError::new(ErrorCode::NOT_FOUND, without_backtrace(message)))?;
+        let device = self.config.device().map_err(invalid)?;
+        let dtype = self.config.dtype().map_err(invalid)?;
+        let mut builder =
+            rayon::ThreadPoolBuilder::new().thread_name(|index| format!("candle-whisper-{index}"));
+        if let Some(threads) = self.config.threads {
+            builder = builder.num_threads(threads);
+        }
+        let pool =
+            builder.build().map_err(|error| internal(format!("cannot start compute threads: {error}")))?;
+        let started = std::time::Instant::now();
+        let loaded = pool
+            .install(|| match files.format {
+                Format::Safetensors => weights::load_safetensors(&files.dir, dtype, &device),
+                Format::Ct2 => weights::load_ct2(&files.dir, dtype, &device),
+            })
+            .map_err(invalid)?;
+        let vocabulary = Vocabulary::load(&files.dir, loaded.network.dims.vocab_size).map_err(invalid)?;
+        if vocabulary.specials.languages.is_empty() && self.config.task().map_err(invalid)? == Task::Translate
+        {
+            return Err(invalid(format!(
+                "`{}` is English-only: task `translate` needs a multilingual checkpoint",
+                self.name
+            )));
+        }
+        tracing::info!(
+            model = %self.name,
+            source = %files.origin,
+            weights = %loaded.stored_as,
+            mel_bins = loaded.network.dims.num_mel_bins,
+            multilingual = !vocabulary.specials.languages.is_empty(),
+            seconds = started.elapsed().as_secs_f64(),
+            "loaded"
+        );
+        let mel = MelSpectrogram::new(loaded.network.dims.num_mel_bins);
+        self.loaded =
+            Some(Loaded { network: loaded.network, vocabulary, mel, suppress: loaded.suppress, pool });
+        Ok(())
+    }
+
+    fn preprocess(&mut self, items: &[Item<'_>]) -> Result<Self::Prepared, PluginError> {
+        let loaded = self
+            .loaded
+            .as_ref()
+            .ok_or_else(|| PluginError::new(ErrorCode::NOT_LOADED, "the model is not loaded"))?;
+        Ok(loaded.pool.install(|| items.iter().map(|item| self.prepare(loaded, item)).collect()))
+    }
+
+    fn run(&mut self, prepared: Self::Prepared) -> Result<Self::Raw, PluginError> {
+        let settings = Settings {
+            max_new_tokens: self.config.max_new_tokens,
+            temperature_fallback: self.config.temperature_fallback,
+            seed: self.config.seed,
+        };
+        let loaded = self
+            .loaded
+            .as_ref()
+            .ok_or_else(|| PluginError::new(ErrorCode::NOT_LOADED, "the model is not loaded"))?;
+        let mut clips = Vec::new();
+        let mut shapes = Vec::with_capacity(prepared.len());
+        for entry in prepared {
+            match entry {
+                Ok(Prepared { clip, seconds }) => {
+                    clips.push(clip);
+                    shapes.push(Ok(seconds));
+                }
+                Err(error) => shapes.push(Err(error)),
+            }
+        }
+        let transcripts = if clips.is_empty() {
+            Vec::new()
+        } else {
+            loaded
+                .pool
+                .install(|| {
+                    transcribe::transcribe(
+                        &loaded.network,
+                        &loaded.vocabulary,
+                        &loaded.mel,
+                        &loaded.suppress,
+                        &clips,
+                        settings,
+                    )
+                })
+                .map_err(internal)?
+        };
+        let mut transcripts = transcripts.into_iter();
+        Ok(shapes
+            .into_iter()
+            .map(|shape| {
+                let seconds = shape?;
+                let transcript =
+                    transcripts.next().ok_or_else(|| internal("fewer transcripts than recordings"))?;
+                Ok((transcript, seconds))
+            })
+            .collect())
+    }
+
+    fn postprocess(
+        &mut self,
+        raw: Self::Raw,
+        _items: &[Item<'_>],
+    ) -> Result<Vec<Result<Generation, PluginError>>, PluginError> {
+        Ok(raw
+            .into_iter()
+            .map(|result| {
+                result.map(|(transcript, seconds)| {
+                    let mut generation = Generation::text(transcript.text);
+                    generation.completion_tokens = Some(transcript.tokens as u64);
+                    generation
+                        .with_detail("audio_seconds", seconds)
+                        .with_detail("finish_reason", if transcript.truncated { "length" } else { "stop" })
+                        .with_detail("windows", transcript.windows as u64)
+                })
+            })
+            .collect())
+    }
+}

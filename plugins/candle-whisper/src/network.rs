@@ -1,0 +1,298 @@
+//! The Whisper network (OpenAI's `model.py`), with what batched decoding needs and
+//! candle-transformers' whisper lacks: a self-attention KV cache (candle's recomputes the whole
+//! prefix every step) and dropping finished rows from every cache between steps.
+//!
+//! Weights use the Hugging Face names (`model.encoder.layers.0.self_attn.q_proj.weight`, ...);
+//! CTranslate2 checkpoints are renamed to them in [`crate::weights`].
+
+use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
+use serde::Deserialize;
+
+/// The dimensions of a checkpoint (Hugging Face `config.json` names).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct WhisperDims {
+    pub num_mel_bins: usize,
+    pub d_model: usize,
+    pub encoder_layers: usize,
+    pub encoder_attention_heads: usize,
+    pub decoder_layers: usize,
+    pub decoder_attention_heads: usize,
+    pub vocab_size: usize,
+    pub max_source_positions: usize,
+    pub max_target_positions: usize,
+}
+
+fn layer_norm(size: usize, vb: VarBuilder) -> Result<LayerNorm> {
+    Ok(LayerNorm::new(vb.get(size, "weight")?, vb.get(size, "bias")?, 1e-5))
+}
+
+fn linear(inputs: usize, outputs: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
+    let weight = vb.get((outputs, inputs), "weight")?;
+    let bias = if bias { Some(vb.get(outputs, "bias")?) } else { None };
+    Ok(Linear::new(weight, bias))
+}
+
+struct Attention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    out: Linear,
+    heads: usize,
+}
+
+impl Attention {
+    fn load(width: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Attention {
+            query: linear(width, width, true, vb.pp("q_proj"))?,
+            key: linear(width, width, false, vb.pp("k_proj"))?,
+            value: linear(width, width, true, vb.pp("v_proj"))?,
+            out: linear(width, width, true, vb.pp("out_proj"))?,
+            heads,
+        })
+    }
+
+    /// (batch, time, width) to (batch, heads, time, head_dim).
+    fn split(&self, x: &Tensor) -> Result<Tensor> {
+        let (batch, time, width) = x.dims3()?;
+        x.reshape((batch, time, self.heads, width / self.heads))?.transpose(1, 2)?.contiguous()
+    }
+
+    fn keys_values(&self, source: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok((self.split(&self.key.forward(source)?)?, self.split(&self.value.forward(source)?)?))
+    }
+
+    /// Attention of `x` over `keys`/`values` (already split into heads).
+    fn attend(&self, x: &Tensor, keys: &Tensor, values: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let head_dim = x.dim(D::Minus1)? / self.heads;
+        let scale = (head_dim as f64).powf(-0.25);
+        let q = (self.split(&self.query.forward(x)?)? * scale)?;
+        let k = (keys * scale)?;
+        let mut scores = q.matmul(&k.t()?)?;
+        if let Some(mask) = mask {
+            scores = scores.broadcast_add(mask)?;
+        }
+        let weights =
+            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(values.dtype())?;
+        let mixed = weights.matmul(values)?.transpose(1, 2)?.flatten_from(2)?;
+        self.out.forward(&mixed)
+    }
+}
+
+struct Block {
+    attn: Attention,
+    attn_ln: LayerNorm,
+    cross: Option<(Attention, LayerNorm)>,
+    fc1: Linear,
+    fc2: Linear,
+    mlp_ln: LayerNorm,
+}
+
+impl Block {
+    fn load(width: usize, heads: usize, cross: bool, vb: VarBuilder) -> Result<Self> {
+        let cross = if cross {
+            Some((
+                Attention::load(width, heads, vb.pp("encoder_attn"))?,
+                layer_norm(width, vb.pp("encoder_attn_layer_norm"))?,
+            ))
+        } else {
+            None
+        };
+        Ok(Block {
+            attn: Attention::load(width, heads, vb.pp("self_attn"))?,
+            attn_ln: layer_norm(width, vb.pp("self_attn_layer_norm"))?,
+            cross,
+            fc1: linear(width, 4 * width, true, vb.pp("fc1"))?,
+            fc2: linear(4 * width, width, true, vb.pp("fc2"))?,
+            mlp_ln: layer_norm(width, vb.pp("final_layer_norm"))?,
+        })
+    }
+
+    fn mlp(&self, x: &Tensor) -> Result<Tensor> {
+        // OpenAI's nn.GELU is the exact (erf) form.
+        x + self.fc2.forward(&self.fc1.forward(&self.mlp_ln.forward(x)?)?.gelu_erf()?)?
+    }
+}
+
+/// The audio encoder.
+pub struct Encoder {
+    conv1: Conv1d,
+    conv2: Conv1d,
+    positions: Tensor,
+    blocks: Vec<Block>,
+    ln_post: LayerNorm,
+}
+
+/// The per-layer caches of one batch of sequences.
+pub struct DecoderState {
+    /// Self-attention keys and values so far, per layer: (batch, heads, time, head_dim).
+    self_kv: Vec<Option<(Tensor, Tensor)>>,
+    /// Cross-attention keys and values of the encoder output, per layer.
+    cross_kv: Vec<(Tensor, Tensor)>,
+    /// Tokens already in the cache.
+    pub position: usize,
+}
+
+impl DecoderState {
+    /// Keeps only `rows` (indices into the current batch), in that order.
+    pub fn retain(&mut self, rows: &[u32]) -> Result<()> {
+        let Some((first, _)) = self.cross_kv.first() else { return Ok(()) };
+        let index = Tensor::new(rows, first.device())?;
+        let pick = |t: &Tensor| t.index_select(&index, 0);
+        for (k, v) in &mut self.cross_kv {
+            *k = pick(k)?;
+            *v = pick(v)?;
+        }
+        for (k, v) in self.self_kv.iter_mut().flatten() {
+            *k = pick(k)?;
+            *v = pick(v)?;
+        }
+        Ok(())
+    }
+}
+
+/// The text decoder.
+pub struct Decoder {
+    embedding: Tensor,
+    positions: Tensor,
+    blocks: Vec<Block>,
+    ln: LayerNorm,
+}
+
+/// A whole checkpoint.
+pub struct Whisper {
+    pub encoder: Encoder,
+    pub decoder: Decoder,
+    pub dims: WhisperDims,
+    pub dtype: DType,
+    pub device: Device,
+}
+
+/// OpenAI's encoder positions (also what the checkpoints store).
+fn sinusoids(length: usize, channels: usize, device: &Device) -> Result<Tensor> {
+    let increment = 10000f64.ln() / (channels / 2 - 1) as f64;
+    let mut values = vec![0f32; length * channels];
+    for t in 0..length {
+        for i in 0..channels / 2 {
+            let angle = t as f64 * (-(i as f64) * increment).exp();
+            values[t * channels + i] = angle.sin() as f32;
+            values[t * channels + channels / 2 + i] = angle.cos() as f32;
+        }
+    }
+    Tensor::from_vec(values, (length, channels), device)
+}
+
+impl Whisper {
+    pub fn load(vb: VarBuilder, dims: WhisperDims) -> Result<Self> {
+        let width = dims.d_model;
+        let dtype = vb.dtype();
+        let device = vb.device().clone();
+        let enc = vb.pp("model.encoder");
+        let conv = |inputs: usize, stride: usize, vb: VarBuilder| -> Result<Conv1d> {
+            let config = Conv1dConfig { padding: 1, stride, ..Default::default() };
+            Ok(Conv1d::new(vb.get((width, inputs, 3), "weight")?, Some(vb.get(width, "bias")?), config))
+        };
+        let positions = if enc.contains_tensor("embed_positions.weight") {
+            enc.get((dims.max_source_positions, width), "embed_positions.weight")?
+        } else {
+            sinusoids(dims.max_source_positions, width, &device)?.to_dtype(dtype)?
+        };
+        let encoder = Encoder {
+            conv1: conv(dims.num_mel_bins, 1, enc.pp("conv1"))?,
+            conv2: conv(width, 2, enc.pp("conv2"))?,
+            positions,
+            blocks: (0..dims.encoder_layers)
+                .map(|i| {
+                    Block::load(width, dims.encoder_attention_heads, false, enc.pp(format!("layers.{i}")))
+                })
+                .collect::<Result<_>>()?,
+            ln_post: layer_norm(width, enc.pp("layer_norm"))?,
+        };
+        let dec = vb.pp("model.decoder");
+        let decoder = Decoder {
+            embedding: dec.get((dims.vocab_size, width), "embed_tokens.weight")?,
+            positions: dec.get((dims.max_target_positions, width), "embed_positions.weight")?,
+            blocks: (0..dims.decoder_layers)
+                .map(|i| {
+                    Block::load(width, dims.decoder_attention_heads, true, dec.pp(format!("layers.{i}")))
+                })
+                .collect::<Result<_>>()?,
+            ln: layer_norm(width, dec.pp("layer_norm"))?,
+        };
+        Ok(Whisper { encoder, decoder, dims, dtype, device })
+    }
+
+    /// Encodes a batch of log-mel windows (batch, n_mels, 3000) to (batch, 1500, width).
+    pub fn encode(&self, mel: &Tensor) -> Result<Tensor> {
+        let e = &self.encoder;
+        let x = e.conv1.forward(&mel.to_dtype(self.dtype)?)?.gelu_erf()?;
+        let x = e.conv2.forward(&x)?.gelu_erf()?.transpose(1, 2)?;
+        let time = x.dim(1)?;
+        let mut x = x.broadcast_add(&e.positions.narrow(0, 0, time)?)?;
+        for block in &e.blocks {
+            let h = block.attn_ln.forward(&x)?;
+            let (k, v) = block.attn.keys_values(&h)?;
+            x = (&x + block.attn.attend(&h, &k, &v, None)?)?;
+            x = block.mlp(&x)?;
+        }
+        e.ln_post.forward(&x)
+    }
+
+    /// Caches for decoding against `audio` (the encoder's output).
+    pub fn start(&self, audio: &Tensor) -> Result<DecoderState> {
+        let cross_kv = self
+            .decoder
+            .blocks
+            .iter()
+            .map(|block| match &block.cross {
+                Some((attention, _)) => attention.keys_values(audio),
+                None => candle_core::bail!("decoder block without cross-attention"),
+            })
+            .collect::<Result<_>>()?;
+        Ok(DecoderState { self_kv: vec![None; self.decoder.blocks.len()], cross_kv, position: 0 })
+    }
+
+    /// Feeds `tokens` (batch, steps) after what `state` holds; f32 logits (batch, steps, vocab).
+    pub fn step(&self, tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
+        let d = &self.decoder;
+        let steps = tokens.dim(1)?;
+        let start = state.position;
+        if start + steps > self.dims.max_target_positions {
+            candle_core::bail!("the decoder holds {} positions", self.dims.max_target_positions);
+        }
+        let embedded = d.embedding.index_select(&tokens.flatten_all()?, 0)?.reshape((
+            tokens.dim(0)?,
+            steps,
+            self.dims.d_model,
+        ))?;
+        let mut x = embedded.broadcast_add(&d.positions.narrow(0, start, steps)?)?;
+        let mask = if steps > 1 {
+            let values: Vec<f32> = (0..steps)
+                .flat_map(|i| {
+                    (0..start + steps).map(move |j| if j > start + i { f32::NEG_INFINITY } else { 0.0 })
+                })
+                .collect();
+            Some(Tensor::from_vec(values, (steps, start + steps), &self.device)?.to_dtype(self.dtype)?)
+        } else {
+            None
+        };
+        for (layer, block) in d.blocks.iter().enumerate() {
+            let h = block.attn_ln.forward(&x)?;
+            let (k, v) = block.attn.keys_values(&h)?;
+            let (k, v) = match state.self_kv[layer].take() {
+                Some((past_k, past_v)) => (Tensor::cat(&[&past_k, &k], 2)?, Tensor::cat(&[&past_v, &v], 2)?),
+                None => (k, v),
+            };
+            x = (&x + block.attn.attend(&h, &k, &v, mask.as_ref())?)?;
+            state.self_kv[layer] = Some((k, v));
+            if let Some((attention, ln)) = &block.cross {
+                let (ck, cv) = &state.cross_kv[layer];
+                x = (&x + attention.attend(&ln.forward(&x)?, ck, cv, None)?)?;
+            }
+            x = block.mlp(&x)?;
+        }
+        state.position += steps;
+        let x = d.ln.forward(&x)?;
+        x.broadcast_matmul(&d.embedding.t()?)?.to_dtype(DType::F32)
+    }
+}

@@ -1,0 +1,3 @@
+//! Test helpers shared by the plugin's integration tests.
+
+pub mod tiny_whisper;

@@ -1,0 +1,207 @@
+//! The plugin's parts on real inputs: checkpoints written here in both formats, generated and
+//! fixture audio, and the batched decoder against one-at-a-time runs.
+
+mod support;
+
+use candle_core::{DType, Device, Tensor};
+use karma_plugin_candle_whisper::{
+    audio, ct2::Ct2Model, decode, mel, network::Whisper, tokens::Vocabulary, transcribe, weights,
+};
+use support::tiny_whisper::{self, Ct2Dtype};
+
+fn random_mel(batch: usize, seed: u64) -> Tensor {
+    let count = batch * tiny_whisper::MELS * mel::N_FRAMES;
+    let mut state = seed | 1;
+    let values: Vec<f32> = (0..count)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    Tensor::from_vec(values, (batch, tiny_whisper::MELS, mel::N_FRAMES), &Device::Cpu).unwrap()
+}
+
+/// Logits of the 3 prompt tokens plus 2 more steps, for each row of `mel`.
+fn logits(network: &Whisper, mel: &Tensor) -> Vec<f32> {
+    let batch = mel.dim(0).unwrap();
+    let audio = network.encode(mel).unwrap();
+    let mut state = network.start(&audio).unwrap();
+    let prompt = Tensor::from_vec([257u32, 258, 261].repeat(batch), (batch, 3), &Device::Cpu).unwrap();
+    let mut all = vec![network.step(&prompt, &mut state).unwrap()];
+    for token in [40u32, 41] {
+        let input = Tensor::from_vec(vec![token; batch], (batch, 1), &Device::Cpu).unwrap();
+        all.push(network.step(&input, &mut state).unwrap());
+    }
+    Tensor::cat(&all, 1).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn ct2_model_bin_and_safetensors_of_the_same_weights_give_the_same_logits() {
+    let work = tempfile::tempdir().unwrap();
+    let hf = work.path().join("hf");
+    tiny_whisper::write_hf(&hf, true, 7);
+    let reference = weights::load_safetensors(&hf, DType::F32, &Device::Cpu).unwrap();
+    let mel = random_mel(1, 3);
+    let expected = logits(&reference.network, &mel);
+    for (dtype, name, tolerance) in
+        [(Ct2Dtype::F32, "float32", 1e-4), (Ct2Dtype::F16, "float16", 2e-2), (Ct2Dtype::I8, "int8", 0.25)]
+    {
+        let dir = work.path().join(name);
+        tiny_whisper::write_ct2(&dir, true, 7, dtype);
+        let parsed = Ct2Model::read(&dir.join("model.bin")).unwrap();
+        assert_eq!((parsed.version, parsed.spec.as_str(), parsed.revision), (6, "WhisperSpec", 3));
+        assert_eq!(parsed.aliases["decoder/projection/weight"], "decoder/embeddings/weight");
+        let loaded = weights::load_ct2(&dir, DType::F32, &Device::Cpu).unwrap();
+        assert_eq!(loaded.network.dims, reference.network.dims);
+        assert!(loaded.stored_as.ends_with(name), "{}", loaded.stored_as);
+        let diff = max_diff(&expected, &logits(&loaded.network, &mel));
+        println!("CT2 {name}: max |logit difference| {diff:.2e}");
+        assert!(diff < tolerance, "{name}: {diff}");
+    }
+}
+
+#[test]
+fn batched_decoding_matches_one_at_a_time_even_after_rows_finish() {
+    let work = tempfile::tempdir().unwrap();
+    tiny_whisper::write_hf(work.path(), true, 11);
+    let network = weights::load_safetensors(work.path(), DType::F32, &Device::Cpu).unwrap().network;
+    let mel = random_mel(3, 5);
+    let batched = logits(&network, &mel);
+    let alone: Vec<f32> = (0..3).flat_map(|row| logits(&network, &mel.narrow(0, row, 1).unwrap())).collect();
+    assert!(max_diff(&batched, &alone) < 1e-4, "{}", max_diff(&batched, &alone));
+
+    // Dropping row 1 from the caches leaves rows 0 and 2 exactly where they were.
+    let audio = network.encode(&mel).unwrap();
+    let mut state = network.start(&audio).unwrap();
+    let prompt = Tensor::from_vec([257u32, 258, 261].repeat(3), (3, 3), &Device::Cpu).unwrap();
+    network.step(&prompt, &mut state).unwrap();
+    state.retain(&[0, 2]).unwrap();
+    let next = Tensor::from_vec(vec![40u32, 40], (2, 1), &Device::Cpu).unwrap();
+    let after: Vec<f32> = network.step(&next, &mut state).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let vocab = network.dims.vocab_size;
+    let row = |r: usize| &alone[(r * 5 + 3) * vocab..(r * 5 + 4) * vocab];
+    assert!(max_diff(&after[..vocab], row(0)) < 1e-4);
+    assert!(max_diff(&after[vocab..], row(2)) < 1e-4);
+}
+
+#[test]
+fn mel_filterbank_is_openais_slaney_filterbank() {
+    // Values of OpenAI's mel_filters.npz (as candle's melfilters*.bytes ship them).
+    let f80 = mel::mel_filters(80);
+    assert_eq!(f80.len(), 80 * 201);
+    for (index, expected) in [(1, 0.024862595), (40 * 201 + 43, 0.014735566), (79 * 201 + 192, 0.0031647119)]
+    {
+        assert!((f80[index] - expected).abs() < 1e-7, "{index}: {}", f80[index]);
+    }
+    let f128 = mel::mel_filters(128);
+    assert!((f128[1] - 0.012373987).abs() < 1e-7);
+    assert!((f128[100 * 201 + 102] - 0.009409416).abs() < 1e-7);
+    assert!(f80.iter().all(|w| *w >= 0.0));
+    // Slaney normalisation: each triangle has unit area in Hz (so higher, wider bands are lower).
+    let peak = |row: usize| f80[row * 201..(row + 1) * 201].iter().copied().fold(0.0, f32::max);
+    assert!(peak(5) > peak(70));
+    // The spectrogram of a 30 s window is 80 x 3000 and normalised into Whisper's range.
+    let spectrogram = mel::MelSpectrogram::new(80).window(&tiny_whisper::tone(440.0, 16_000, 2.0));
+    assert_eq!(spectrogram.len(), 80 * 3000);
+    let max = spectrogram.iter().copied().fold(f32::MIN, f32::max);
+    let min = spectrogram.iter().copied().fold(f32::MAX, f32::min);
+    assert!(max <= 2.5 && (max - min - 2.0).abs() < 1e-4, "{min}..{max}");
+}
+
+/// The frequency of a mono signal from its zero crossings.
+fn frequency(samples: &[f32], rate: f64) -> f64 {
+    let crossings = samples.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count();
+    crossings as f64 / (samples.len() as f64 / rate)
+}
+
+#[test]
+fn resampling_to_16k_keeps_a_tones_pitch_and_length() {
+    for rate in [8_000u32, 22_050, 44_100, 48_000] {
+        let input = tiny_whisper::tone(440.0, rate, 1.0);
+        let output = audio::resample_to_16k(&input, rate).unwrap();
+        assert!((output.len() as i64 - 16_000).abs() <= 1, "{rate}: {} samples", output.len());
+        let hz = frequency(&output[400..15_600], 16_000.0);
+        assert!((hz - 440.0).abs() < 3.0, "{rate} Hz input: tone at {hz} Hz");
+        let peak = output[400..15_600].iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!((peak - 0.5).abs() < 0.03, "{rate}: amplitude {peak}");
+    }
+}
+
+#[test]
+fn wav_flac_are_decoded_and_garbage_is_refused_by_name() {
+    // Stereo 44.1 kHz WAV with the tone in one channel: downmixed, resampled.
+    let mono = tiny_whisper::tone(300.0, 44_100, 0.5);
+    let stereo: Vec<f32> = mono.iter().flat_map(|s| [*s, 0.0]).collect();
+    let (samples, seconds) =
+        audio::load_16k_mono(&tiny_whisper::wav_bytes(&stereo, 44_100, 2), "wav").unwrap();
+    assert!((seconds - 0.5).abs() < 1e-3);
+    assert!((samples.len() as i64 - 8000).abs() <= 1);
+    let hz = frequency(&samples[200..7800], 16_000.0);
+    assert!((hz - 300.0).abs() < 6.0, "{hz}");
+    // A real FLAC file (libsndfile): 0.5 s of 440 Hz at 16 kHz.
+    let flac =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/media/tone.flac")).unwrap();
+    let (samples, seconds) = audio::load_16k_mono(&flac, "").unwrap();
+    assert!((seconds - 0.5).abs() < 1e-3 && samples.len() == 8000);
+    assert!((frequency(&samples, 16_000.0) - 440.0).abs() < 6.0);
+    for (bytes, hint) in [(&b"definitely not audio"[..], "wav"), (&b""[..], ""), (&flac[..200], "flac")] {
+        let error = audio::load_16k_mono(bytes, hint).unwrap_err();
+        assert!(!error.is_empty());
+        println!("{hint:?}: {error}");
+    }
+    match mp3_of(&tiny_whisper::wav_bytes(&mono, 44_100, 1)) {
+        Some(mp3) => {
+            let (samples, _) = audio::load_16k_mono(&mp3, "mp3").unwrap();
+            assert!((frequency(&samples[1000..], 16_000.0) - 300.0).abs() < 10.0);
+        }
+        None => println!("skipping MP3: neither lame nor ffmpeg is installed to encode one"),
+    }
+}
+
+/// MP3 bytes of a WAV file, when an encoder is installed.
+fn mp3_of(wav: &[u8]) -> Option<Vec<u8>> {
+    let dir = tempfile::tempdir().ok()?;
+    let (input, output) = (dir.path().join("in.wav"), dir.path().join("out.mp3"));
+    std::fs::write(&input, wav).ok()?;
+    let lame = std::process::Command::new("lame").arg("--quiet").arg(&input).arg(&output).status();
+    let ok = lame.is_ok_and(|s| s.success())
+        || std::process::Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-y", "-i"])
+            .arg(&input)
+            .arg(&output)
+            .status()
+            .is_ok_and(|s| s.success());
+    if ok {
+        std::fs::read(&output).ok()
+    } else {
+        None
+    }
+}
+
+#[test]
+fn a_long_clip_is_transcribed_in_windows_batched_with_a_short_one() {
+    let work = tempfile::tempdir().unwrap();
+    tiny_whisper::write_hf(work.path(), true, 13);
+    let loaded = weights::load_safetensors(work.path(), DType::F32, &Device::Cpu).unwrap();
+    let vocabulary = Vocabulary::load(work.path(), loaded.network.dims.vocab_size).unwrap();
+    let specials = &vocabulary.specials;
+    let start = vec![specials.sot, specials.languages["en"], specials.transcribe];
+    let mel = mel::MelSpectrogram::new(80);
+    let clips = vec![
+        transcribe::Clip { samples: tiny_whisper::tone(220.0, 16_000, 75.0), start_tokens: start.clone() },
+        transcribe::Clip { samples: tiny_whisper::tone(330.0, 16_000, 2.0), start_tokens: start },
+    ];
+    let settings = transcribe::Settings { max_new_tokens: 12, temperature_fallback: true, seed: 0 };
+    let out = transcribe::transcribe(&loaded.network, &vocabulary, &mel, &loaded.suppress, &clips, settings)
+        .unwrap();
+    assert_eq!(out.len(), 2);
+    assert!(out[0].windows >= 3, "75 s needs at least 3 windows: {:?}", out[0]);
+    assert_eq!(out[1].windows, 1);
+    println!("{out:?}");
+    assert!(decode::compression_ratio(&out[0].text).is_finite());
+}
