@@ -13,6 +13,12 @@ struct Checkpoint {
     kwargs: serde_json::Value,
 }
 
+/// Config keys that cannot change an answer, left out of the host's cache keys: `threads` only
+/// sizes the compute pool (each output is computed the same way whatever its size), and
+/// `offline` only decides whether the hub may be asked for the checkpoint, not which weights
+/// run. Everything else picks weights, numerics, prompts or sampling.
+pub const CACHE_NEUTRAL_CONFIG: &[&str] = &["threads", "offline"];
+
 fn meta(checkpoint: Checkpoint) -> ModelMeta {
     let mut meta = ModelMeta::new(checkpoint.name, ModelType::TextGeneration);
     meta.description = Some(checkpoint.description.to_owned());
@@ -21,6 +27,7 @@ fn meta(checkpoint: Checkpoint) -> ModelMeta {
     meta.open_weights = Some(true);
     meta.license = Some(checkpoint.license.to_owned());
     meta.languages = vec!["eng-Latn".to_owned(), "mul".to_owned()];
+    meta.cache_neutral_config = CACHE_NEUTRAL_CONFIG.iter().map(|key| (*key).to_owned()).collect();
     if checkpoint.parameters > 0 {
         meta.n_parameters = Some(checkpoint.parameters);
         // f32 weights plus ~10% for activations and the KV cache of an evaluation batch.
@@ -117,4 +124,30 @@ pub fn causal_lm() -> ModelMeta {
         release_date: "",
         kwargs: serde_json::json!({}),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_model_declares_its_cache_neutral_config_keys() {
+        let all = [
+            qwen3_0_6b(),
+            qwen3_1_7b(),
+            qwen2_5_0_5b_instruct(),
+            smollm2_135m_instruct(),
+            smollm2_360m_instruct(),
+            llama_3_2_1b_instruct(),
+            causal_lm(),
+        ];
+        for meta in all {
+            assert_eq!(meta.cache_neutral_config, ["threads", "offline"], "{}", meta.name);
+            assert_eq!(meta.preferred_batch_size, None, "{}", meta.name);
+        }
+        // Both are keys the config reads.
+        let config: crate::config::LlmConfig =
+            serde_json::from_value(serde_json::json!({"threads": 3, "offline": true})).unwrap();
+        assert_eq!((config.threads, config.offline), (Some(3), true));
+    }
 }

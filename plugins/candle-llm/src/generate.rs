@@ -1,4 +1,4 @@
-//! The sampling loop shared by every architecture, and log-likelihood scoring.
+//! The sampling loop shared by every architecture (log-likelihood scoring is in [`crate::score`]).
 //!
 //! Batched families (llama, qwen2, qwen3) run the whole batch through one forward per step:
 //! prompts left-padded, a KV cache reused across steps, each sequence stopping on its own (EOS,
@@ -10,7 +10,7 @@ use candle_transformers::generation::{LogitsProcessor, Sampling};
 
 use crate::{
     arch::{
-        decoder::{left_pad, log_softmax, Decoder, KvCache, Step},
+        decoder::{left_pad, Decoder, KvCache, Step},
         single::SingleSequenceModel,
     },
     tokenizer::TextTokenizer,
@@ -226,91 +226,4 @@ fn generate_batch(
         columns += 1;
     }
     sequences.into_iter().map(|sequence| sequence.finish(settings, tokenizer)).collect()
-}
-
-/// The log-probability of `continuation` after `context`, and whether greedy decoding would
-/// have produced it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ContinuationLogprob {
-    pub logprob: f64,
-    pub is_greedy: bool,
-}
-
-/// Scores `(context, continuation)` token pairs; the batched families score them all in one
-/// forward pass.
-pub fn score(
-    network: &mut Network,
-    pairs: &[(Vec<u32>, Vec<u32>)],
-    pad: u32,
-) -> Result<Vec<ContinuationLogprob>, String> {
-    let error = |error: candle_core::Error| error.to_string();
-    if let Some((context, continuation)) =
-        pairs.iter().find(|(context, continuation)| context.is_empty() || continuation.is_empty())
-    {
-        return Err(format!(
-            "cannot score: the context has {} tokens and the continuation {} (both need at least one)",
-            context.len(),
-            continuation.len()
-        ));
-    }
-    let longest =
-        pairs.iter().map(|(context, continuation)| context.len() + continuation.len()).max().unwrap_or(0);
-    if longest > network.max_positions() {
-        return Err(format!(
-            "cannot score: {longest} tokens exceed the model's {} positions",
-            network.max_positions()
-        ));
-    }
-    match network {
-        Network::Batched(decoder) => {
-            let joined: Vec<Vec<u32>> = pairs
-                .iter()
-                .map(|(context, continuation)| [context.as_slice(), continuation].concat())
-                .collect();
-            let (padded, padding) = left_pad(&joined, pad);
-            let hidden = decoder
-                .forward(&Step { tokens: &padded, padding: &padding }, &mut KvCache::default())
-                .map_err(error)?;
-            pairs
-                .iter()
-                .enumerate()
-                .map(|(row, (_, continuation))| {
-                    // The column before each continuation token predicts it.
-                    let first = longest - continuation.len() - 1;
-                    let rows =
-                        hidden.i(row).map_err(error)?.narrow(0, first, continuation.len()).map_err(error)?;
-                    let logits = decoder.all_logits(&rows.unsqueeze(0).map_err(error)?).map_err(error)?;
-                    sum_logprobs(&logits.squeeze(0).map_err(error)?, continuation)
-                })
-                .collect()
-        }
-        Network::Single { model, device, .. } => pairs
-            .iter()
-            .map(|(context, continuation)| {
-                let mut rows = vec![model.forward(context, 0, device).map_err(error)?];
-                for (offset, token) in continuation[..continuation.len() - 1].iter().enumerate() {
-                    rows.push(model.forward(&[*token], context.len() + offset, device).map_err(error)?);
-                }
-                let logits = Tensor::stack(&rows, 0).map_err(error)?;
-                sum_logprobs(&logits, continuation)
-            })
-            .collect(),
-    }
-}
-
-/// Sums the log-probabilities of `tokens` from logits `[tokens, vocab]` predicting them.
-fn sum_logprobs(logits: &Tensor, tokens: &[u32]) -> Result<ContinuationLogprob, String> {
-    let error = |error: candle_core::Error| error.to_string();
-    let logprobs = log_softmax(logits).map_err(error)?.to_vec2::<f32>().map_err(error)?;
-    let mut total = 0f64;
-    let mut is_greedy = true;
-    for (row, &token) in logprobs.iter().zip(tokens) {
-        let logprob = row
-            .get(token as usize)
-            .ok_or_else(|| format!("token {token} is outside the model's vocabulary"))?;
-        total += f64::from(*logprob);
-        let best = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(index, _)| index as u32);
-        is_greedy &= best == Some(token);
-    }
-    Ok(ContinuationLogprob { logprob: total, is_greedy })
 }

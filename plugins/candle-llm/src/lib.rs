@@ -3,7 +3,8 @@
 //! The data path inside the plugin: [`source`] finds the checkpoint (local directory, `.gguf`
 //! file, HF cache or hub download), [`loader`] builds the [`arch`] network from safetensors or
 //! GGUF [`weights`] with its [`tokenizer`] and [`chat`] template, [`model`] turns batch items
-//! into prompts, and [`generate`] samples answers (or scores continuations) for the whole batch.
+//! into prompts, and [`generate`] samples answers (or [`score`] scores continuations) for the whole
+//! batch.
 
 pub mod arch;
 mod catalog;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod generate;
 pub mod loader;
 mod model;
+pub mod score;
 pub mod source;
 pub mod tokenizer;
 pub mod weights;

@@ -10,6 +10,7 @@ use crate::{
     config::LlmConfig,
     generate::{self, Generated},
     loader::{self, LoadOptions, LoadedModel},
+    score::{self, ContinuationLogprob, ScoreRequest},
     source,
 };
 
@@ -251,25 +252,29 @@ impl Model for CandleLlm {
         let loaded = self.loaded()?;
         let tokenizer = &loaded.model.tokenizer;
         let limit = loaded.model.network.max_positions();
-        let mut pairs = Vec::new();
+        let mut ready = Vec::new();
         let mut shapes = Vec::with_capacity(requests.len());
         for request in requests {
             match continuation_tokens(tokenizer, request, limit) {
                 Ok((context, continuations)) => {
                     shapes.push(Ok((context.len(), continuations.iter().map(Vec::len).collect::<Vec<_>>())));
-                    pairs.extend(
-                        continuations.into_iter().map(|continuation| (context.clone(), continuation)),
-                    );
+                    ready.push(ScoreRequest { context, continuations });
                 }
                 Err(message) => shapes.push(Err(invalid(format!("request {}: {message}", request.id)))),
             }
         }
         let pad = tokenizer.pad_id();
         let LoadedModel { network, .. } = &mut loaded.model;
-        let scores = if pairs.is_empty() {
+        let scores: Vec<ContinuationLogprob> = if ready.is_empty() {
             Vec::new()
         } else {
-            loaded.pool.install(|| generate::score(network, &pairs, pad)).map_err(internal)?
+            loaded
+                .pool
+                .install(|| score::score(network, &ready, pad))
+                .map_err(internal)?
+                .into_iter()
+                .flatten()
+                .collect()
         };
         let mut scores = scores.into_iter();
         Ok(shapes
@@ -279,11 +284,11 @@ impl Model for CandleLlm {
                 let scores = lengths
                     .into_iter()
                     .map(|tokens| {
-                        let score =
+                        let scored =
                             scores.next().ok_or_else(|| internal("fewer scores than continuations"))?;
                         Ok(ContinuationScore {
-                            logprob: score.logprob,
-                            is_greedy: score.is_greedy,
+                            logprob: scored.logprob,
+                            is_greedy: scored.is_greedy,
                             tokens: tokens as u32,
                         })
                     })

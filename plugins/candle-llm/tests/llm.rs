@@ -15,7 +15,7 @@ use karma_plugin_candle_llm::{
     arch::decoder::{left_pad, Decoder, KvCache, Step},
     generate::{self, Network, SamplingSettings},
     loader::{self, LoadOptions, LoadedModel},
-    source,
+    score, source,
 };
 use tiny_models::Arch;
 
@@ -251,7 +251,7 @@ fn one_sequence_families_load_and_generate_through_the_shared_loop() {
             assert_eq!(&alone[0], expected, "{arch:?}: the KV cache is reset between sequences");
         }
         let pairs = vec![(prompts[1].clone(), vec![7, 8]), (prompts[2].clone(), vec![9])];
-        let scores = generate::score(network, &pairs, 0).unwrap();
+        let scores = score::score_separately(network, &pairs, 0).unwrap();
         assert!(scores.iter().all(|s| s.logprob < 0.0 && s.logprob.is_finite()), "{arch:?}: {scores:?}");
     }
 }
@@ -287,16 +287,23 @@ fn continuation_scores_are_summed_log_probabilities() {
     let pairs: Vec<(Vec<u32>, Vec<u32>)> =
         continuations.iter().map(|c| (context.clone(), c.clone())).collect();
     let pad = model.tokenizer.pad_id();
-    let scores = generate::score(&mut model.network, &pairs, pad).unwrap();
-    for (score, expected) in scores.iter().zip(&expected) {
-        assert!((score.logprob - expected).abs() < 1e-3, "{} vs {expected}", score.logprob);
+    let scores = score::score_separately(&mut model.network, &pairs, pad).unwrap();
+    for (scored, expected) in scores.iter().zip(&expected) {
+        assert!((scored.logprob - expected).abs() < 1e-3, "{} vs {expected}", scored.logprob);
     }
     // Scored alone, the same numbers.
-    for (pair, score) in pairs.iter().zip(&scores) {
-        let alone = generate::score(&mut model.network, std::slice::from_ref(pair), pad).unwrap();
-        assert!((alone[0].logprob - score.logprob).abs() < 1e-3);
+    for (pair, scored) in pairs.iter().zip(&scores) {
+        let alone = score::score_separately(&mut model.network, std::slice::from_ref(pair), pad).unwrap();
+        assert!((alone[0].logprob - scored.logprob).abs() < 1e-3);
     }
-    let error = generate::score(&mut model.network, &[(context.clone(), Vec::new())], pad).unwrap_err();
+    // One request with the context once: the same sums.
+    let request = score::ScoreRequest { context: context.clone(), continuations: continuations.to_vec() };
+    let once = score::score(&mut model.network, std::slice::from_ref(&request), pad).unwrap();
+    for (scored, expected) in once[0].iter().zip(&expected) {
+        assert!((scored.logprob - expected).abs() < 1e-3, "{} vs {expected}", scored.logprob);
+    }
+    let error =
+        score::score_separately(&mut model.network, &[(context.clone(), Vec::new())], pad).unwrap_err();
     assert!(error.contains("continuation 0"), "{error}");
 }
 
@@ -412,8 +419,8 @@ fn gemma3_and_phi3_gguf_match_their_safetensors_through_the_one_sequence_loop() 
         let tokens = encode(&from_safetensors, PROMPTS[1]);
         assert_eq!(encode(&from_gguf, PROMPTS[1]), tokens);
         let pairs = vec![(tokens.clone(), vec![7, 8, 9])];
-        let a = generate::score(&mut from_safetensors.network, &pairs, 0).unwrap();
-        let b = generate::score(&mut from_gguf.network, &pairs, 0).unwrap();
+        let a = score::score_separately(&mut from_safetensors.network, &pairs, 0).unwrap();
+        let b = score::score_separately(&mut from_gguf.network, &pairs, 0).unwrap();
         assert!((a[0].logprob - b[0].logprob).abs() < 1e-3, "{arch:?}: safetensors {a:?} vs GGUF {b:?}");
         let LoadedModel { network, tokenizer, .. } = &mut from_gguf;
         let once = generate::generate(

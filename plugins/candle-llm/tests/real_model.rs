@@ -9,6 +9,7 @@ use karma_plugin_candle_llm::{
     chat::Message,
     generate::{self, SamplingSettings},
     loader::{self, LoadOptions, LoadedModel},
+    score::{self, ScoreRequest},
     source,
 };
 
@@ -102,5 +103,54 @@ fn smollm2_answers_like_pytorch_and_batching_does_not_change_greedy_tokens() {
         "SmolLM2-135M: {tokens} tokens generated in {batch_seconds:.2}s as a batch of 4 ({:.1} tok/s), {single_seconds:.2}s one by one ({:.1} tok/s)",
         tokens as f64 / batch_seconds,
         tokens as f64 / single_seconds
+    );
+}
+
+#[test]
+fn smollm2_one_pass_scores_equal_separate_scores() {
+    let Some(path) = smollm2() else { return };
+    let mut model = load(&path);
+    let template = model.chat_template.as_ref().unwrap();
+    let questions = [
+        "Which organ produces insulin?\nA. Liver\nB. Pancreas\nC. Kidney\nD. Spleen\nAnswer with the letter.",
+        "A 45-year-old man presents with crushing chest pain radiating to the left arm, sweating and \
+         nausea for 30 minutes. His ECG shows ST elevation in leads II, III and aVF. Which coronary \
+         artery is most likely occluded?\nA. Left anterior descending\nB. Left circumflex\n\
+         C. Right coronary\nD. Left main\nAnswer with the letter.",
+        "What is the first-line drug for type 2 diabetes?\nA. Insulin\nB. Metformin\nC. Glipizide\nD. Acarbose",
+    ];
+    let mut requests = Vec::new();
+    for question in questions {
+        let prompt = template.render(&user(question), false).unwrap() + "Answer:";
+        let context = model.tokenizer.encode(&prompt, false).unwrap();
+        let letters: Vec<Vec<u32>> =
+            [" A", " B", " C", " D"].iter().map(|l| model.tokenizer.encode(l, false).unwrap()).collect();
+        assert!(letters.iter().all(|letter| letter.len() == 1), "{letters:?}");
+        requests.push(ScoreRequest { context: context.clone(), continuations: letters });
+        let texts = [" B. Pancreas", " The right coronary artery", " Metformin"];
+        let continuations = texts.iter().map(|t| model.tokenizer.encode(t, false).unwrap()).collect();
+        requests.push(ScoreRequest { context, continuations });
+    }
+    let pad = model.tokenizer.pad_id();
+    let pairs: Vec<(Vec<u32>, Vec<u32>)> = requests
+        .iter()
+        .flat_map(|r| r.continuations.iter().map(|c| (r.context.clone(), c.clone())))
+        .collect();
+    let started = Instant::now();
+    let old = score::score_separately(&mut model.network, &pairs, pad).unwrap();
+    let old_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let new: Vec<_> =
+        score::score(&mut model.network, &requests, pad).unwrap().into_iter().flatten().collect();
+    let new_seconds = started.elapsed().as_secs_f64();
+    assert_eq!(new.len(), old.len());
+    let mut largest = 0f64;
+    for (index, (new, old)) in new.iter().zip(&old).enumerate() {
+        largest = largest.max((new.logprob - old.logprob).abs());
+        assert!((new.logprob - old.logprob).abs() < 1e-4, "#{index}: one-pass {new:?} vs separate {old:?}");
+        assert_eq!(new.is_greedy, old.is_greedy, "#{index}");
+    }
+    eprintln!(
+        "SmolLM2-135M scoring: one pass {new_seconds:.2}s, separate {old_seconds:.2}s, largest difference {largest:.1e}"
     );
 }

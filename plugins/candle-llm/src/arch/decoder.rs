@@ -159,6 +159,31 @@ impl KvCache {
     pub fn seen(&self) -> usize {
         self.layers.first().map_or(0, |layer| layer.current_seq_len())
     }
+
+    /// A new cache whose sequence `i` is a copy of this cache's sequence `rows[i]` (rows may
+    /// repeat): several continuations then go on from one shared prefix without recomputing it.
+    pub fn select_rows(&self, rows: &[usize]) -> Result<KvCache> {
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let (Some(keys), Some(values)) =
+                (layer.k_cache().all_data().as_ref(), layer.v_cache().all_data().as_ref())
+            else {
+                // Nothing cached yet: an empty cache of the same depth.
+                layers.push(candle_nn::kv_cache::KvCache::new(2, KV_CACHE_BLOCK));
+                continue;
+            };
+            let index: Vec<u32> = rows.iter().map(|&row| row as u32).collect();
+            let index = Tensor::from_vec(index, rows.len(), keys.device())?;
+            let seen = layer.current_seq_len();
+            // The buffers are contiguous (index_select needs it); only their filled columns are
+            // copied into the new cache.
+            let pick = |buffer: &Tensor| buffer.index_select(&index, 0)?.narrow(2, 0, seen)?.contiguous();
+            let mut copy = candle_nn::kv_cache::KvCache::new(2, KV_CACHE_BLOCK);
+            copy.append(&pick(keys)?, &pick(values)?)?;
+            layers.push(copy);
+        }
+        Ok(KvCache { layers })
+    }
 }
 
 /// A batch step: token columns plus where each sequence's real tokens begin.
