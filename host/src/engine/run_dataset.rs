@@ -276,10 +276,10 @@ fn run_window(
     }
 
     let mut grades = match grade_window(progress, &window[..cut], &results[..cut], models, cache)? {
-        Some((grades, unasked)) => {
+        Some(WindowGrades { by_position, unasked }) => {
             // Interrupted while grading: the window ends before the first answer not graded.
             cut = unasked.unwrap_or(cut);
-            Some(grades)
+            Some(by_position)
         }
         None => None,
     };
@@ -401,6 +401,12 @@ fn run_plugin_batch(
     Ok(())
 }
 
+/// A window's grades by position, and where an interruption left the first answer ungraded.
+struct WindowGrades {
+    by_position: Vec<Option<grading::Grades>>,
+    unasked: Option<usize>,
+}
+
 /// The judge's grades of the window's answers, by window position, when the dataset has a
 /// grader and a judge (`None` otherwise), and the position of the first answer an interruption
 /// left ungraded. Failed items are not graded.
@@ -410,7 +416,7 @@ fn grade_window(
     results: &[Option<ItemResult>],
     models: &mut Models<'_, '_>,
     cache: &mut Option<&mut Cache>,
-) -> Result<Option<(Vec<Option<grading::Grades>>, Option<usize>)>, String> {
+) -> Result<Option<WindowGrades>, String> {
     let (Some(judge), Some(report)) = (models.judge.as_deref_mut(), progress.outcome.judge.as_mut()) else {
         return Ok(None);
     };
@@ -443,7 +449,7 @@ fn grade_window(
             }
         }
     }
-    Ok(Some((by_position, unasked)))
+    Ok(Some(WindowGrades { by_position, unasked }))
 }
 
 /// Metrics over everything scored (failures excluded), overall and per subgroup.
