@@ -10,8 +10,8 @@ espeak-ng, and `pip install ctranslate2 numpy`. The model is the CT2 whisper-tin
 
 Both sides get identical samples: espeak-ng's 22.05 kHz speech is resampled here (FFT) and
 written as 16 kHz WAV, which the plugin reads without resampling. The reference computes
-Whisper's log-mel features as OpenAI's `audio.py` does and decodes greedily without timestamps; the plugin runs with `temperature_fallback` off, since
-CTranslate2's `generate` has none.
+Whisper's log-mel features as OpenAI's `audio.py` does and decodes greedily without timestamps;
+the plugin runs with `temperature_fallback` off, since CTranslate2's `generate` has none.
 Printed: transcripts that differ, and real-time factors (audio seconds per second, model load
 included on both sides) at batch 1 and 8, with interleaved rounds.
 """
