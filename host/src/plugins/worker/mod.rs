@@ -6,6 +6,7 @@
 //! in halves until the item that kills it is alone; an item that kills a worker twice on its
 //! own is quarantined: it fails with the cause, and every other item is scored.
 
+pub mod batch_frame;
 mod process;
 pub mod protocol;
 pub mod serve;

@@ -96,11 +96,16 @@ pub fn signal_name(signal: i32) -> &'static str {
     }
 }
 
+/// A reply of up to this size comes in one `read` (the worker writes it whole), header and body
+/// together, into a buffer kept across calls.
+const INBOX: usize = 64 * 1024;
+
 /// A running worker and its two pipes.
 pub struct WorkerProcess {
     child: Child,
     requests: Option<ChildStdin>,
     replies: ChildStdout,
+    inbox: Vec<u8>,
 }
 
 impl WorkerProcess {
@@ -133,7 +138,7 @@ impl WorkerProcess {
             let _ = child.wait();
             return Err(std::io::Error::other("the worker was started without its pipes"));
         };
-        Ok(WorkerProcess { child, requests: Some(requests), replies })
+        Ok(WorkerProcess { child, requests: Some(requests), replies, inbox: vec![0; INBOX] })
     }
 
     /// Sends `frame` and waits for the reply, or for the worker's death or the deadline.
@@ -144,26 +149,53 @@ impl WorkerProcess {
             // A closed pipe: the worker is gone; its exit status says how.
             return Err(self.death());
         }
-        let body = self.read_frame(deadline, timeout)?;
-        Reply::decode(&body).map_err(|problem| self.abandon(Fault::Broken(problem)))
+        let mut inbox = std::mem::take(&mut self.inbox);
+        let decoded = self.read_frame(&mut inbox, deadline, timeout).and_then(|(start, end)| {
+            Reply::decode(&inbox[start..end]).map_err(|problem| self.abandon(Fault::Broken(problem)))
+        });
+        inbox.truncate(INBOX);
+        inbox.shrink_to(INBOX);
+        self.inbox = inbox;
+        decoded
     }
 
-    /// One reply frame's body, read straight into a buffer of its size.
-    fn read_frame(&mut self, deadline: Instant, timeout: Duration) -> Result<Vec<u8>, Fault> {
+    /// Reads one reply frame into `inbox` (grown past [`INBOX`] only for a larger frame) and
+    /// returns where its body lies.
+    fn read_frame(
+        &mut self,
+        inbox: &mut Vec<u8>,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<(usize, usize), Fault> {
+        let filled = self.fill(&mut inbox[..INBOX], 8, deadline, timeout)?;
         let mut header = [0u8; 8];
-        self.fill(&mut header, deadline, timeout)?;
+        header.copy_from_slice(&inbox[..8]);
         let length = u64::from_le_bytes(header);
         if length > MAX_FRAME {
             return Err(self.abandon(Fault::Broken(format!("a frame of {length} bytes"))));
         }
-        let mut body = vec![0u8; length as usize];
-        self.fill(&mut body, deadline, timeout)?;
-        Ok(body)
+        let end = 8 + length as usize;
+        if filled > end {
+            // The worker answers one request with one frame: more is not a reply to trust.
+            return Err(self.abandon(Fault::Broken(format!("{} bytes after a reply", filled - end))));
+        }
+        if end > inbox.len() {
+            inbox.resize(end, 0);
+        }
+        self.fill(&mut inbox[filled..end], end - filled, deadline, timeout)?;
+        Ok((8, end))
     }
 
-    fn fill(&mut self, buffer: &mut [u8], deadline: Instant, timeout: Duration) -> Result<(), Fault> {
+    /// Reads into `buffer` until at least `least` bytes are in; returns how many are.
+    fn fill(
+        &mut self,
+        buffer: &mut [u8],
+        least: usize,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<usize, Fault> {
         let mut filled = 0;
-        while filled < buffer.len() {
+        while filled < least {
             if !self.readable_before(deadline) {
                 return Err(self.abandon(Fault::TimedOut(timeout)));
             }
@@ -174,7 +206,7 @@ impl WorkerProcess {
                 Err(_) => return Err(self.death()),
             }
         }
-        Ok(())
+        Ok(filled)
     }
 
     /// Waits until the reply pipe has bytes or is closed, or the deadline passes.

@@ -9,7 +9,7 @@
 use std::io::{Read, Write};
 
 use crate::{
-    datasets::item::{ConversationTurn, Criterion, MediaBlob, OwnedItem},
+    datasets::item::{MediaBlob, OwnedItem},
     plugins::{Completion, ContinuationScores, ItemFailure},
 };
 
@@ -17,7 +17,8 @@ use crate::{
 /// corrupted length can make the reader allocate).
 pub const MAX_FRAME: u64 = 16 << 30;
 
-/// What the host asks.
+/// What the host asks, but a batch to generate for: that is [`generate_frame`] on the host's
+/// side and [`super::batch_frame::with_generate_view`] on the worker's.
 #[derive(Debug, PartialEq)]
 pub enum Request {
     /// Load `plugin`, find `model`, and create an instance from `config_json`.
@@ -29,10 +30,6 @@ pub enum Request {
     Load,
     /// Whether the instance offers log-likelihood scoring.
     ScoresContinuations,
-    Generate {
-        show_expected_output: bool,
-        items: Vec<OwnedItem>,
-    },
     Score {
         requests: Vec<(u64, String, Vec<String>)>,
     },
@@ -111,9 +108,12 @@ pub struct Decoder<'a> {
     data: &'a [u8],
 }
 
-type Decoded<T> = Result<T, String>;
+pub(super) type Decoded<T> = Result<T, String>;
 
 impl<'a> Decoder<'a> {
+    pub(super) fn new(data: &'a [u8]) -> Self {
+        Decoder { data }
+    }
     fn take(&mut self, count: usize) -> Decoded<&'a [u8]> {
         if self.data.len() < count {
             return Err(format!("a message ended {} bytes early", count - self.data.len()));
@@ -122,10 +122,10 @@ impl<'a> Decoder<'a> {
         self.data = rest;
         Ok(taken)
     }
-    fn u8(&mut self) -> Decoded<u8> {
+    pub(super) fn u8(&mut self) -> Decoded<u8> {
         Ok(self.take(1)?[0])
     }
-    fn flag(&mut self) -> Decoded<bool> {
+    pub(super) fn flag(&mut self) -> Decoded<bool> {
         match self.u8()? {
             0 => Ok(false),
             1 => Ok(true),
@@ -139,10 +139,10 @@ impl<'a> Decoder<'a> {
         self.data = rest;
         Ok(*bytes)
     }
-    fn u64(&mut self) -> Decoded<u64> {
+    pub(super) fn u64(&mut self) -> Decoded<u64> {
         Ok(u64::from_le_bytes(self.eight()?))
     }
-    fn f64(&mut self) -> Decoded<f64> {
+    pub(super) fn f64(&mut self) -> Decoded<f64> {
         Ok(f64::from_le_bytes(self.eight()?))
     }
     fn len(&mut self) -> Decoded<usize> {
@@ -152,22 +152,27 @@ impl<'a> Decoder<'a> {
             .filter(|length| *length <= self.data.len())
             .ok_or_else(|| format!("a length of {length} runs past the message's end"))
     }
-    fn bytes(&mut self) -> Decoded<Vec<u8>> {
+    /// A byte blob borrowed from the frame.
+    pub(super) fn bytes(&mut self) -> Decoded<&'a [u8]> {
         let length = self.len()?;
-        Ok(self.take(length)?.to_vec())
+        self.take(length)
     }
-    fn string(&mut self) -> Decoded<String> {
-        let length = self.len()?;
-        std::str::from_utf8(self.take(length)?)
-            .map(str::to_owned)
-            .map_err(|error| format!("a string is not UTF-8: {error}"))
+    /// A string borrowed from the frame.
+    pub(super) fn str(&mut self) -> Decoded<&'a str> {
+        std::str::from_utf8(self.bytes()?).map_err(|error| format!("a string is not UTF-8: {error}"))
     }
-    fn opt_string(&mut self) -> Decoded<Option<String>> {
+    pub(super) fn opt_str(&mut self) -> Decoded<Option<&'a str>> {
         if self.flag()? {
-            self.string().map(Some)
+            self.str().map(Some)
         } else {
             Ok(None)
         }
+    }
+    fn string(&mut self) -> Decoded<String> {
+        self.str().map(str::to_owned)
+    }
+    fn opt_string(&mut self) -> Decoded<Option<String>> {
+        Ok(self.opt_str()?.map(str::to_owned))
     }
     fn opt_u64(&mut self) -> Decoded<Option<u64>> {
         if self.flag()? {
@@ -176,15 +181,9 @@ impl<'a> Decoder<'a> {
             Ok(None)
         }
     }
-    fn media(&mut self) -> Decoded<Option<MediaBlob>> {
-        if !self.flag()? {
-            return Ok(None);
-        }
-        Ok(Some(MediaBlob { data: self.bytes()?, format: self.string()? }))
-    }
     /// A count of elements, each at least `min_size` bytes (so a corrupt count cannot make
     /// the reader reserve more than the message could hold).
-    fn count(&mut self, min_size: usize) -> Decoded<usize> {
+    pub(super) fn count(&mut self, min_size: usize) -> Decoded<usize> {
         let count = self.u64()?;
         usize::try_from(count)
             .ok()
@@ -194,7 +193,7 @@ impl<'a> Decoder<'a> {
     fn failure(&mut self) -> Decoded<ItemFailure> {
         Ok(ItemFailure { code: self.string()?, message: self.string()? })
     }
-    fn end(&self) -> Decoded<()> {
+    pub(super) fn end(&self) -> Decoded<()> {
         if self.data.is_empty() {
             Ok(())
         } else {
@@ -232,50 +231,10 @@ fn encode_item(encoder: &mut Encoder, item: &OwnedItem, show_expected_output: bo
     encoder.str(&item.other_args);
 }
 
-fn decode_item(decoder: &mut Decoder<'_>) -> Decoded<OwnedItem> {
-    let id = decoder.u64()?;
-    let input = decoder.opt_string()?;
-    let system_prompt = decoder.opt_string()?;
-    let turns = decoder.count(16)?;
-    let conversation = (0..turns)
-        .map(|_| Ok(ConversationTurn { role: decoder.string()?, content: decoder.string()? }))
-        .collect::<Decoded<_>>()?;
-    let images = decoder.count(1)?;
-    let images = (0..images)
-        .map(|_| decoder.media()?.ok_or_else(|| "an image slot was empty".to_owned()))
-        .collect::<Decoded<_>>()?;
-    let audio = decoder.media()?.map(Box::new);
-    let video = decoder.media()?.map(Box::new);
-    let expected_output = decoder.opt_string()?;
-    let criteria = decoder.count(24)?;
-    let rubric = (0..criteria)
-        .map(|_| {
-            let criterion = decoder.string()?;
-            let points = decoder.f64()?;
-            let tags = decoder.count(8)?;
-            let tags = (0..tags).map(|_| decoder.string()).collect::<Decoded<_>>()?;
-            Ok(Criterion { criterion, points, tags })
-        })
-        .collect::<Decoded<_>>()?;
-    let other_args = decoder.string()?;
-    Ok(OwnedItem {
-        id,
-        input,
-        system_prompt,
-        conversation,
-        images,
-        audio,
-        video,
-        expected_output,
-        rubric,
-        other_args,
-    })
-}
-
 const CREATE: u8 = 1;
 const LOAD: u8 = 2;
 const SCORES_CONTINUATIONS: u8 = 3;
-const GENERATE: u8 = 4;
+pub(super) const GENERATE: u8 = 4;
 const SCORE: u8 = 5;
 
 /// The frame of a generate request, encoded from borrowed items (the host's side).
@@ -324,10 +283,6 @@ impl Request {
             }
             Request::Load => Encoder::new(LOAD).finish(),
             Request::ScoresContinuations => Encoder::new(SCORES_CONTINUATIONS).finish(),
-            Request::Generate { show_expected_output, items } => {
-                let items: Vec<&OwnedItem> = items.iter().collect();
-                generate_frame(&items, *show_expected_output)
-            }
             Request::Score { requests } => score_frame(&score_requests(requests)),
         }
     }
@@ -342,12 +297,6 @@ impl Request {
             },
             LOAD => Request::Load,
             SCORES_CONTINUATIONS => Request::ScoresContinuations,
-            GENERATE => {
-                let show_expected_output = decoder.flag()?;
-                let count = decoder.count(8)?;
-                let items = (0..count).map(|_| decode_item(&mut decoder)).collect::<Decoded<_>>()?;
-                Request::Generate { show_expected_output, items }
-            }
             SCORE => {
                 let count = decoder.count(24)?;
                 let requests = (0..count)

@@ -1,6 +1,8 @@
 //! The wire form: every message round-trips, and broken frames are errors.
 
 use super::*;
+use crate::datasets::item::{ConversationTurn, Criterion};
+use crate::plugins::{with_batch_view, worker::batch_frame::with_generate_view};
 
 fn roundtrip_request(request: Request) {
     let frame = request.encode();
@@ -29,15 +31,54 @@ fn every_request_survives_the_wire() {
         rubric: vec![Criterion { criterion: "c".into(), points: -1.5, tags: vec!["axis:x".into()] }],
         other_args: "{\"k\":2}".into(),
     };
-    roundtrip_request(Request::Generate {
-        show_expected_output: true,
-        items: vec![item.clone(), OwnedItem::default()],
-    });
     roundtrip_request(Request::Score { requests: vec![(4, "ctx".into(), vec![" A".into(), " B".into()])] });
-    // Withheld expected output never reaches the worker.
-    let frame = Request::Generate { show_expected_output: false, items: vec![item] }.encode();
-    let Request::Generate { items, .. } = Request::decode(&frame[8..]).unwrap() else { panic!() };
-    assert_eq!(items[0].expected_output, None);
+    for show_expected_output in [true, false] {
+        let items = [item.clone(), OwnedItem::default(), item.clone()];
+        let items: Vec<&OwnedItem> = items.iter().collect();
+        let frame = generate_frame(&items, show_expected_output);
+        assert_eq!(u64::from_le_bytes(frame[..8].try_into().unwrap()) as usize, frame.len() - 8);
+        // The worker's views of the frame are the views the host builds in process.
+        let in_process = with_batch_view(&items, show_expected_output, |batch| format!("{batch:?}"));
+        let in_worker = with_generate_view(&frame[8..], |batch| format!("{batch:?}")).unwrap();
+        assert_eq!(in_worker, in_process);
+    }
+}
+
+#[test]
+fn a_large_image_is_viewed_in_place_byte_identical() {
+    let data: Vec<u8> = (0..16u32 << 20).map(|index| (index % 251) as u8).collect();
+    let item = OwnedItem {
+        id: 1,
+        images: vec![MediaBlob { data: data.clone(), format: "png".into() }],
+        ..OwnedItem::default()
+    };
+    let frame = generate_frame(&[&item], false);
+    let body = &frame[8..];
+    with_generate_view(body, |batch| {
+        let image = batch[0].images[0].data.as_slice();
+        assert!(image == data.as_slice());
+        // Borrowed from the received frame, not copied out of it.
+        assert!(body.as_ptr_range().contains(&image.as_ptr()));
+    })
+    .unwrap();
+}
+
+#[test]
+fn corrupt_generate_frames_are_errors() {
+    let item = OwnedItem {
+        id: 2,
+        input: Some("q".into()),
+        rubric: vec![Criterion { criterion: "c".into(), points: 1.0, tags: vec!["t".into()] }],
+        ..OwnedItem::default()
+    };
+    let frame = generate_frame(&[&item], true);
+    for cut in 0..frame.len() - 8 {
+        assert!(with_generate_view(&frame[8..8 + cut], |_| ()).is_err(), "cut at {cut}");
+    }
+    let mut trailing = frame[8..].to_vec();
+    trailing.push(0);
+    assert!(with_generate_view(&trailing, |_| ()).unwrap_err().contains("follow the end"));
+    assert!(with_generate_view(&Request::Load.encode()[8..], |_| ()).is_err());
 }
 
 #[test]

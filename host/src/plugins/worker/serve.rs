@@ -6,8 +6,11 @@ use std::{
     path::Path,
 };
 
-use super::protocol::{generated_frame, read_frame, write_frame, Reply, Request};
-use crate::plugins::{with_batch_view, Backend, ModelInstance};
+use super::{
+    batch_frame::with_generate_view,
+    protocol::{generated_frame, read_frame, write_frame, Reply, Request, GENERATE},
+};
+use crate::plugins::{Backend, ModelInstance};
 
 /// The environment variable carrying the host's pid (the worker exits if it is not its parent).
 pub const PARENT_ENV: &str = "KARMA_WORKER_PARENT";
@@ -26,10 +29,12 @@ pub fn serve() -> anyhow::Result<()> {
             super::process::wait_readable(0, None);
         }
         let Some(frame) = read_frame(&mut requests)? else { break };
-        let reply = match Request::decode(&frame) {
-            Ok(request) => answer(request, &mut instance),
-            Err(problem) => {
-                Reply::Failed(format!("the worker received a broken request: {problem}")).encode()
+        let reply = if frame.first() == Some(&GENERATE) {
+            generate(&frame, instance.as_mut())
+        } else {
+            match Request::decode(&frame) {
+                Ok(request) => answer(request, &mut instance),
+                Err(problem) => broken(&problem),
             }
         };
         write_frame(&mut replies, &reply)?;
@@ -37,7 +42,26 @@ pub fn serve() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The encoded reply to `request`.
+fn broken(problem: &str) -> Vec<u8> {
+    Reply::Failed(format!("the worker received a broken request: {problem}")).encode()
+}
+
+/// The encoded reply to a generate request: the batch is viewed in place in `frame`, and the
+/// reply encoded straight from the plugin's outputs (the hot path has no intermediate strings).
+fn generate(frame: &[u8], instance: Option<&mut ModelInstance>) -> Vec<u8> {
+    let Some(instance) = instance else {
+        return Reply::Failed("the worker holds no instance yet".to_owned()).encode();
+    };
+    let outputs = match with_generate_view(frame, |view| instance.run(view)) {
+        Ok(outputs) => outputs,
+        Err(problem) => return broken(&problem),
+    };
+    match outputs.and_then(|outputs| Ok((outputs, instance.take_item_details()?))) {
+        Ok((outputs, details)) => generated_frame(&outputs, &details),
+        Err(error) => Reply::Failed(error.to_string()).encode(),
+    }
+}
+
 /// The process's stdout as a file only the caller writes: fd 1 is then pointed at stderr, so
 /// plugin code printing to stdout cannot corrupt what the host reads from this pipe.
 pub(crate) fn take_stdout() -> anyhow::Result<std::fs::File> {
@@ -51,6 +75,7 @@ pub(crate) fn take_stdout() -> anyhow::Result<std::fs::File> {
     }
 }
 
+/// The encoded reply to `request`.
 fn answer(request: Request, instance: &mut Option<ModelInstance>) -> Vec<u8> {
     let failed = |error: &dyn std::fmt::Display| Reply::Failed(error.to_string());
     let reply = match (request, instance.as_mut()) {
@@ -70,15 +95,6 @@ fn answer(request: Request, instance: &mut Option<ModelInstance>) -> Vec<u8> {
         }
         (Request::ScoresContinuations, Some(instance)) => {
             instance.scores_continuations().map_or_else(|error| failed(&error), Reply::Flag)
-        }
-        // Encoded straight from the plugin's outputs: the hot path has no intermediate strings.
-        (Request::Generate { show_expected_output, items }, Some(instance)) => {
-            let outputs = with_batch_view(&items, show_expected_output, |view| instance.run(view))
-                .and_then(|outputs| Ok((outputs, instance.take_item_details()?)));
-            return match outputs {
-                Ok((outputs, details)) => generated_frame(&outputs, &details),
-                Err(error) => failed(&error).encode(),
-            };
         }
         (Request::Score { requests }, Some(instance)) => {
             Backend::score_continuations(instance, &super::protocol::score_requests(&requests))
