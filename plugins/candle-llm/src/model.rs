@@ -169,6 +169,7 @@ impl Model for CandleLlm {
             dtype: self.config.dtype().map_err(invalid)?,
             device: &device,
             dequantize: self.config.dequantize,
+            dequantize_below_parameters: self.config.dequantize_below_parameters,
         };
         let started = std::time::Instant::now();
         let model = pool.install(|| loader::load(&files, &options)).map_err(invalid)?;
@@ -177,6 +178,7 @@ impl Model for CandleLlm {
             source = %files.origin,
             family = model.family.as_str(),
             chat_template = model.chat_template.is_some(),
+            weights = if model.quantized { "quantized" } else { "dense" },
             seconds = started.elapsed().as_secs_f64(),
             "loaded"
         );

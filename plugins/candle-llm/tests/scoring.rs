@@ -23,7 +23,16 @@ const TOLERANCE: f64 = 1e-4;
 
 fn load(location: &Path, dequantize: Option<bool>) -> LoadedModel {
     let files = source::resolve(location.to_str().unwrap(), None, "main", true).unwrap();
-    loader::load(&files, &LoadOptions { dtype: DType::F32, device: &Device::Cpu, dequantize }).unwrap()
+    loader::load(
+        &files,
+        &LoadOptions {
+            dtype: DType::F32,
+            device: &Device::Cpu,
+            dequantize,
+            dequantize_below_parameters: loader::DEQUANTIZE_BELOW_PARAMETERS,
+        },
+    )
+    .unwrap()
 }
 
 fn encode(model: &LoadedModel, text: &str) -> Vec<u32> {

@@ -11,7 +11,7 @@ use candle_core::quantized::QMatMul;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::RmsNorm;
 
-use super::{decode_attention, few_rows};
+use super::{decode_attention, few_rows, q4_1::Q4_1Matrix};
 
 /// How q/k halves are paired by the rotary embedding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +59,10 @@ const DECODE_ROWS: usize = 16;
 pub enum Matrix {
     /// `[out, in]`, as checkpoints store it.
     Dense(Tensor),
-    /// GGUF blocks, multiplied by candle's quantized kernels.
+    /// GGUF Q4_1 blocks on the CPU, multiplied by the plugin's SIMD kernels (candle's are
+    /// scalar for this type).
+    Q4_1(Q4_1Matrix),
+    /// Other GGUF blocks, or any on a GPU, multiplied by candle's quantized kernels.
     Quantized(QMatMul),
 }
 
@@ -80,6 +83,7 @@ impl Matrix {
             // (prefill): `x @ W^T` packs better.
             Matrix::Dense(weight) if xs.dim(0)? <= DECODE_ROWS => weight.matmul(&xs.t()?)?.t(),
             Matrix::Dense(weight) => xs.matmul(&weight.t()?),
+            Matrix::Q4_1(matrix) => matrix.forward(xs),
             Matrix::Quantized(quantized) => quantized.forward(xs),
         }
     }

@@ -53,7 +53,7 @@ pub fn decoder_config(family: Family, content: &Content) -> Result<DecoderConfig
     }
     let num_kv_heads =
         number(content, &format!("{arch}.attention.head_count_kv")).map_or(num_heads, |v| v as usize);
-    if num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
+    if num_kv_heads == 0 || !num_heads.is_multiple_of(num_kv_heads) {
         return Err(format!(
             "the GGUF metadata gives {num_heads} attention heads and {num_kv_heads} key/value heads: not a multiple"
         ));

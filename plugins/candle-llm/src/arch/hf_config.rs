@@ -93,7 +93,7 @@ pub fn decoder_config(family: Family, config: &serde_json::Value) -> Result<HfDe
         _ => None,
     };
     if raw.num_attention_heads == 0
-        || raw.hidden_size % raw.num_attention_heads != 0 && raw.head_dim.is_none()
+        || !raw.hidden_size.is_multiple_of(raw.num_attention_heads) && raw.head_dim.is_none()
     {
         return Err("config.json: hidden_size is not a multiple of num_attention_heads".to_owned());
     }
@@ -101,7 +101,7 @@ pub fn decoder_config(family: Family, config: &serde_json::Value) -> Result<HfDe
         return Err("config.json: `mlp_bias: true` is not supported".to_owned());
     }
     let num_kv_heads = raw.num_key_value_heads.unwrap_or(raw.num_attention_heads);
-    if num_kv_heads == 0 || raw.num_attention_heads % num_kv_heads != 0 {
+    if num_kv_heads == 0 || !raw.num_attention_heads.is_multiple_of(num_kv_heads) {
         return Err("config.json: num_attention_heads is not a multiple of num_key_value_heads".to_owned());
     }
     Ok(HfDecoder {

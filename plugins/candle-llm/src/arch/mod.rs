@@ -6,6 +6,7 @@ pub mod decoder;
 pub mod few_rows;
 pub mod gguf_config;
 pub mod hf_config;
+pub mod q4_1;
 pub mod single;
 
 /// Architecture families this plugin runs.
