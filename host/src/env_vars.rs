@@ -16,8 +16,11 @@ pub const KARMA_CACHE_PATH: &str = "KARMA_CACHE_PATH";
 pub const KARMA_CACHE_BUSY_TIMEOUT_SECS: &str = "KARMA_CACHE_BUSY_TIMEOUT_SECS";
 
 // The Hugging Face variables are read by the shared hub client: `HF_HOME`, `HF_HUB_CACHE`,
-// `HF_HUB_OFFLINE` (as `--offline`), `HF_ENDPOINT`, `HF_TOKEN` and `KARMA_HUB_TIMEOUT_SECS`.
-pub use karma_hub::{HF_ENDPOINT, HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE, HF_TOKEN, KARMA_HUB_TIMEOUT_SECS};
+// `HF_HUB_OFFLINE` (as `--offline`), `HF_ENDPOINT`, `HF_TOKEN`, `HF_TOKEN_PATH` and
+// `KARMA_HUB_TIMEOUT_SECS`.
+pub use karma_hub::{
+    HF_ENDPOINT, HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE, HF_TOKEN, HF_TOKEN_PATH, KARMA_HUB_TIMEOUT_SECS,
+};
 
 /// A worker process's address-space limit in MiB (`--isolation worker`; unset: no limit).
 pub const WORKER_MEMORY_LIMIT_MIB: &str = "KARMA_WORKER_MEMORY_LIMIT_MIB";

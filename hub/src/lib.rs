@@ -23,6 +23,9 @@ pub const HF_HUB_OFFLINE: &str = "HF_HUB_OFFLINE";
 pub const HF_ENDPOINT: &str = "HF_ENDPOINT";
 /// Token for gated or private repositories.
 pub const HF_TOKEN: &str = "HF_TOKEN";
+/// File holding the token when `HF_TOKEN` is unset (default `$HF_HOME/token`, where
+/// `hf auth login` writes it).
+pub const HF_TOKEN_PATH: &str = "HF_TOKEN_PATH";
 /// Seconds before a hub request that gets no answer, or a download that stalls, is abandoned
 /// (default 30).
 pub const KARMA_HUB_TIMEOUT_SECS: &str = "KARMA_HUB_TIMEOUT_SECS";
@@ -75,7 +78,7 @@ pub enum HubError {
     NotCached { kind: &'static str, repo: String, revision: String, cache: PathBuf },
     #[error("cannot reach the hub at {endpoint} for `{repo}`: {message}")]
     Network { endpoint: String, repo: String, message: String },
-    #[error("the hub answered {status} for {url}{}", if *status == 401 || *status == 403 { " (gated or private: set HF_TOKEN)" } else { "" })]
+    #[error("the hub answered {status} for {url}{}", if *status == 401 || *status == 403 { " (gated or private: set HF_TOKEN, or log in with `hf auth login`)" } else { "" })]
     Status { status: u16, url: String },
     #[error("the hub's answer for `{repo}` is malformed: {message}")]
     Malformed { repo: String, message: String },
@@ -106,14 +109,34 @@ pub trait Select {
 
 /// `HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`.
 pub fn cache_dir() -> PathBuf {
-    if let Some(path) = std::env::var_os(HF_HUB_CACHE) {
-        return PathBuf::from(path);
+    match std::env::var_os(HF_HUB_CACHE) {
+        Some(path) => PathBuf::from(path),
+        None => hf_home().join("hub"),
     }
+}
+
+/// `HF_HOME`, else `~/.cache/huggingface`.
+fn hf_home() -> PathBuf {
     if let Some(home) = std::env::var_os(HF_HOME) {
-        return PathBuf::from(home).join("hub");
+        return PathBuf::from(home);
     }
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-    home.join(".cache/huggingface/hub")
+    home.join(".cache/huggingface")
+}
+
+/// `HF_TOKEN`, else the first line of `HF_TOKEN_PATH` (default `$HF_HOME/token`), as the
+/// Python `huggingface_hub` resolves it; an empty value counts as none.
+fn token() -> Option<String> {
+    let token = match std::env::var(HF_TOKEN) {
+        Ok(token) => token,
+        Err(_) => {
+            let path =
+                std::env::var_os(HF_TOKEN_PATH).map(PathBuf::from).unwrap_or_else(|| hf_home().join("token"));
+            std::fs::read_to_string(path).ok()?.lines().next()?.to_owned()
+        }
+    };
+    let token = token.trim();
+    (!token.is_empty()).then(|| token.to_owned())
 }
 
 /// Whether `HF_HUB_OFFLINE` asks for no network.
@@ -201,7 +224,7 @@ fn agent() -> ureq::Agent {
 
 fn get(agent: &ureq::Agent, url: &str, repo: &str) -> Result<ureq::http::Response<ureq::Body>, HubError> {
     let mut request = agent.get(url);
-    if let Ok(token) = std::env::var(HF_TOKEN) {
+    if let Some(token) = token() {
         request = request.header("Authorization", &format!("Bearer {token}"));
     }
     request.call().map_err(|error| match error {

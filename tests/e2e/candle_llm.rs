@@ -7,7 +7,7 @@ mod tiny_models;
 use std::path::Path;
 
 use crate::{
-    fake_hub::serve,
+    fake_hub::{FakeHub, Route},
     harness::{baseline_plugin, candle_plugin, karma_command, Run, Workdir},
 };
 
@@ -224,14 +224,15 @@ fn a_hub_model_is_downloaded_with_its_files_then_used_offline() {
         "siblings": files.iter().map(|f| serde_json::json!({"rfilename": f})).chain([serde_json::json!({"rfilename": "README.md"})]).collect::<Vec<_>>(),
     });
     let mut routes =
-        vec![("/api/models/tiny-org/tiny-llama/revision/main".to_owned(), listing.to_string().into_bytes())];
+        vec![Route::new("/api/models/tiny-org/tiny-llama/revision/main", listing.to_string().into_bytes())];
     for file in files {
-        routes.push((
+        routes.push(Route::new(
             format!("/tiny-org/tiny-llama/resolve/{commit}/{file}"),
             std::fs::read(staging.join(file)).unwrap(),
         ));
     }
-    let (endpoint, server) = serve(routes, 5);
+    let hub = FakeHub::start(routes);
+    let endpoint = hub.endpoint.clone();
     let hf_home = work.path().join("hf");
     let data = write_mcq(&work, 2);
     let args = [
@@ -251,7 +252,7 @@ fn a_hub_model_is_downloaded_with_its_files_then_used_offline() {
         "download",
     );
     run.assert_code(0);
-    let requested = server.join().unwrap();
+    let requested = hub.finish_gets();
     assert_eq!(requested.len(), 5, "{requested:?}");
     assert!(!requested.iter().any(|path| path.contains("README")), "only the model's files are fetched");
     let snapshot = hf_home.join("hub/models--tiny-org--tiny-llama/snapshots").join(commit);

@@ -190,6 +190,9 @@ pub fn karma_process(args: &[&str], env: &[(&str, &str)], directory: Option<&Pat
         .env_remove("RUST_LOG")
         .env_remove("HF_HUB_OFFLINE")
         .env_remove("HF_ENDPOINT")
+        // Nor a developer's hub token (the gated-repo tests set their own).
+        .env_remove("HF_TOKEN")
+        .env_remove("HF_TOKEN_PATH")
         // A developer's own configuration file (isolation settings) must not change tests.
         .env_remove("KARMA_CONFIG")
         .env("XDG_CONFIG_HOME", "/nonexistent-karma-test-config")
