@@ -151,7 +151,7 @@ fn worker_against_in_process(release: &Path) {
     );
     println!("  worker process:  {:>9.2} ms/batch", micros(image_times[1]) / 1e3);
     println!(
-        "  worker overhead: {:>9.2} ms ({:.2} GiB/s over the pipe)",
+        "  worker overhead: {:>9.2} ms ({:.2} GiB/s: written once into shared memory, mapped by the worker)",
         micros(extra) / 1e3,
         16.0 / 1024.0 / extra.as_secs_f64().max(1e-9)
     );

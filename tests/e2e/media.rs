@@ -73,7 +73,10 @@ fn error_rates(references: &[String], hypotheses: &[String]) -> (f64, f64) {
 #[test]
 fn vqa_rad_parquet_images_reach_the_model_intact_and_key_the_cache() {
     let env = EvalEnv::new(&[baseline_plugin()]);
-    let images: Vec<Vec<u8>> = (0..9u8).map(|i| png(8 + u32::from(i), 6, i)).collect();
+    // Two images over 64 KiB, which a worker receives through shared memory, the rest inline.
+    let images: Vec<Vec<u8>> =
+        (0..9u8).map(|i| if i % 4 == 2 { png(200, 150, i) } else { png(8 + u32::from(i), 6, i) }).collect();
+    assert!(images[2].len() > 64 << 10);
     let answers: Vec<String> = images
         .iter()
         .enumerate()
@@ -134,7 +137,8 @@ fn vqa_rad_parquet_images_reach_the_model_intact_and_key_the_cache() {
         assert!(seen["input_chars"].as_u64().unwrap() > 40, "{seen}");
     }
 
-    // A worker process receives the same bytes (copied through its pipe).
+    // A worker process receives the same bytes (small ones in the request, large ones in the
+    // shared region).
     env.eval(&[
         "--model",
         "karma/describe-input",

@@ -1,14 +1,15 @@
 //! The worker's side of a generate request: the batch decoded as borrowed ABI views straight
 //! from the received frame. Text and media stay where the pipe put them; a batch costs a few
 //! flat arrays of views, not an owned item per input (that was most of the worker's overhead
-//! on a batch of short texts).
+//! on a batch of short texts). Large media are viewed in the shared region instead
+//! ([`super::shared_media`]), which the caller maps for the length [`shared_len`] reads.
 
 use std::ops::Range;
 
 use abi_stable::std_types::{ROption, RSlice, RStr};
 use karma_plugin_api::abi::{BatchItem, Media, RubricCriterion, Turn};
 
-use super::protocol::{Decoded, Decoder, GENERATE};
+use super::protocol::{Decoded, Decoder, GENERATE, MEDIA_INLINE, MEDIA_NONE, MEDIA_SHARED};
 
 /// One item's own fields; what it has several of lives in the batch's flat arrays.
 struct Parts<'a> {
@@ -43,12 +44,24 @@ fn text(text: Option<&str>) -> ROption<RStr<'_>> {
     text.map(RStr::from_str).into()
 }
 
-fn media<'a>(decoder: &mut Decoder<'a>) -> Decoded<ROption<Media<'a>>> {
-    if !decoder.flag()? {
-        return Ok(ROption::RNone);
-    }
-    let data = RSlice::from_slice(decoder.bytes()?);
-    Ok(ROption::RSome(Media { data, format: RStr::from_str(decoder.str()?) }))
+/// A media slot: absent, inline in the frame, or a range of the shared region.
+fn media<'a>(decoder: &mut Decoder<'a>, shared: &'a [u8]) -> Decoded<ROption<Media<'a>>> {
+    let data = match decoder.u8()? {
+        MEDIA_NONE => return Ok(ROption::RNone),
+        MEDIA_INLINE => decoder.bytes()?,
+        MEDIA_SHARED => {
+            let (offset, length) = (decoder.u64()?, decoder.u64()?);
+            usize::try_from(offset)
+                .ok()
+                .zip(usize::try_from(length).ok())
+                .and_then(|(offset, length)| shared.get(offset..offset.checked_add(length)?))
+                .ok_or_else(|| {
+                    format!("shared media at {offset}+{length} lie outside the {}-byte region", shared.len())
+                })?
+        }
+        other => return Err(format!("a media slot was tagged {other}")),
+    };
+    Ok(ROption::RSome(Media { data: RSlice::from_slice(data), format: RStr::from_str(decoder.str()?) }))
 }
 
 /// Appends what `decoder` yields `count` times to `into`, and returns where it went.
@@ -63,6 +76,7 @@ fn extend<T>(into: &mut Vec<T>, count: usize, mut next: impl FnMut() -> Decoded<
 
 fn item<'a>(
     decoder: &mut Decoder<'a>,
+    shared: &'a [u8],
     flat: &mut Flat<'a>,
     show_expected_output: bool,
 ) -> Decoded<Parts<'a>> {
@@ -75,10 +89,10 @@ fn item<'a>(
     })?;
     let count = decoder.count(1)?;
     let images = extend(&mut flat.media, count, || {
-        media(decoder)?.into_option().ok_or_else(|| "an image slot was empty".to_owned())
+        media(decoder, shared)?.into_option().ok_or_else(|| "an image slot was empty".to_owned())
     })?;
-    let audio = media(decoder)?;
-    let video = media(decoder)?;
+    let audio = media(decoder, shared)?;
+    let video = media(decoder, shared)?;
     // The host withholds it already; checked again so a view never shows what it must not.
     let expected_output = text(decoder.opt_str()?.filter(|_| show_expected_output));
     let count = decoder.count(24)?;
@@ -96,19 +110,35 @@ fn item<'a>(
     Ok(Parts { id, input, system_prompt, turns, images, audio, video, expected_output, rubric, other_args })
 }
 
-/// Decodes the generate request in `frame` (its tag first) as views borrowed from it, and
-/// passes them to `use_batch`: the same views the host builds in process.
-pub fn with_generate_view<R>(frame: &[u8], use_batch: impl FnOnce(&[BatchItem<'_>]) -> R) -> Decoded<R> {
+/// How many bytes of the shared region the generate request in `frame` uses (0: none).
+pub fn shared_len(frame: &[u8]) -> Decoded<u64> {
+    let mut decoder = Decoder::new(frame);
+    if decoder.u8()? != GENERATE {
+        return Err("not a generate request".to_owned());
+    }
+    decoder.flag()?;
+    decoder.u64()
+}
+
+/// Decodes the generate request in `frame` (its tag first) as views borrowed from it and from
+/// `shared` (the mapped region, at least [`shared_len`] bytes), and passes them to `use_batch`:
+/// the same views the host builds in process.
+pub fn with_generate_view<'a, R>(
+    frame: &'a [u8],
+    shared: &'a [u8],
+    use_batch: impl FnOnce(&[BatchItem<'_>]) -> R,
+) -> Decoded<R> {
     let mut decoder = Decoder::new(frame);
     if decoder.u8()? != GENERATE {
         return Err("not a generate request".to_owned());
     }
     let show_expected_output = decoder.flag()?;
+    decoder.u64()?; // the shared length, read by the caller through `shared_len`
     let count = decoder.count(8)?;
     let mut flat = Flat::default();
     let mut parts = Vec::with_capacity(count);
     for _ in 0..count {
-        parts.push(item(&mut decoder, &mut flat, show_expected_output)?);
+        parts.push(item(&mut decoder, shared, &mut flat, show_expected_output)?);
     }
     decoder.end()?;
     let Flat { turns, media, tags, criteria } = flat;

@@ -10,6 +10,7 @@ pub mod batch_frame;
 mod process;
 pub mod protocol;
 pub mod serve;
+mod shared_media;
 
 use std::time::Duration;
 
@@ -214,7 +215,7 @@ impl Backend for WorkerBackend {
         show_expected_output: bool,
     ) -> Result<Vec<Result<Completion, ItemFailure>>, CallError> {
         self.isolated(items, &mut |process, items, timeout| {
-            process.generate(&protocol::generate_frame(items, show_expected_output), items, timeout)
+            process.generate(items, show_expected_output, timeout)
         })
     }
 
@@ -222,8 +223,6 @@ impl Backend for WorkerBackend {
         &mut self,
         requests: &[ScoreRequest<'_>],
     ) -> Result<Vec<Result<ContinuationScores, ItemFailure>>, CallError> {
-        self.isolated(requests, &mut |process, requests, timeout| {
-            process.score(&protocol::score_frame(requests), requests, timeout)
-        })
+        self.isolated(requests, &mut |process, requests, timeout| process.score(requests, timeout))
     }
 }

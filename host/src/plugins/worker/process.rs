@@ -10,10 +10,14 @@ use std::{
 };
 
 use super::{
-    protocol::{write_frame, Reply, Request, MAX_FRAME},
+    protocol::{generate_frame, score_frame, write_frame, Reply, Request, MAX_FRAME},
     serve::PARENT_ENV,
+    shared_media::{MediaRegion, MEDIA_FD_ENV},
 };
-use crate::plugins::{CallError, Completion, ContinuationScores, ItemFailure, ScoreRequest};
+use crate::{
+    datasets::item::OwnedItem,
+    plugins::{CallError, Completion, ContinuationScores, ItemFailure, ScoreRequest},
+};
 
 /// `-v` count the host runs with ([`QUIET`] for `-q`), passed on so the worker logs what the
 /// host would have.
@@ -100,12 +104,18 @@ pub fn signal_name(signal: i32) -> &'static str {
 /// together, into a buffer kept across calls.
 const INBOX: usize = 64 * 1024;
 
-/// A running worker and its two pipes.
+/// A request frame's buffer is kept for the next batch up to this size.
+const OUTBOX: usize = 1 << 20;
+
+/// A running worker, its two pipes, and the shared region for large media.
 pub struct WorkerProcess {
     child: Child,
     requests: Option<ChildStdin>,
     replies: ChildStdout,
     inbox: Vec<u8>,
+    outbox: Vec<u8>,
+    /// `None` when no memfd could be made: media then go through the pipe.
+    media: Option<MediaRegion>,
 }
 
 impl WorkerProcess {
@@ -127,6 +137,25 @@ impl WorkerProcess {
                 command.args((0..verbose).map(|_| "-v"));
             }
         }
+        let media = MediaRegion::create()
+            .inspect_err(|error| {
+                tracing::debug!("no shared memory for media ({error}); they go through the pipe")
+            })
+            .ok();
+        if let Some(region) = &media {
+            let fd = region.raw_fd();
+            command.env(MEDIA_FD_ENV, fd.to_string());
+            // SAFETY: the closure only calls fcntl, which is async-signal-safe, on a
+            // descriptor this process holds open: the worker inherits this one region.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let mut child = command
             .env(PARENT_ENV, std::process::id().to_string())
             .stdin(Stdio::piped())
@@ -138,7 +167,14 @@ impl WorkerProcess {
             let _ = child.wait();
             return Err(std::io::Error::other("the worker was started without its pipes"));
         };
-        Ok(WorkerProcess { child, requests: Some(requests), replies, inbox: vec![0; INBOX] })
+        Ok(WorkerProcess {
+            child,
+            requests: Some(requests),
+            replies,
+            inbox: vec![0; INBOX],
+            outbox: Vec::with_capacity(4096),
+            media,
+        })
     }
 
     /// Sends `frame` and waits for the reply, or for the worker's death or the deadline.
@@ -260,14 +296,35 @@ impl WorkerProcess {
         }
     }
 
+    /// Sends a frame built by `encode` into the kept request buffer, and keeps the buffer (and
+    /// the media region, emptied if it grew large) for the next call.
+    fn call_encoded(
+        &mut self,
+        encode: impl FnOnce(Vec<u8>, Option<&mut MediaRegion>) -> Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Reply, Fault> {
+        let frame = encode(std::mem::take(&mut self.outbox), self.media.as_mut());
+        let reply = self.call(&frame, timeout);
+        self.outbox = frame;
+        self.outbox.truncate(OUTBOX);
+        self.outbox.shrink_to(OUTBOX);
+        if let Some(region) = &mut self.media {
+            region.release_if_large();
+        }
+        reply
+    }
+
     /// One generate call; the worker has already paired outputs by id, the count is checked.
     pub fn generate(
         &mut self,
-        frame: &[u8],
-        items: &[&crate::datasets::item::OwnedItem],
+        items: &[&OwnedItem],
+        show_expected_output: bool,
         timeout: Duration,
     ) -> Result<Result<Vec<Result<Completion, ItemFailure>>, CallError>, Fault> {
-        match self.call(frame, timeout)? {
+        let encode = |buffer: Vec<u8>, region: Option<&mut MediaRegion>| {
+            generate_frame(items, show_expected_output, region, buffer)
+        };
+        match self.call_encoded(encode, timeout)? {
             Reply::Generated(outputs) if outputs.len() == items.len() => Ok(Ok(outputs)),
             Reply::Failed(message) => Ok(Err(CallError::Relayed(message))),
             other => Err(self.abandon(unexpected(&other))),
@@ -277,11 +334,10 @@ impl WorkerProcess {
     /// One scoring call, counts checked as in process.
     pub fn score(
         &mut self,
-        frame: &[u8],
         requests: &[ScoreRequest<'_>],
         timeout: Duration,
     ) -> Result<Result<Vec<Result<ContinuationScores, ItemFailure>>, CallError>, Fault> {
-        match self.call(frame, timeout)? {
+        match self.call_encoded(|buffer, _| score_frame(requests, buffer), timeout)? {
             Reply::Scored(outputs) if outputs.len() == requests.len() => Ok(Ok(outputs)),
             Reply::Failed(message) => Ok(Err(CallError::Relayed(message))),
             other => Err(self.abandon(unexpected(&other))),

@@ -8,6 +8,7 @@
 
 use std::io::{Read, Write};
 
+use super::shared_media::{MediaRegion, SHARED_FROM};
 use crate::{
     datasets::item::{MediaBlob, OwnedItem},
     plugins::{Completion, ContinuationScores, ItemFailure},
@@ -50,12 +51,21 @@ pub enum Reply {
 #[derive(Default)]
 pub struct Encoder(Vec<u8>);
 
+/// How a media slot is sent: absent, inline in the frame, or in the shared region.
+pub(super) const MEDIA_NONE: u8 = 0;
+pub(super) const MEDIA_INLINE: u8 = 1;
+pub(super) const MEDIA_SHARED: u8 = 2;
+
 impl Encoder {
     fn new(tag: u8) -> Self {
-        let mut encoder = Encoder(Vec::with_capacity(4096));
-        encoder.0.extend_from_slice(&[0; 8]);
-        encoder.0.push(tag);
-        encoder
+        Self::reusing(Vec::with_capacity(4096), tag)
+    }
+    /// An encoder writing into `buffer` (emptied first): the host keeps one across batches.
+    fn reusing(mut buffer: Vec<u8>, tag: u8) -> Self {
+        buffer.clear();
+        buffer.extend_from_slice(&[0; 8]);
+        buffer.push(tag);
+        Encoder(buffer)
     }
     fn u8(&mut self, value: u8) {
         self.0.push(value);
@@ -85,12 +95,26 @@ impl Encoder {
             self.u64(value);
         }
     }
-    fn media(&mut self, value: Option<&MediaBlob>) {
-        self.u8(u8::from(value.is_some()));
-        if let Some(blob) = value {
-            self.bytes(&blob.data);
-            self.str(&blob.format);
+    /// A media slot; a large blob goes into `region` when there is one and it takes the bytes
+    /// (a failed write, such as no memory for the memfd, falls back to the frame).
+    fn media(&mut self, value: Option<&MediaBlob>, region: &mut Option<&mut MediaRegion>) {
+        let Some(blob) = value else { return self.u8(MEDIA_NONE) };
+        let shared = region
+            .as_mut()
+            .filter(|_| blob.data.len() >= SHARED_FROM)
+            .and_then(|region| region.place(&blob.data).ok());
+        match shared {
+            Some(offset) => {
+                self.u8(MEDIA_SHARED);
+                self.u64(offset);
+                self.u64(blob.data.len() as u64);
+            }
+            None => {
+                self.u8(MEDIA_INLINE);
+                self.bytes(&blob.data);
+            }
         }
+        self.str(&blob.format);
     }
     fn failure(&mut self, failure: &ItemFailure) {
         self.str(&failure.code);
@@ -202,7 +226,12 @@ impl<'a> Decoder<'a> {
     }
 }
 
-fn encode_item(encoder: &mut Encoder, item: &OwnedItem, show_expected_output: bool) {
+fn encode_item(
+    encoder: &mut Encoder,
+    item: &OwnedItem,
+    show_expected_output: bool,
+    region: &mut Option<&mut MediaRegion>,
+) {
     encoder.u64(item.id);
     encoder.opt_str(item.input.as_deref());
     encoder.opt_str(item.system_prompt.as_deref());
@@ -213,10 +242,10 @@ fn encode_item(encoder: &mut Encoder, item: &OwnedItem, show_expected_output: bo
     }
     encoder.u64(item.images.len() as u64);
     for image in &item.images {
-        encoder.media(Some(image));
+        encoder.media(Some(image), region);
     }
-    encoder.media(item.audio.as_deref());
-    encoder.media(item.video.as_deref());
+    encoder.media(item.audio.as_deref(), region);
+    encoder.media(item.video.as_deref(), region);
     // Withheld here, as the in-process view withholds it: the worker never holds it.
     encoder.opt_str(item.expected_output.as_deref().filter(|_| show_expected_output));
     encoder.u64(item.rubric.len() as u64);
@@ -237,14 +266,31 @@ const SCORES_CONTINUATIONS: u8 = 3;
 pub(super) const GENERATE: u8 = 4;
 const SCORE: u8 = 5;
 
-/// The frame of a generate request, encoded from borrowed items (the host's side).
-pub fn generate_frame(items: &[&OwnedItem], show_expected_output: bool) -> Vec<u8> {
-    let mut encoder = Encoder::new(GENERATE);
+/// Where a generate frame's body keeps the length of the shared region its media use (after
+/// the tag and the expected-output flag), filled in once every item is encoded.
+const SHARED_LEN_AT: usize = 2;
+
+/// The frame of a generate request, encoded from borrowed items into `buffer` (the host's side).
+/// With a `region`, large media are placed there (cleared first) instead of in the frame.
+pub fn generate_frame(
+    items: &[&OwnedItem],
+    show_expected_output: bool,
+    mut region: Option<&mut MediaRegion>,
+    buffer: Vec<u8>,
+) -> Vec<u8> {
+    let mut encoder = Encoder::reusing(buffer, GENERATE);
     encoder.u8(u8::from(show_expected_output));
+    encoder.u64(0);
     encoder.u64(items.len() as u64);
-    for item in items {
-        encode_item(&mut encoder, item, show_expected_output);
+    if let Some(region) = region.as_mut() {
+        region.clear();
     }
+    for item in items {
+        encode_item(&mut encoder, item, show_expected_output, &mut region);
+    }
+    let shared_len = region.map_or(0, |region| region.used());
+    let at = 8 + SHARED_LEN_AT;
+    encoder.0[at..at + 8].copy_from_slice(&shared_len.to_le_bytes());
     encoder.finish()
 }
 
@@ -256,9 +302,9 @@ pub fn score_requests(requests: &[(u64, String, Vec<String>)]) -> Vec<crate::plu
         .collect()
 }
 
-/// The frame of a scoring request (the host's side).
-pub fn score_frame(requests: &[crate::plugins::ScoreRequest<'_>]) -> Vec<u8> {
-    let mut encoder = Encoder::new(SCORE);
+/// The frame of a scoring request, encoded into `buffer` (the host's side).
+pub fn score_frame(requests: &[crate::plugins::ScoreRequest<'_>], buffer: Vec<u8>) -> Vec<u8> {
+    let mut encoder = Encoder::reusing(buffer, SCORE);
     encoder.u64(requests.len() as u64);
     for request in requests {
         encoder.u64(request.id);
@@ -283,7 +329,7 @@ impl Request {
             }
             Request::Load => Encoder::new(LOAD).finish(),
             Request::ScoresContinuations => Encoder::new(SCORES_CONTINUATIONS).finish(),
-            Request::Score { requests } => score_frame(&score_requests(requests)),
+            Request::Score { requests } => score_frame(&score_requests(requests), Vec::new()),
         }
     }
 

@@ -2,13 +2,14 @@
 //! plugin, create one instance, and answer requests on stdin until the host closes it.
 
 use std::{
-    os::fd::{FromRawFd, OwnedFd},
+    os::fd::{FromRawFd, OwnedFd, RawFd},
     path::Path,
 };
 
 use super::{
-    batch_frame::with_generate_view,
+    batch_frame::{shared_len, with_generate_view},
     protocol::{generated_frame, read_frame, write_frame, Reply, Request, GENERATE},
+    shared_media::{inherited_fd, MediaMap},
 };
 use crate::plugins::{Backend, ModelInstance};
 
@@ -24,13 +25,14 @@ pub fn serve() -> anyhow::Result<()> {
     let mut requests =
         std::io::BufReader::with_capacity(64 * 1024, std::fs::File::from(unsafe { OwnedFd::from_raw_fd(0) }));
     let mut instance: Option<ModelInstance> = None;
+    let media_fd = inherited_fd();
     loop {
         if requests.buffer().is_empty() {
             super::process::wait_readable(0, None);
         }
         let Some(frame) = read_frame(&mut requests)? else { break };
         let reply = if frame.first() == Some(&GENERATE) {
-            generate(&frame, instance.as_mut())
+            generate(&frame, media_fd, instance.as_mut())
         } else {
             match Request::decode(&frame) {
                 Ok(request) => answer(request, &mut instance),
@@ -46,13 +48,24 @@ fn broken(problem: &str) -> Vec<u8> {
     Reply::Failed(format!("the worker received a broken request: {problem}")).encode()
 }
 
-/// The encoded reply to a generate request: the batch is viewed in place in `frame`, and the
-/// reply encoded straight from the plugin's outputs (the hot path has no intermediate strings).
-fn generate(frame: &[u8], instance: Option<&mut ModelInstance>) -> Vec<u8> {
+/// The encoded reply to a generate request: the batch is viewed in place in `frame` (and its
+/// large media in the shared region, mapped for this batch only), and the reply encoded
+/// straight from the plugin's outputs (the hot path has no intermediate strings).
+fn generate(frame: &[u8], media_fd: Option<RawFd>, instance: Option<&mut ModelInstance>) -> Vec<u8> {
     let Some(instance) = instance else {
         return Reply::Failed("the worker holds no instance yet".to_owned()).encode();
     };
-    let outputs = match with_generate_view(frame, |view| instance.run(view)) {
+    let mapped = match (shared_len(frame), media_fd) {
+        (Ok(0), _) => None,
+        (Ok(len), Some(fd)) => match MediaMap::map(fd, len) {
+            Ok(map) => Some(map),
+            Err(problem) => return broken(&problem),
+        },
+        (Ok(_), None) => return broken("shared media, and the worker was given no region"),
+        (Err(problem), _) => return broken(&problem),
+    };
+    let shared = mapped.as_ref().map_or(&[][..], MediaMap::bytes);
+    let outputs = match with_generate_view(frame, shared, |view| instance.run(view)) {
         Ok(outputs) => outputs,
         Err(problem) => return broken(&problem),
     };
