@@ -4,10 +4,10 @@
 #
 # Each side is a fresh clone of HEAD with its own target directory ("trial" gets the two trial
 # files copied over hub/). For each it prints: the clean `cargo build --release --workspace`
-# wall and CPU time, the size of karma-host and of each plugin .so, `list models` wall time and
-# peak RSS (cold scan, then the median of 5 warm runs), the number of crates in the build, and
-# the hub tests (the fake-hub e2e tests and karma-hub's unit tests) with their outcome.
-# `--ci` also runs `.ci/run` in each clone (about 16 minutes more per side on 2 cores).
+# wall and CPU time, the size of karma-host and of each plugin .so (as built, and stripped),
+# `list models` wall time and peak RSS (cold scan, then the median of 5 warm runs), the number
+# of crates in the build, and the hub tests (the fake-hub e2e tests and karma-hub's unit tests)
+# with their outcome. `--ci` also runs `.ci/run` in each clone (35-40 minutes per side here).
 #
 # Usage: bench/hf_hub_trial.sh [--ci]   (KARMA_TRIAL_DIR keeps the clones somewhere chosen)
 # Needs crates.io for the trial's new dependencies; CPU time (user + sys) is the figure that
@@ -59,8 +59,11 @@ measure() {
     echo "$side: crates compiled: $(cargo tree --workspace --edges normal,build --prefix none 2>/dev/null \
         | sed 's/ (\*)//; s/ (proc-macro)//' | sort -u | wc -l)"
     local file
+    local stripped
+    stripped=$(mktemp)
     for file in target/release/karma-host target/release/libkarma_plugin_*.so; do
-        echo "$side: size $(basename "$file"): $(stat -c %s "$file") bytes"
+        strip -o "$stripped" "$file"
+        echo "$side: size $(basename "$file"): $(stat -c %s "$file") bytes, $(stat -c %s "$stripped") stripped"
     done
     local plugins scan
     plugins=$(mktemp -d)

@@ -1,11 +1,14 @@
 //! Hugging Face hub repositories (models and datasets), found in the local HF cache (hub
 //! snapshot layout `{models|datasets}--org--name/snapshots/<commit>/`) or downloaded into it.
 //!
-//! hf-hub 0.4 ignores `HF_HUB_CACHE`/`HF_HUB_OFFLINE`, misses snapshots pinned by commit and sets
-//! no network timeouts (a stalled server hangs it forever), so the small part of the protocol we
-//! need is implemented here: `GET /api/{models|datasets}/{repo}/revision/{rev}` for the commit
-//! and file list, `GET /{datasets/}{repo}/resolve/{commit}/{file}` for the bytes, all with
-//! deadlines. The host (datasets) and the model plugins (weights) share it.
+//! Ours rather than hf-hub: measured against hf-hub 1.0 behind this same API (`hub/README.md`,
+//! `bench/hf_hub_trial.sh`), it nearly doubles the binary and each plugin that links this crate,
+//! cannot resolve the commit prefixes datasets are pinned by, and puts no deadline on its HEAD
+//! requests. The small part of the protocol we need is implemented here:
+//! `GET /api/{models|datasets}/{repo}/revision/{rev}` for the commit and file list,
+//! `GET /{datasets/}{repo}/resolve/{commit}/{file}` for the bytes (Xet-backed files through the
+//! hub's LFS bridge redirect), all with deadlines. The host (datasets) and the model plugins
+//! (weights) share it.
 
 use std::{
     io::Read,

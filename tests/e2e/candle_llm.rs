@@ -220,6 +220,8 @@ fn a_hub_model_is_downloaded_with_its_files_then_used_offline() {
     let commit = "feedc0de0123456789abcdef0123456789abcdef";
     let files = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"];
     let listing = serde_json::json!({
+        "id": "tiny-org/tiny-llama",
+        "private": false,
         "sha": commit,
         "siblings": files.iter().map(|f| serde_json::json!({"rfilename": f})).chain([serde_json::json!({"rfilename": "README.md"})]).collect::<Vec<_>>(),
     });

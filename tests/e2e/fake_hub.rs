@@ -193,7 +193,13 @@ fn resolve_commit(path: &str) -> Option<&str> {
 
 /// The medqa listing at [`COMMIT`] and the test split served as `route` turns it.
 fn medqa_routes(parquet: Vec<u8>, route: impl Fn(Route) -> Route) -> Vec<Route> {
+    // The fields huggingface.co always sends with a revision's listing (clients such as hf-hub
+    // require `id`).
     let listing = serde_json::json!({
+        "_id": "6450d0a7c6e8b1d0c2a1f3e4",
+        "id": "openlifescienceai/medqa",
+        "private": false,
+        "gated": false,
         "sha": COMMIT,
         "siblings": [{"rfilename": "README.md"}, {"rfilename": "data/train-00000-of-00001.parquet"}, {"rfilename": MEDQA_TEST_FILE}],
     });
