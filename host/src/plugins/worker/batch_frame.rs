@@ -110,14 +110,18 @@ fn item<'a>(
     Ok(Parts { id, input, system_prompt, turns, images, audio, video, expected_output, rubric, other_args })
 }
 
-/// How many bytes of the shared region the generate request in `frame` uses (0: none).
-pub fn shared_len(frame: &[u8]) -> Decoded<u64> {
-    let mut decoder = Decoder::new(frame);
+/// A generate request's header: whether the expected output is shown, and how many bytes of
+/// the shared region its media use (0: none).
+fn header(decoder: &mut Decoder<'_>) -> Decoded<(bool, u64)> {
     if decoder.u8()? != GENERATE {
         return Err("not a generate request".to_owned());
     }
-    decoder.flag()?;
-    decoder.u64()
+    Ok((decoder.flag()?, decoder.u64()?))
+}
+
+/// How many bytes of the shared region the generate request in `frame` uses (0: none).
+pub fn shared_len(frame: &[u8]) -> Decoded<u64> {
+    Ok(header(&mut Decoder::new(frame))?.1)
 }
 
 /// Decodes the generate request in `frame` (its tag first) as views borrowed from it and from
@@ -129,11 +133,8 @@ pub fn with_generate_view<'a, R>(
     use_batch: impl FnOnce(&[BatchItem<'_>]) -> R,
 ) -> Decoded<R> {
     let mut decoder = Decoder::new(frame);
-    if decoder.u8()? != GENERATE {
-        return Err("not a generate request".to_owned());
-    }
-    let show_expected_output = decoder.flag()?;
-    decoder.u64()?; // the shared length, read by the caller through `shared_len`
+    // The shared length was read by the caller, through `shared_len`, to map `shared`.
+    let (show_expected_output, _) = header(&mut decoder)?;
     let count = decoder.count(8)?;
     let mut flat = Flat::default();
     let mut parts = Vec::with_capacity(count);
