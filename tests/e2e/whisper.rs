@@ -2,6 +2,8 @@
 //! here (the plugin's own test generator) on a local ASR file, and the real whisper-tiny.en
 //! (CTranslate2, unpacked by `.ci/run` into target/models/) on speech synthesised by espeak-ng.
 
+#[path = "../../plugins/candle-whisper/tests/support/lossy.rs"]
+mod lossy;
 #[path = "../../plugins/candle-whisper/tests/support/tiny_whisper.rs"]
 mod tiny_whisper;
 
@@ -73,13 +75,31 @@ fn a_tiny_checkpoint_transcribes_an_asr_file_and_an_undecodable_clip_fails_alone
     assert!(["stop", "length"].contains(&ok["details"]["finish_reason"].as_str().unwrap()), "{ok:#}");
 }
 
+/// The real whisper-tiny.en's directory, or `None` (saying why) when `.ci/run` could not fetch it.
+fn real_tiny_en() -> Option<std::path::PathBuf> {
+    let model = workspace_root().join("target/models/whisper-tiny.en-ct2");
+    if model.join("model.bin").is_file() {
+        Some(model)
+    } else {
+        println!("skipping: {} is absent (.ci/run fetches it from PyPI)", model.display());
+        None
+    }
+}
+
+/// Speaks `sentence` into `path` (22.05 kHz WAV); false, saying why, without espeak-ng.
+fn speak(path: &Path, sentence: &str) -> bool {
+    match std::process::Command::new("espeak-ng").arg("-w").arg(path).arg(sentence).status() {
+        Ok(status) if status.success() => true,
+        _ => {
+            println!("skipping: espeak-ng is not installed (apt-get install espeak-ng)");
+            false
+        }
+    }
+}
+
 #[test]
 fn real_tiny_en_transcribes_synthesised_medical_speech() {
-    let model = workspace_root().join("target/models/whisper-tiny.en-ct2");
-    if !model.join("model.bin").is_file() {
-        println!("skipping: {} is absent (.ci/run fetches it from PyPI)", model.display());
-        return;
-    }
+    let Some(model) = real_tiny_en() else { return };
     let sentences = [
         "The patient has a fever and a dry cough.",
         "Take two tablets of paracetamol every six hours.",
@@ -91,13 +111,8 @@ fn real_tiny_en_transcribes_synthesised_medical_speech() {
     let env = EvalEnv::new(&[whisper_plugin()]);
     let mut rows = Vec::new();
     for (index, sentence) in sentences.iter().enumerate() {
-        let path = env.path(&format!("s{index}.wav"));
-        match std::process::Command::new("espeak-ng").arg("-w").arg(&path).arg(sentence).status() {
-            Ok(status) if status.success() => {}
-            _ => {
-                println!("skipping: espeak-ng is not installed (apt-get install espeak-ng)");
-                return;
-            }
+        if !speak(&env.path(&format!("s{index}.wav")), sentence) {
+            return;
         }
         rows.push(json!({"audio": format!("s{index}.wav"), "text": sentence}));
     }
@@ -126,4 +141,77 @@ fn real_tiny_en_transcribes_synthesised_medical_speech() {
     assert_eq!(entry["metrics"]["wer"]["num_samples"], 6);
     assert!(wer < 0.75, "WER {wer}");
     assert!(cer < 0.45, "CER {cer}");
+}
+
+#[test]
+fn real_tiny_en_hears_the_same_speech_in_mp3_ogg_vorbis_and_m4a_aac() {
+    let Some(model) = real_tiny_en() else { return };
+    if let Err(why) = lossy::ffmpeg() {
+        println!("skipping: {why}");
+        return;
+    }
+    let sentences = [
+        "The patient has a fever and a dry cough.",
+        "He was admitted with severe chest pain.",
+        "Please drink plenty of water and rest at home.",
+    ];
+    let env = EvalEnv::new(&[whisper_plugin()]);
+    let extensions: Vec<&str> =
+        std::iter::once("wav").chain(lossy::FORMATS.iter().map(|(ext, _)| *ext)).collect();
+    let mut rows: Vec<Vec<Value>> = vec![Vec::new(); extensions.len()];
+    for (index, sentence) in sentences.iter().enumerate() {
+        let wav_path = env.path(&format!("s{index}.wav"));
+        if !speak(&wav_path, sentence) {
+            return;
+        }
+        let wav = std::fs::read(&wav_path).unwrap();
+        for (format, extension) in extensions.iter().enumerate() {
+            let name = format!("s{index}.{extension}");
+            if *extension != "wav" {
+                env.work.write(&name, lossy::encode(&wav, extension).unwrap());
+            }
+            rows[format].push(json!({"audio": name, "text": sentence}));
+        }
+    }
+    let datasets: Vec<String> = extensions.iter().map(|ext| format!("speech-{ext}.jsonl")).collect();
+    for (name, rows) in datasets.iter().zip(&rows) {
+        write_jsonl(&env.path(name), rows);
+    }
+    let run = env.eval(&[
+        "--model",
+        "candle/whisper",
+        "--model-path",
+        model.to_str().unwrap(),
+        "--datasets",
+        &datasets.join(","),
+        "--batch-size",
+        "3",
+        "--output",
+        "results.json",
+        "--samples-output",
+        "samples.jsonl",
+    ]);
+    run.assert_code(0);
+    let results = env.results();
+    let samples = env.samples("samples.jsonl");
+    let seconds = |dataset: &str, id: &Value| -> f64 {
+        let sample = samples.iter().find(|s| s["dataset"] == dataset && &s["id"] == id).unwrap();
+        sample["details"]["audio_seconds"].as_f64().unwrap()
+    };
+    for dataset in &datasets {
+        let entry = &results["datasets"][dataset.as_str()];
+        assert_eq!(entry["num_failed"], 0, "{entry}");
+        assert_eq!(entry["metrics"]["wer"]["num_samples"], 3, "{entry}");
+        let wer = score(entry, "wer");
+        println!("{dataset}: WER {wer:.3}");
+        // Measured: WAV 0.48, MP3 0.44, Ogg 0.32, M4A 0.48. A lossy copy changes a word or two of
+        // a robotic voice, never the whole clip.
+        assert!(wer < 0.75, "{dataset}: WER {wer}");
+        for sample in samples.iter().filter(|s| s["dataset"] == dataset.as_str()) {
+            println!("  {}", sample["raw_output"]);
+            // Decoded at the clip's own length: at most two codec frames of priming or padding.
+            let extra = seconds(dataset, &sample["id"]) - seconds(&datasets[0], &sample["id"]);
+            assert!((-0.01..0.1).contains(&extra), "{dataset}: {extra} s longer than the WAV");
+        }
+    }
 }

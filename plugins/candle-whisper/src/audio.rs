@@ -34,7 +34,12 @@ pub fn decode(bytes: &[u8], format: &str) -> Result<Decoded, String> {
         hint.with_extension(&extension);
     }
     let probed = symphonia::default::get_probe()
-        .format(&hint, source, &FormatOptions::default(), &MetadataOptions::default())
+        .format(
+            &hint,
+            source,
+            &FormatOptions { enable_gapless: true, ..Default::default() },
+            &MetadataOptions::default(),
+        )
         .map_err(|error| format!("not a recognised audio file ({error})"))?;
     let mut reader = probed.format;
     let track = reader

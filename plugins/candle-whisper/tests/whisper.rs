@@ -7,7 +7,10 @@ use candle_core::{DType, Device, Tensor};
 use karma_plugin_candle_whisper::{
     audio, ct2::Ct2Model, decode, mel, network::Whisper, tokens::Vocabulary, transcribe, weights,
 };
-use support::tiny_whisper::{self, Ct2Dtype};
+use support::{
+    lossy,
+    tiny_whisper::{self, Ct2Dtype},
+};
 
 fn random_mel(batch: usize, seed: u64) -> Tensor {
     let count = batch * tiny_whisper::MELS * mel::N_FRAMES;
@@ -154,32 +157,42 @@ fn wav_flac_are_decoded_and_garbage_is_refused_by_name() {
         assert!(!error.is_empty());
         println!("{hint:?}: {error}");
     }
-    match mp3_of(&tiny_whisper::wav_bytes(&mono, 44_100, 1)) {
-        Some(mp3) => {
-            let (samples, _) = audio::load_16k_mono(&mp3, "mp3").unwrap();
-            assert!((frequency(&samples[1000..], 16_000.0) - 300.0).abs() < 10.0);
-        }
-        None => println!("skipping MP3: neither lame nor ffmpeg is installed to encode one"),
-    }
 }
 
-/// MP3 bytes of a WAV file, when an encoder is installed.
-fn mp3_of(wav: &[u8]) -> Option<Vec<u8>> {
-    let dir = tempfile::tempdir().ok()?;
-    let (input, output) = (dir.path().join("in.wav"), dir.path().join("out.mp3"));
-    std::fs::write(&input, wav).ok()?;
-    let lame = std::process::Command::new("lame").arg("--quiet").arg(&input).arg(&output).status();
-    let ok = lame.is_ok_and(|s| s.success())
-        || std::process::Command::new("ffmpeg")
-            .args(["-loglevel", "error", "-y", "-i"])
-            .arg(&input)
-            .arg(&output)
-            .status()
-            .is_ok_and(|s| s.success());
-    if ok {
-        std::fs::read(&output).ok()
-    } else {
-        None
+#[test]
+fn mp3_ogg_vorbis_and_m4a_aac_decode_to_the_tone_they_encode() {
+    // One second of 300 Hz in the left channel of 44.1 kHz stereo: each codec must give back
+    // the pitch, the length and the level. Gapless decoding trims MP3's encoder delay and
+    // padding; Vorbis and AAC keep up to a frame or two of it.
+    let mono = tiny_whisper::tone(300.0, 44_100, 1.0);
+    let stereo: Vec<f32> = mono.iter().flat_map(|s| [*s, 0.0]).collect();
+    let wav = tiny_whisper::wav_bytes(&stereo, 44_100, 2);
+    for (extension, _) in lossy::FORMATS {
+        let encoded = match lossy::encode(&wav, extension) {
+            Ok(bytes) => bytes,
+            Err(why) => {
+                println!("skipping .{extension}: {why}");
+                continue;
+            }
+        };
+        // The content decides, whatever the hint says.
+        for hint in [extension, "", "wav"] {
+            let (samples, seconds) = audio::load_16k_mono(&encoded, hint)
+                .unwrap_or_else(|e| panic!(".{extension} with hint {hint:?}: {e}"));
+            assert!((0.999..1.06).contains(&seconds), ".{extension}: {seconds} s");
+            let middle = &samples[2000..14_000];
+            let hz = frequency(middle, 16_000.0);
+            assert!((hz - 300.0).abs() < 6.0, ".{extension}: {hz} Hz");
+            // The left channel's 0.5 peak, halved by the downmix.
+            let peak = middle.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!((peak - 0.25).abs() < 0.04, ".{extension}: peak {peak}");
+            println!(".{extension} (hint {hint:?}): {seconds:.3} s, {hz:.1} Hz, peak {peak:.3}");
+        }
+        let truncated = &encoded[..encoded.len() / 8];
+        match audio::load_16k_mono(truncated, extension) {
+            Ok((_, seconds)) => assert!(seconds < 0.5, ".{extension} cut to an eighth: {seconds} s"),
+            Err(error) => println!(".{extension} cut to an eighth: {error}"),
+        }
     }
 }
 
