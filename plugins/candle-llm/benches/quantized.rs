@@ -1,6 +1,8 @@
-//! SmolLM2-135M-Instruct's Q4_1 GGUF run quantized (the plugin's Q4_1 kernels) against the same
-//! file dequantized to f32 at load, in the same run: decode and prefill tokens/s at batch 1 and
-//! 8, and the peak resident memory of each.
+//! SmolLM2-135M-Instruct's Q4_1 GGUF run quantized (the plugin's block-quant kernels) against
+//! the same file dequantized to f32 at load, in the same run: decode and prefill tokens/s at
+//! batch 1 and 8, and the peak resident memory of each. `KARMA_BENCH_REQUANTIZE=q5_0` (or
+//! `q5_1`) first rewrites the file's Q4_1 tensors in that type (through f32, into a temporary
+//! file) and measures that file instead.
 //!
 //! Each round runs each variant in a fresh child process (this executable again, told which
 //! variant by `KARMA_BENCH_CHILD`), alternating, so that machine noise hits both alike and each
@@ -9,11 +11,15 @@
 //!
 //! `cargo bench -p karma-plugin-candle-llm --bench quantized` (needs the GGUF in
 //! `target/models/` or `KARMA_SMOLLM2_GGUF`; `KARMA_BENCH_ROUNDS` sets the rounds, default 3).
+//! `quantized` in the table is the file's own type.
 //! Figures are printed, never asserted.
 
 use std::{path::PathBuf, process::Command, time::Instant};
 
-use candle_core::{DType, Device};
+use candle_core::{
+    quantized::{gguf_file, GgmlDType, QTensor},
+    DType, Device,
+};
 use karma_plugin_candle_llm::{
     arch::decoder::{Decoder, KvCache, Step},
     generate::Network,
@@ -24,7 +30,7 @@ use karma_plugin_candle_llm::{
 const PROMPT_TOKENS: usize = 200;
 const DECODE_STEPS: usize = 32;
 const BATCHES: [usize; 2] = [1, 8];
-const VARIANTS: [&str; 2] = ["q4_1", "f32"];
+const VARIANTS: [&str; 2] = ["quantized", "f32"];
 
 fn gguf_path() -> Option<PathBuf> {
     let path = std::env::var_os("KARMA_SMOLLM2_GGUF").map(PathBuf::from).unwrap_or_else(|| {
@@ -98,9 +104,34 @@ struct Run {
     peak_mib: f64,
 }
 
-fn run_child(variant: &str) -> Run {
-    let output =
-        Command::new(std::env::current_exe().unwrap()).env("KARMA_BENCH_CHILD", variant).output().unwrap();
+/// Writes `source`'s Q4_1 tensors as `dtype` (dequantized, then quantized again) to `target`.
+fn requantize(source: &std::path::Path, dtype: GgmlDType, target: &std::path::Path) {
+    let mut reader = std::fs::File::open(source).unwrap();
+    let content = gguf_file::Content::read(&mut reader).unwrap();
+    let mut tensors: Vec<(String, QTensor)> = Vec::new();
+    for name in content.tensor_infos.keys() {
+        let tensor = content.tensor(&mut reader, name, &Device::Cpu).unwrap();
+        let tensor = if tensor.dtype() == GgmlDType::Q4_1 {
+            QTensor::quantize(&tensor.dequantize(&Device::Cpu).unwrap(), dtype).unwrap()
+        } else {
+            tensor
+        };
+        tensors.push((name.clone(), tensor));
+    }
+    let metadata: Vec<(&str, &gguf_file::Value)> =
+        content.metadata.iter().map(|(key, value)| (key.as_str(), value)).collect();
+    let tensors: Vec<(&str, &QTensor)> =
+        tensors.iter().map(|(name, tensor)| (name.as_str(), tensor)).collect();
+    let mut out = std::fs::File::create(target).unwrap();
+    gguf_file::write(&mut out, &metadata, &tensors).unwrap();
+}
+
+fn run_child(variant: &str, path: &std::path::Path) -> Run {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .env("KARMA_BENCH_CHILD", variant)
+        .env("KARMA_SMOLLM2_GGUF", path)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let Some(line) = stdout.lines().find_map(|line| line.strip_prefix("RESULT ")) else {
         panic!("the {variant} child failed: {}", String::from_utf8_lossy(&output.stderr))
@@ -123,22 +154,36 @@ fn main() {
         return;
     }
     let rounds: usize = std::env::var("KARMA_BENCH_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(3);
+    let scratch = tempfile::tempdir().unwrap();
+    let (path, kind) = match std::env::var("KARMA_BENCH_REQUANTIZE").as_deref() {
+        Err(_) => (path, "Q4_1"),
+        Ok(kind) => {
+            let dtype = match kind {
+                "q5_0" => GgmlDType::Q5_0,
+                "q5_1" => GgmlDType::Q5_1,
+                other => panic!("KARMA_BENCH_REQUANTIZE={other}: q5_0 or q5_1"),
+            };
+            let target = scratch.path().join(format!("SmolLM2-135M-Instruct.{kind}.gguf"));
+            requantize(&path, dtype, &target);
+            (target, if dtype == GgmlDType::Q5_0 { "Q5_0" } else { "Q5_1" })
+        }
+    };
     let threads = candle_core::utils::get_num_threads();
     println!(
-        "SmolLM2-135M-Instruct Q4_1 GGUF, {PROMPT_TOKENS}-token prompts, {DECODE_STEPS} decode steps, {threads} threads, {rounds} interleaved rounds"
+        "SmolLM2-135M-Instruct {kind} GGUF, {PROMPT_TOKENS}-token prompts, {DECODE_STEPS} decode steps, {threads} threads, {rounds} interleaved rounds"
     );
     println!(
-        "{:<6} {:<5} {:>14} {:>14} {:>14} {:>14} {:>10}",
+        "{:<6} {:<9} {:>14} {:>14} {:>14} {:>14} {:>10}",
         "round", "run", "prefill b1", "decode b1", "prefill b8", "decode b8", "peak MiB"
     );
     // Per variant, per round.
     let mut results: Vec<Vec<Run>> = vec![Vec::new(); VARIANTS.len()];
     for round in 1..=rounds {
         for (index, variant) in VARIANTS.iter().enumerate() {
-            let run = run_child(variant);
+            let run = run_child(variant, &path);
             let figures = &run.figures;
             println!(
-                "{round:<6} {variant:<5} {:>14.1} {:>14.1} {:>14.1} {:>14.1} {:>10.0}",
+                "{round:<6} {variant:<9} {:>14.1} {:>14.1} {:>14.1} {:>14.1} {:>10.0}",
                 figures[0].0, figures[0].1, figures[1].0, figures[1].1, run.peak_mib
             );
             results[index].push(run);
@@ -150,7 +195,7 @@ fn main() {
         values.sort_by(f64::total_cmp);
         values[values.len() / 2]
     };
-    println!("median over rounds, q4_1 / f32:");
+    println!("median over rounds, {kind} quantized / f32:");
     for (slot, batch) in BATCHES.iter().enumerate() {
         let decode = |variant| median(variant, &|run| run.figures[slot].1);
         let prefill = |variant| median(variant, &|run| run.figures[slot].0);

@@ -184,15 +184,18 @@ fn gguf_from_the_same_weights_gives_the_same_logits_and_tokenizer() {
 }
 
 #[test]
-fn q4_1_gguf_runs_quantized_from_the_size_threshold_and_close_to_dequantized() {
-    for arch in Arch::BATCHED {
+fn q4_1_and_q5_gguf_run_quantized_from_the_size_threshold_and_close_to_dequantized() {
+    for (arch, dtype) in Arch::BATCHED
+        .into_iter()
+        .flat_map(|arch| [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1].map(|dtype| (arch, dtype)))
+    {
         let dir = tempfile::tempdir().unwrap();
         let tensors = tiny_models::write_checkpoint(dir.path(), arch);
-        let q4 = dir.path().join("gguf").join("tiny-q4_1.gguf");
-        tiny_models::write_gguf(&q4, arch, &tensors, GgmlDType::Q4_1);
+        let file = dir.path().join("gguf").join(format!("tiny-{dtype:?}.gguf"));
+        tiny_models::write_gguf(&file, arch, &tensors, dtype);
         // A tiny file is far below the default threshold; a threshold of 0 makes it "large".
-        let dense = load(&q4, None).unwrap();
-        let files = source::resolve(q4.to_str().unwrap(), None, "main", true).unwrap();
+        let dense = load(&file, None).unwrap();
+        let files = source::resolve(file.to_str().unwrap(), None, "main", true).unwrap();
         let options = LoadOptions {
             dtype: DType::F32,
             device: &Device::Cpu,
@@ -200,16 +203,19 @@ fn q4_1_gguf_runs_quantized_from_the_size_threshold_and_close_to_dequantized() {
             dequantize_below_parameters: 0,
         };
         let quantized = loader::load(&files, &options).unwrap();
-        assert!(!dense.quantized && quantized.quantized, "{arch:?}");
-        // The same Q4_1 weights; only the Q8_1 rounding of the activations differs. On these
-        // random weights that moves logits of magnitude ~4 by up to ~0.1, exactly as much as
-        // through candle's own Q4_1 matmul (measured: the two agree to 1e-6).
+        assert!(!dense.quantized && quantized.quantized, "{arch:?} {dtype:?}");
+        // The same weights; only the 8-bit rounding of the activations differs. On these
+        // random weights that moves Q4_1 logits of magnitude ~4 by up to ~0.1, exactly as much
+        // as through candle's own Q4_1 matmul (measured: the two agree to 1e-6).
         for prompt in PROMPTS {
             let tokens = encode(&dense, prompt);
             let a = batch_logits(decoder(&dense), std::slice::from_ref(&tokens)).remove(0);
             let b = batch_logits(decoder(&quantized), std::slice::from_ref(&tokens)).remove(0);
             let difference = max_difference(&a, &b);
-            assert!(difference < 0.15, "{arch:?} `{prompt}`: Q4_1 quantized logits differ by {difference}");
+            assert!(
+                difference < 0.15,
+                "{arch:?} `{prompt}`: {dtype:?} quantized logits differ by {difference}"
+            );
         }
     }
 }

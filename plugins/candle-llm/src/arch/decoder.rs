@@ -11,7 +11,7 @@ use candle_core::quantized::QMatMul;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::RmsNorm;
 
-use super::{decode_attention, few_rows, q4_1::Q4_1Matrix};
+use super::{block_quant::BlockQuantMatrix, decode_attention, few_rows};
 
 /// How q/k halves are paired by the rotary embedding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,9 +59,9 @@ const DECODE_ROWS: usize = 16;
 pub enum Matrix {
     /// `[out, in]`, as checkpoints store it.
     Dense(Tensor),
-    /// GGUF Q4_1 blocks on the CPU, multiplied by the plugin's SIMD kernels (candle's are
-    /// scalar for this type).
-    Q4_1(Q4_1Matrix),
+    /// GGUF Q4_1, Q5_0 or Q5_1 blocks on the CPU, multiplied by the plugin's SIMD kernels
+    /// (candle's are scalar for these types).
+    BlockQuant(BlockQuantMatrix),
     /// Other GGUF blocks, or any on a GPU, multiplied by candle's quantized kernels.
     Quantized(QMatMul),
 }
@@ -83,7 +83,7 @@ impl Matrix {
             // (prefill): `x @ W^T` packs better.
             Matrix::Dense(weight) if xs.dim(0)? <= DECODE_ROWS => weight.matmul(&xs.t()?)?.t(),
             Matrix::Dense(weight) => xs.matmul(&weight.t()?),
-            Matrix::Q4_1(matrix) => matrix.forward(xs),
+            Matrix::BlockQuant(matrix) => matrix.forward(xs),
             Matrix::Quantized(quantized) => quantized.forward(xs),
         }
     }

@@ -6,14 +6,14 @@ pub mod gguf_as_hf;
 use std::path::{Path, PathBuf};
 
 use candle_core::{
-    quantized::{gguf_file::Content, GgmlDType, QMatMul, QTensor},
+    quantized::{gguf_file::Content, QMatMul, QTensor},
     DType, Device, Tensor,
 };
 use candle_nn::{RmsNorm, VarBuilder};
 
 use crate::arch::{
+    block_quant::{self, BlockQuantMatrix},
     decoder::{Attention, Block, DecoderConfig, DecoderWeights, Linear, Matrix, Mlp},
-    q4_1::Q4_1Matrix,
 };
 
 /// The safetensors files of a checkpoint: `model.safetensors`, or the shards listed by
@@ -162,9 +162,9 @@ impl GgufFile<'_> {
                 .map_err(|error| format!("`{}`: tensor `{name}`: {error}", self.path.display()))?;
             Matrix::dense(dense)
                 .map_err(|error| format!("`{}`: tensor `{name}`: {error}", self.path.display()))
-        } else if tensor.dtype() == GgmlDType::Q4_1 && self.device.is_cpu() {
-            Q4_1Matrix::from_qtensor(&tensor)
-                .map(Matrix::Q4_1)
+        } else if block_quant::supports(tensor.dtype()) && self.device.is_cpu() {
+            BlockQuantMatrix::from_qtensor(&tensor)
+                .map(Matrix::BlockQuant)
                 .map_err(|error| format!("`{}`: tensor `{name}`: {error}", self.path.display()))
         } else {
             QMatMul::from_qtensor(tensor)

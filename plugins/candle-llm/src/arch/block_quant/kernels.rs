@@ -1,14 +1,16 @@
-//! Q4_1 x Q8_1 dot products: AVX2 (and AVX-512 VNNI where the CPU has it), chosen at run time
-//! since the plugin is built for baseline x86-64, with portable code elsewhere.
+//! Weight-block by activation-block dot products: AVX2 (and AVX-512 VNNI where the CPU has it),
+//! chosen at run time since the plugin is built for baseline x86-64, with portable code
+//! elsewhere.
 //!
 //! Per block `b`, `w = dw * qw + mw` and `x ~ dx * qx`, so `w . x = dw dx (qw . qx) + mw sx` with
-//! `sx = dx * sum(qx)`: the 4-bit by 8-bit integer dot is the only per-value work, and the
-//! `mw sx` terms join the same vector sums.
+//! `sx = dx * sum(qx)`: the unsigned 4- or 5-bit by signed 8-bit integer dot is the only
+//! per-value work, and the `mw sx` terms join the same vector sums.
 
-use super::{Group, BLOCK, GROUP_BLOCKS, LANES_PER_BLOCK};
+use super::{Group, Packing, BLOCK, GROUP_BLOCKS, GROUP_BYTES, HALF_GROUP, LANES_PER_BLOCK};
 
-/// One weight row, repacked (see [`super::Q4_1Matrix`]).
+/// One weight row, repacked (see [`super::BlockQuantMatrix`]).
 pub(super) struct WeightRow<'a> {
+    pub packing: Packing,
     pub quants: &'a [u8],
     pub scales: &'a [f32],
     pub minimums: &'a [f32],
@@ -74,8 +76,12 @@ pub(super) fn available() -> Vec<(&'static str, Kernel)> {
 /// whole groups): the SIMD kernels read them without bounds checks.
 fn check_lengths(weight: &WeightRow<'_>, inputs: &[ActivationRow<'_>], out: &[f32]) -> usize {
     let blocks = weight.scales.len();
+    let bytes = match weight.packing {
+        Packing::Nibbles => blocks * BLOCK / 2,
+        Packing::Bytes => blocks.div_ceil(GROUP_BLOCKS) * GROUP_BYTES,
+    };
     assert!(
-        weight.minimums.len() == blocks && weight.quants.len() == blocks * BLOCK / 2,
+        weight.minimums.len() == blocks && weight.quants.len() == bytes,
         "a weight row of {blocks} blocks"
     );
     for input in inputs {
@@ -94,13 +100,26 @@ fn portable(weight: &WeightRow<'_>, inputs: &[ActivationRow<'_>], out: &mut [f32
     for (input, out) in inputs.iter().zip(out) {
         let mut total = 0f32;
         for block in 0..blocks {
-            let packed = &weight.quants[block * BLOCK / 2..(block + 1) * BLOCK / 2];
             let group = &input.groups[block / GROUP_BLOCKS];
             let (at, lane) = (block % GROUP_BLOCKS * BLOCK / 2, block % GROUP_BLOCKS * LANES_PER_BLOCK);
+            // Values j and j + 16 of the block.
+            let value = |j: usize| -> (u8, u8) {
+                match weight.packing {
+                    Packing::Nibbles => {
+                        let byte = weight.quants[block * BLOCK / 2 + j];
+                        (byte & 0x0F, byte >> 4)
+                    }
+                    Packing::Bytes => {
+                        let start = block / GROUP_BLOCKS * GROUP_BYTES + at + j;
+                        (weight.quants[start], weight.quants[start + HALF_GROUP])
+                    }
+                }
+            };
             let mut dot = 0i32;
-            for (j, byte) in packed.iter().enumerate() {
-                dot += i32::from(byte & 0x0F) * i32::from(group.low[at + j])
-                    + i32::from(byte >> 4) * i32::from(group.high[at + j]);
+            for j in 0..BLOCK / 2 {
+                let (first, second) = value(j);
+                dot += i32::from(first) * i32::from(group.low[at + j])
+                    + i32::from(second) * i32::from(group.high[at + j]);
             }
             let sum = group.lane_sums[lane] * LANES_PER_BLOCK as f32;
             total +=
@@ -143,24 +162,53 @@ macro_rules! in_passes {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{ActivationRow, WeightRow, BLOCK, GROUP_BLOCKS, LANES_PER_BLOCK};
+    use super::{
+        ActivationRow, Packing, WeightRow, BLOCK, GROUP_BLOCKS, GROUP_BYTES, HALF_GROUP, LANES_PER_BLOCK,
+    };
 
     /// # Safety
     /// The CPU has AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn rows(weight: &WeightRow<'_>, inputs: &[ActivationRow<'_>], out: &mut [f32]) {
-        in_passes!(dot, weight, inputs, out)
+        match weight.packing {
+            Packing::Nibbles => in_passes!(dot_nibbles, weight, inputs, out),
+            Packing::Bytes => in_passes!(dot_bytes, weight, inputs, out),
+        }
     }
 
-    /// Two blocks per 256-bit step (a lone last block takes the step with zeros beside it):
-    /// 32 packed bytes give the low and high nibbles of both blocks, matching the activation
-    /// layout's halves.
+    /// # Safety
+    /// As [`dot`].
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_nibbles<const ROWS: usize>(
+        weight: &WeightRow<'_>,
+        inputs: &[ActivationRow<'_>; ROWS],
+        blocks: usize,
+    ) -> [f32; ROWS] {
+        // SAFETY: the caller's guarantees are `dot`'s.
+        unsafe { dot::<ROWS, false>(weight, inputs, blocks) }
+    }
+
+    /// # Safety
+    /// As [`dot`].
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_bytes<const ROWS: usize>(
+        weight: &WeightRow<'_>,
+        inputs: &[ActivationRow<'_>; ROWS],
+        blocks: usize,
+    ) -> [f32; ROWS] {
+        // SAFETY: the caller's guarantees are `dot`'s.
+        unsafe { dot::<ROWS, true>(weight, inputs, blocks) }
+    }
+
+    /// Two blocks per 256-bit step (a lone last block takes the step with zeros beside it).
+    /// Nibbles: 32 packed bytes give the low and high nibbles of both blocks, matching the
+    /// activation layout's halves. Bytes: the two halves are loaded as they lie.
     ///
     /// # Safety
-    /// The CPU has AVX2 and FMA; every row holds `blocks` blocks.
+    /// The CPU has AVX2 and FMA; every row holds `blocks` blocks packed as `BYTES` says.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn dot<const ROWS: usize>(
+    unsafe fn dot<const ROWS: usize, const BYTES: bool>(
         weight: &WeightRow<'_>,
         inputs: &[ActivationRow<'_>; ROWS],
         blocks: usize,
@@ -176,30 +224,40 @@ mod avx2 {
             // SAFETY: `block < blocks`; the second block is read only when it exists, and
             // activation rows are padded to whole groups.
             unsafe {
-                let packed = weight.quants.as_ptr().add(block * BLOCK / 2);
+                let lone = block + 1 == blocks;
                 // A lone last block's scale and minimum also fill the lanes of the block beside
                 // it, whose activation scales and sums are padding zeros.
-                let (bytes, scale, minimum) = if block + 1 < blocks {
+                let (scale, minimum) = if !lone {
                     let pair = |values: &[f32]| {
                         let two = _mm_castpd_ps(_mm_load_sd(values.as_ptr().add(block).cast()));
                         _mm256_permutevar8x32_ps(_mm256_castps128_ps256(two), spread)
                     };
-                    (_mm256_loadu_si256(packed.cast()), pair(weight.scales), pair(weight.minimums))
+                    (pair(weight.scales), pair(weight.minimums))
                 } else {
                     (
-                        _mm256_zextsi128_si256(_mm_loadu_si128(packed.cast())),
                         _mm256_set1_ps(*weight.scales.get_unchecked(block)),
                         _mm256_set1_ps(*weight.minimums.get_unchecked(block)),
                     )
                 };
-                let first = _mm256_and_si256(bytes, low);
-                let second = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low);
+                let (first, second) = if BYTES {
+                    // Groups are padded with zeros, so a lone block's neighbour reads zeros.
+                    let halves = weight.quants.as_ptr().add(block / GROUP_BLOCKS * GROUP_BYTES + at);
+                    (_mm256_loadu_si256(halves.cast()), _mm256_loadu_si256(halves.add(HALF_GROUP).cast()))
+                } else {
+                    let packed = weight.quants.as_ptr().add(block * BLOCK / 2);
+                    let bytes = if lone {
+                        _mm256_zextsi128_si256(_mm_loadu_si128(packed.cast()))
+                    } else {
+                        _mm256_loadu_si256(packed.cast())
+                    };
+                    (_mm256_and_si256(bytes, low), _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low))
+                };
                 for row in 0..ROWS {
                     let group = inputs[row].groups.get_unchecked(block / GROUP_BLOCKS);
                     let x_first = _mm256_loadu_si256(group.low.as_ptr().add(at).cast());
                     let x_second = _mm256_loadu_si256(group.high.as_ptr().add(at).cast());
-                    // Unsigned 4-bit by signed 8-bit pairs: at most 2 * 15 * 128 in magnitude
-                    // each, so the 16-bit sums of both halves cannot saturate.
+                    // Unsigned 5-bit (at most) by signed 8-bit pairs: at most 2 * 31 * 127 in
+                    // magnitude each, so the 16-bit sums of both halves cannot saturate.
                     let pairs = _mm256_add_epi16(
                         _mm256_maddubs_epi16(first, x_first),
                         _mm256_maddubs_epi16(second, x_second),
@@ -228,25 +286,54 @@ mod avx2 {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{ActivationRow, WeightRow, BLOCK, GROUP_BLOCKS};
+    use super::{ActivationRow, Packing, WeightRow, BLOCK, GROUP_BLOCKS, GROUP_BYTES, HALF_GROUP};
 
     /// # Safety
     /// The CPU has AVX-512 F, BW and VNNI.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) unsafe fn rows(weight: &WeightRow<'_>, inputs: &[ActivationRow<'_>], out: &mut [f32]) {
-        in_passes!(dot, weight, inputs, out)
+        match weight.packing {
+            Packing::Nibbles => in_passes!(dot_nibbles, weight, inputs, out),
+            Packing::Bytes => in_passes!(dot_bytes, weight, inputs, out),
+        }
     }
 
-    /// A group of four blocks per 512-bit step: the 64 packed bytes masked and shifted are
-    /// the low and high halves of the four blocks, and VNNI's `dpbusd` does the
-    /// unsigned-by-signed byte products and their 4-way sums in one instruction per half. The
-    /// last group's missing blocks are masked off the weight loads, so they add zeros.
+    /// # Safety
+    /// As [`dot`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn dot_nibbles<const ROWS: usize>(
+        weight: &WeightRow<'_>,
+        inputs: &[ActivationRow<'_>; ROWS],
+        blocks: usize,
+    ) -> [f32; ROWS] {
+        // SAFETY: the caller's guarantees are `dot`'s.
+        unsafe { dot::<ROWS, false>(weight, inputs, blocks) }
+    }
+
+    /// # Safety
+    /// As [`dot`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn dot_bytes<const ROWS: usize>(
+        weight: &WeightRow<'_>,
+        inputs: &[ActivationRow<'_>; ROWS],
+        blocks: usize,
+    ) -> [f32; ROWS] {
+        // SAFETY: the caller's guarantees are `dot`'s.
+        unsafe { dot::<ROWS, true>(weight, inputs, blocks) }
+    }
+
+    /// A group of four blocks per 512-bit step: the 64 packed bytes masked and shifted (or, for
+    /// bytes, the two 64-byte halves as they lie) are the low and high halves of the four
+    /// blocks, and VNNI's `dpbusd` does the unsigned-by-signed byte products and their 4-way
+    /// sums in one instruction per half. The last group's missing blocks are masked off the
+    /// nibble loads (bytes are padded with zeros), so they add zeros.
     ///
     /// # Safety
-    /// The CPU has AVX-512 F, BW and VNNI; every row holds `blocks` blocks.
+    /// The CPU has AVX-512 F, BW and VNNI; every row holds `blocks` blocks packed as `BYTES`
+    /// says.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[inline]
-    unsafe fn dot<const ROWS: usize>(
+    unsafe fn dot<const ROWS: usize, const BYTES: bool>(
         weight: &WeightRow<'_>,
         inputs: &[ActivationRow<'_>; ROWS],
         blocks: usize,
@@ -263,10 +350,16 @@ mod avx512 {
             // SAFETY: the masks read only the `present` blocks left; activation rows are padded
             // to whole groups.
             unsafe {
-                let bytes =
-                    _mm512_maskz_loadu_epi8(byte_mask, weight.quants.as_ptr().add(block * BLOCK / 2).cast());
-                let first = _mm512_and_si512(bytes, low);
-                let second = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low);
+                let (first, second) = if BYTES {
+                    let halves = weight.quants.as_ptr().add(block / GROUP_BLOCKS * GROUP_BYTES);
+                    (_mm512_loadu_si512(halves.cast()), _mm512_loadu_si512(halves.add(HALF_GROUP).cast()))
+                } else {
+                    let bytes = _mm512_maskz_loadu_epi8(
+                        byte_mask,
+                        weight.quants.as_ptr().add(block * BLOCK / 2).cast(),
+                    );
+                    (_mm512_and_si512(bytes, low), _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low))
+                };
                 let spread_out = |values: &[f32]| {
                     _mm512_permutexvar_ps(
                         spread,
