@@ -96,7 +96,7 @@ impl BlockQuantMatrix {
             candle_core::bail!("expected a Q4_1, Q5_0 or Q5_1 tensor, got {:?}", tensor.dtype())
         };
         let (outputs, features) = tensor.shape().dims2()?;
-        if !features.is_multiple_of(BLOCK) {
+        if features == 0 || !features.is_multiple_of(BLOCK) {
             candle_core::bail!(
                 "a {:?} row of {features} values is not a whole number of blocks",
                 block_type.dtype
