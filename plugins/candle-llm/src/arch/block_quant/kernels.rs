@@ -134,26 +134,35 @@ fn portable(weight: &WeightRow<'_>, inputs: &[ActivationRow<'_>], out: &mut [f32
 #[cfg(target_arch = "x86_64")]
 const PASS: usize = 8;
 
-/// Runs a SIMD `dot` over `inputs` in passes of [`PASS`], then 4, then 1 rows.
+/// Runs a SIMD `dot::<ROWS, BYTES>` over `inputs` in passes of [`PASS`], then 4, then 1 rows,
+/// `BYTES` telling the weight row's packing.
 #[cfg(target_arch = "x86_64")]
 macro_rules! in_passes {
     ($dot:ident, $weight:expr, $inputs:expr, $out:expr) => {{
+        let (weight, inputs, out) = ($weight, $inputs, $out);
+        match weight.packing {
+            super::Packing::Nibbles => in_passes!(@packed false, $dot, weight, inputs, out),
+            super::Packing::Bytes => in_passes!(@packed true, $dot, weight, inputs, out),
+        }
+    }};
+    (@packed $bytes:literal, $dot:ident, $weight:expr, $inputs:expr, $out:expr) => {{
         let (weight, inputs, out) = ($weight, $inputs, $out);
         let blocks = super::check_lengths(weight, inputs, out);
         let mut row = 0;
         while let Some(pass) = inputs[row..].first_chunk::<{ super::PASS }>() {
             // SAFETY: lengths checked above; the caller vouches for the CPU.
-            out[row..row + super::PASS].copy_from_slice(&unsafe { $dot(weight, pass, blocks) });
+            out[row..row + super::PASS]
+                .copy_from_slice(&unsafe { $dot::<{ super::PASS }, $bytes>(weight, pass, blocks) });
             row += super::PASS;
         }
         if let Some(pass) = inputs[row..].first_chunk::<4>() {
             // SAFETY: as above.
-            out[row..row + 4].copy_from_slice(&unsafe { $dot(weight, pass, blocks) });
+            out[row..row + 4].copy_from_slice(&unsafe { $dot::<4, $bytes>(weight, pass, blocks) });
             row += 4;
         }
         for row in row..inputs.len() {
             // SAFETY: as above.
-            out[row] = unsafe { $dot(weight, std::array::from_ref(&inputs[row]), blocks) }[0];
+            out[row] = unsafe { $dot::<1, $bytes>(weight, std::array::from_ref(&inputs[row]), blocks) }[0];
         }
     }};
 }
@@ -162,42 +171,13 @@ macro_rules! in_passes {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{
-        ActivationRow, Packing, WeightRow, BLOCK, GROUP_BLOCKS, GROUP_BYTES, HALF_GROUP, LANES_PER_BLOCK,
-    };
+    use super::{ActivationRow, WeightRow, BLOCK, GROUP_BLOCKS, GROUP_BYTES, HALF_GROUP, LANES_PER_BLOCK};
 
     /// # Safety
     /// The CPU has AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn rows(weight: &WeightRow<'_>, inputs: &[ActivationRow<'_>], out: &mut [f32]) {
-        match weight.packing {
-            Packing::Nibbles => in_passes!(dot_nibbles, weight, inputs, out),
-            Packing::Bytes => in_passes!(dot_bytes, weight, inputs, out),
-        }
-    }
-
-    /// # Safety
-    /// As [`dot`].
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn dot_nibbles<const ROWS: usize>(
-        weight: &WeightRow<'_>,
-        inputs: &[ActivationRow<'_>; ROWS],
-        blocks: usize,
-    ) -> [f32; ROWS] {
-        // SAFETY: the caller's guarantees are `dot`'s.
-        unsafe { dot::<ROWS, false>(weight, inputs, blocks) }
-    }
-
-    /// # Safety
-    /// As [`dot`].
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn dot_bytes<const ROWS: usize>(
-        weight: &WeightRow<'_>,
-        inputs: &[ActivationRow<'_>; ROWS],
-        blocks: usize,
-    ) -> [f32; ROWS] {
-        // SAFETY: the caller's guarantees are `dot`'s.
-        unsafe { dot::<ROWS, true>(weight, inputs, blocks) }
+        in_passes!(dot, weight, inputs, out)
     }
 
     /// Two blocks per 256-bit step (a lone last block takes the step with zeros beside it).
@@ -286,40 +266,13 @@ mod avx2 {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{ActivationRow, Packing, WeightRow, BLOCK, GROUP_BLOCKS, GROUP_BYTES, HALF_GROUP};
+    use super::{ActivationRow, WeightRow, BLOCK, GROUP_BLOCKS, GROUP_BYTES, HALF_GROUP};
 
     /// # Safety
     /// The CPU has AVX-512 F, BW and VNNI.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) unsafe fn rows(weight: &WeightRow<'_>, inputs: &[ActivationRow<'_>], out: &mut [f32]) {
-        match weight.packing {
-            Packing::Nibbles => in_passes!(dot_nibbles, weight, inputs, out),
-            Packing::Bytes => in_passes!(dot_bytes, weight, inputs, out),
-        }
-    }
-
-    /// # Safety
-    /// As [`dot`].
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn dot_nibbles<const ROWS: usize>(
-        weight: &WeightRow<'_>,
-        inputs: &[ActivationRow<'_>; ROWS],
-        blocks: usize,
-    ) -> [f32; ROWS] {
-        // SAFETY: the caller's guarantees are `dot`'s.
-        unsafe { dot::<ROWS, false>(weight, inputs, blocks) }
-    }
-
-    /// # Safety
-    /// As [`dot`].
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn dot_bytes<const ROWS: usize>(
-        weight: &WeightRow<'_>,
-        inputs: &[ActivationRow<'_>; ROWS],
-        blocks: usize,
-    ) -> [f32; ROWS] {
-        // SAFETY: the caller's guarantees are `dot`'s.
-        unsafe { dot::<ROWS, true>(weight, inputs, blocks) }
+        in_passes!(dot, weight, inputs, out)
     }
 
     /// A group of four blocks per 512-bit step: the 64 packed bytes masked and shifted (or, for
