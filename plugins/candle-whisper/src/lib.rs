@@ -12,6 +12,7 @@ pub mod config;
 pub mod convert;
 pub mod ct2;
 pub mod decode;
+mod kernels;
 pub mod languages;
 pub mod mel;
 mod model;

@@ -9,6 +9,8 @@ use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
 use serde::Deserialize;
 
+use crate::kernels::{attention::BlockedAttention, gelu::GeluErf};
+
 /// The dimensions of a checkpoint (Hugging Face `config.json` names).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct WhisperDims {
@@ -52,30 +54,61 @@ impl Attention {
         })
     }
 
-    /// (batch, time, width) to (batch, heads, time, head_dim).
-    fn split(&self, x: &Tensor) -> Result<Tensor> {
-        let (batch, time, width) = x.dims3()?;
-        x.reshape((batch, time, self.heads, width / self.heads))?.transpose(1, 2)?.contiguous()
-    }
-
     fn keys_values(&self, source: &Tensor) -> Result<(Tensor, Tensor)> {
-        Ok((self.split(&self.key.forward(source)?)?, self.split(&self.value.forward(source)?)?))
+        Ok((self.key.forward(source)?, self.value.forward(source)?))
     }
 
-    /// Attention of `x` over `keys`/`values` (already split into heads).
-    fn attend(&self, x: &Tensor, keys: &Tensor, values: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let head_dim = x.dim(D::Minus1)? / self.heads;
-        let scale = (head_dim as f64).powf(-0.25);
-        let q = (self.split(&self.query.forward(x)?)? * scale)?;
-        let k = (keys * scale)?;
-        let mut scores = q.matmul(&k.t()?)?;
-        if let Some(mask) = mask {
-            scores = scores.broadcast_add(mask)?;
+    /// Attention of `x` over `keys`/`values` (the key and value projections, `(batch, keys,
+    /// width)`); `causal` for the decoder's self-attention, where the last `time` keys are the
+    /// queries' own.
+    fn attend(&self, x: &Tensor, keys: &Tensor, values: &Tensor, causal: bool) -> Result<Tensor> {
+        let q = self.query.forward(x)?;
+        let head_dim = q.dim(D::Minus1)? / self.heads;
+        let mixed = if q.device().is_cpu() && q.dtype() == DType::F32 {
+            let op = BlockedAttention { heads: self.heads, scale: (head_dim as f32).powf(-0.5), causal };
+            q.apply_op3_no_bwd(&keys.contiguous()?, &values.contiguous()?, &op)?
+        } else {
+            self.attend_with_tensor_ops(&q, keys, values, causal)?
+        };
+        self.out.forward(&mixed)
+    }
+
+    /// The same attention from candle's ops (GPUs, half precision), as OpenAI writes it.
+    fn attend_with_tensor_ops(
+        &self,
+        q: &Tensor,
+        keys: &Tensor,
+        values: &Tensor,
+        causal: bool,
+    ) -> Result<Tensor> {
+        let split = |x: &Tensor| -> Result<Tensor> {
+            let (batch, time, width) = x.dims3()?;
+            x.reshape((batch, time, self.heads, width / self.heads))?.transpose(1, 2)?.contiguous()
+        };
+        let (time, keys_len) = (q.dim(1)?, keys.dim(1)?);
+        let scale = ((q.dim(D::Minus1)? / self.heads) as f64).powf(-0.25);
+        let mut scores = (split(q)? * scale)?.matmul(&(split(keys)? * scale)?.t()?)?;
+        if causal && time > 1 {
+            let past = keys_len - time;
+            let mask: Vec<f32> = (0..time)
+                .flat_map(|i| (0..keys_len).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
+                .collect();
+            let mask = Tensor::from_vec(mask, (time, keys_len), q.device())?.to_dtype(scores.dtype())?;
+            scores = scores.broadcast_add(&mask)?;
         }
         let weights =
             candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(values.dtype())?;
-        let mixed = weights.matmul(values)?.transpose(1, 2)?.flatten_from(2)?;
-        self.out.forward(&mixed)
+        weights.matmul(&split(values)?)?.transpose(1, 2)?.flatten_from(2)
+    }
+}
+
+/// OpenAI's `nn.GELU`, the exact (erf) form; in place on the CPU.
+fn gelu_erf(x: Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 && x.is_contiguous() {
+        x.inplace_op1(&GeluErf)?;
+        Ok(x)
+    } else {
+        x.gelu_erf()
     }
 }
 
@@ -109,8 +142,7 @@ impl Block {
     }
 
     fn mlp(&self, x: &Tensor) -> Result<Tensor> {
-        // OpenAI's nn.GELU is the exact (erf) form.
-        x + self.fc2.forward(&self.fc1.forward(&self.mlp_ln.forward(x)?)?.gelu_erf()?)?
+        x + self.fc2.forward(&gelu_erf(self.fc1.forward(&self.mlp_ln.forward(x)?)?)?)?
     }
 }
 
@@ -125,7 +157,7 @@ pub struct Encoder {
 
 /// The per-layer caches of one batch of sequences.
 pub struct DecoderState {
-    /// Self-attention keys and values so far, per layer: (batch, heads, time, head_dim).
+    /// Self-attention keys and values so far, per layer: (batch, time, width).
     self_kv: Vec<Option<(Tensor, Tensor)>>,
     /// Cross-attention keys and values of the encoder output, per layer.
     cross_kv: Vec<(Tensor, Tensor)>,
@@ -225,14 +257,14 @@ impl Whisper {
     /// Encodes a batch of log-mel windows (batch, n_mels, 3000) to (batch, 1500, width).
     pub fn encode(&self, mel: &Tensor) -> Result<Tensor> {
         let e = &self.encoder;
-        let x = e.conv1.forward(&mel.to_dtype(self.dtype)?)?.gelu_erf()?;
-        let x = e.conv2.forward(&x)?.gelu_erf()?.transpose(1, 2)?;
+        let x = gelu_erf(e.conv1.forward(&mel.to_dtype(self.dtype)?)?)?;
+        let x = gelu_erf(e.conv2.forward(&x)?)?.transpose(1, 2)?;
         let time = x.dim(1)?;
         let mut x = x.broadcast_add(&e.positions.narrow(0, 0, time)?)?;
         for block in &e.blocks {
             let h = block.attn_ln.forward(&x)?;
             let (k, v) = block.attn.keys_values(&h)?;
-            x = (&x + block.attn.attend(&h, &k, &v, None)?)?;
+            x = (&x + block.attn.attend(&h, &k, &v, false)?)?;
             x = block.mlp(&x)?;
         }
         e.ln_post.forward(&x)
@@ -266,28 +298,18 @@ impl Whisper {
             self.dims.d_model,
         ))?;
         let mut x = embedded.broadcast_add(&d.positions.narrow(0, start, steps)?)?;
-        let mask = if steps > 1 {
-            let values: Vec<f32> = (0..steps)
-                .flat_map(|i| {
-                    (0..start + steps).map(move |j| if j > start + i { f32::NEG_INFINITY } else { 0.0 })
-                })
-                .collect();
-            Some(Tensor::from_vec(values, (steps, start + steps), &self.device)?.to_dtype(self.dtype)?)
-        } else {
-            None
-        };
         for (layer, block) in d.blocks.iter().enumerate() {
             let h = block.attn_ln.forward(&x)?;
             let (k, v) = block.attn.keys_values(&h)?;
             let (k, v) = match state.self_kv[layer].take() {
-                Some((past_k, past_v)) => (Tensor::cat(&[&past_k, &k], 2)?, Tensor::cat(&[&past_v, &v], 2)?),
+                Some((past_k, past_v)) => (Tensor::cat(&[&past_k, &k], 1)?, Tensor::cat(&[&past_v, &v], 1)?),
                 None => (k, v),
             };
-            x = (&x + block.attn.attend(&h, &k, &v, mask.as_ref())?)?;
+            x = (&x + block.attn.attend(&h, &k, &v, true)?)?;
             state.self_kv[layer] = Some((k, v));
             if let Some((attention, ln)) = &block.cross {
                 let (ck, cv) = &state.cross_kv[layer];
-                x = (&x + attention.attend(&ln.forward(&x)?, ck, cv, None)?)?;
+                x = (&x + attention.attend(&ln.forward(&x)?, ck, cv, false)?)?;
             }
             x = block.mlp(&x)?;
         }

@@ -1,0 +1,263 @@
+//! Multi-head attention on the CPU in blocks of queries, straight from the projections'
+//! `(batch, time, width)` layout to the output projection's.
+//!
+//! Through candle's general ops one encoder layer of whisper-tiny materialises a
+//! `(batch, 6, 1500, 1500)` score tensor and a softmax of the same size, 54 MB each per clip,
+//! freshly allocated (and page-faulted) every call, then read back from memory. Here each task
+//! takes one block of query rows of one sequence: per head, a GEMM scores the block against the
+//! keys into a buffer that stays in L2, the softmax runs in place on it (vectorised `exp`), and
+//! a second GEMM sums the values into the output rows, which are divided by the softmax sum
+//! once per row. Heads are read and written through strides, so no split or transpose copies.
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape};
+use rayon::prelude::*;
+
+use super::vector_math;
+
+/// Query rows per task: their `rows x keys` scores (192 KB for 1500 keys) stay in L2.
+const QUERY_BLOCK: usize = 32;
+
+/// `softmax(q k^T * scale) v` per head, for `q` `(batch, time, width)` and `k`, `v`
+/// `(batch, keys, width)`, head `h` in columns `h * head_dim..(h + 1) * head_dim`.
+pub struct BlockedAttention {
+    pub heads: usize,
+    pub scale: f32,
+    /// Query row `i` sees keys `0..=keys - time + i` only (the decoder's self-attention, where
+    /// the last `time` keys belong to the queries themselves); otherwise every key.
+    pub causal: bool,
+}
+
+fn contiguous_f32<'s>(storage: &'s CpuStorage, layout: &Layout, what: &str) -> Result<&'s [f32]> {
+    let CpuStorage::F32(values) = storage else { candle_core::bail!("attention: {what} must be f32") };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("attention: {what} must be contiguous")
+    };
+    Ok(&values[start..end])
+}
+
+/// `dst = lhs * rhs` for row-major `dst` (`m x n`, row stride `dst_row`), with each operand's
+/// element `(i, j)` at `i * row + j * column`.
+///
+/// # Safety
+/// Every element addressed through the sizes and strides lies inside its slice's allocation.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    dst_row: usize,
+    lhs: *const f32,
+    (lhs_row, lhs_column): (usize, usize),
+    rhs: *const f32,
+    (rhs_row, rhs_column): (usize, usize),
+) {
+    // SAFETY: the caller's bounds; `dst` is written only, never read (`read_dst` false).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_row as isize,
+            false,
+            lhs,
+            lhs_column as isize,
+            lhs_row as isize,
+            rhs,
+            rhs_column as isize,
+            rhs_row as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+impl CustomOp3 for BlockedAttention {
+    fn name(&self) -> &'static str {
+        "blocked-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        q: &CpuStorage,
+        q_layout: &Layout,
+        k: &CpuStorage,
+        k_layout: &Layout,
+        v: &CpuStorage,
+        v_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (batch, time, width) = q_layout.shape().dims3()?;
+        let (k_batch, keys, k_width) = k_layout.shape().dims3()?;
+        if (k_batch, k_width) != (batch, width)
+            || v_layout.dims() != k_layout.dims()
+            || self.heads == 0
+            || width % self.heads != 0
+            || (self.causal && time > keys)
+        {
+            candle_core::bail!(
+                "attention: shapes disagree for {} heads: q {:?}, k {:?}, v {:?}",
+                self.heads,
+                q_layout.dims(),
+                k_layout.dims(),
+                v_layout.dims()
+            )
+        }
+        let q = contiguous_f32(q, q_layout, "queries")?;
+        let k = contiguous_f32(k, k_layout, "keys")?;
+        let v = contiguous_f32(v, v_layout, "values")?;
+        let head_dim = width / self.heads;
+        let mut out = vec![0f32; batch * time * width];
+        if out.is_empty() || keys == 0 {
+            return Ok((CpuStorage::F32(out), q_layout.shape().clone()));
+        }
+        let past = keys - time.min(keys);
+        out.par_chunks_mut(time * width).enumerate().for_each(|(sequence, out)| {
+            let q = &q[sequence * time * width..][..time * width];
+            let k = &k[sequence * keys * width..][..keys * width];
+            let v = &v[sequence * keys * width..][..keys * width];
+            out.par_chunks_mut(QUERY_BLOCK * width).enumerate().for_each_init(
+                || vec![0f32; QUERY_BLOCK * keys],
+                |scores, (block, out)| {
+                    let first = block * QUERY_BLOCK;
+                    let rows = out.len() / width;
+                    let q = &q[first * width..][..rows * width];
+                    for head in 0..self.heads {
+                        let column = head * head_dim;
+                        // SAFETY: q's `rows x head_dim` block at `column` (row stride `width`),
+                        // k's `head_dim x keys` transpose and `scores`' `rows x keys` are in bounds.
+                        unsafe {
+                            gemm(
+                                (rows, keys, head_dim),
+                                scores.as_mut_ptr(),
+                                keys,
+                                q.as_ptr().add(column),
+                                (width, 1),
+                                k.as_ptr().add(column),
+                                (1, width),
+                            )
+                        }
+                        let mut sums = [0f32; QUERY_BLOCK];
+                        for (row, sum) in sums.iter_mut().enumerate().take(rows) {
+                            let scores = &mut scores[row * keys..][..keys];
+                            let visible = if self.causal { past + first + row + 1 } else { keys };
+                            *sum = vector_math::softmax_unnormalised(&mut scores[..visible], self.scale);
+                            scores[visible..].fill(0.0);
+                        }
+                        // SAFETY: `scores` is `rows x keys`, v's `keys x head_dim` block at
+                        // `column` and out's `rows x head_dim` block at `column` are in bounds.
+                        unsafe {
+                            gemm(
+                                (rows, head_dim, keys),
+                                out.as_mut_ptr().add(column),
+                                width,
+                                scores.as_ptr(),
+                                (keys, 1),
+                                v.as_ptr().add(column),
+                                (width, 1),
+                            )
+                        }
+                        for (row, sum) in sums.iter().enumerate().take(rows) {
+                            let inverse = 1.0 / sum;
+                            for value in &mut out[row * width + column..][..head_dim] {
+                                *value *= inverse;
+                            }
+                        }
+                    }
+                },
+            );
+        });
+        Ok((CpuStorage::F32(out), q_layout.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    /// Attention in f64 from its definition.
+    fn reference(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        dims: (usize, usize, usize, usize),
+        heads: usize,
+        causal: bool,
+    ) -> Vec<f64> {
+        let (batch, time, keys, width) = dims;
+        let head_dim = width / heads;
+        let scale = (head_dim as f64).powf(-0.5);
+        let mut out = vec![0f64; batch * time * width];
+        for b in 0..batch {
+            for h in 0..heads {
+                for i in 0..time {
+                    let visible = if causal { keys - time + i + 1 } else { keys };
+                    let scores: Vec<f64> = (0..visible)
+                        .map(|j| {
+                            (0..head_dim)
+                                .map(|d| {
+                                    q[(b * time + i) * width + h * head_dim + d] as f64
+                                        * k[(b * keys + j) * width + h * head_dim + d] as f64
+                                })
+                                .sum::<f64>()
+                                * scale
+                        })
+                        .collect();
+                    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+                    let total: f64 = weights.iter().sum();
+                    for d in 0..head_dim {
+                        out[(b * time + i) * width + h * head_dim + d] = (0..visible)
+                            .map(|j| weights[j] * v[(b * keys + j) * width + h * head_dim + d] as f64)
+                            .sum::<f64>()
+                            / total;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| (((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 1000.0 - 1.0)
+            .collect()
+    }
+
+    #[test]
+    fn blocked_attention_matches_the_definition_with_and_without_the_causal_rule() -> Result<()> {
+        // Odd sizes: a last query block of 5 rows, keys not a multiple of the SIMD width.
+        for (batch, time, keys, heads, causal) in
+            [(2, 69, 69, 3, false), (2, 37, 53, 4, false), (3, 7, 11, 2, true), (1, 1, 9, 2, true)]
+        {
+            let width = heads * 8;
+            let (q, k, v) = (
+                values(batch * time * width, 1),
+                values(batch * keys * width, 2),
+                values(batch * keys * width, 3),
+            );
+            let device = Device::Cpu;
+            let op = BlockedAttention { heads, scale: (8f32).powf(-0.5), causal };
+            let got = Tensor::from_slice(&q, (batch, time, width), &device)?
+                .apply_op3_no_bwd(
+                    &Tensor::from_slice(&k, (batch, keys, width), &device)?,
+                    &Tensor::from_slice(&v, (batch, keys, width), &device)?,
+                    &op,
+                )?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let want = reference(&q, &k, &v, (batch, time, keys, width), heads, causal);
+            for (index, (got, want)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (*got as f64 - want).abs() < 1e-5,
+                    "{batch}x{time}x{keys} causal {causal}, [{index}]: {got} against {want}"
+                );
+            }
+        }
+        Ok(())
+    }
+}
