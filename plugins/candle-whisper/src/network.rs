@@ -6,7 +6,7 @@
 //! CTranslate2 checkpoints are renamed to them in [`crate::weights`].
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
+use candle_nn::{LayerNorm, Linear, VarBuilder};
 use serde::Deserialize;
 
 use crate::kernels::{attention::BlockedAttention, gelu::GeluErf};
@@ -146,10 +146,49 @@ impl Block {
     }
 }
 
+/// A width-3, padding-1 convolution over time on `(batch, time, channels)`, as one GEMM: each
+/// output frame's three input frames, side by side, times the kernel laid out to match. Time
+/// stays the major axis from the mel input to the blocks, so no transposes are copied.
+struct TimeConv {
+    /// `(outputs, 3 * inputs)`: tap-major, then input channel.
+    taps: Linear,
+    stride: usize,
+}
+
+impl TimeConv {
+    fn load(inputs: usize, outputs: usize, stride: usize, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get((outputs, inputs, 3), "weight")?.transpose(1, 2)?.contiguous()?;
+        let weight = weight.reshape((outputs, 3 * inputs))?;
+        Ok(TimeConv { taps: Linear::new(weight, Some(vb.get(outputs, "bias")?)), stride })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (batch, time, channels) = x.dims3()?;
+        let padded = x.pad_with_zeros(1, 1, 1)?;
+        let columns = match self.stride {
+            1 => Tensor::cat(
+                &[padded.narrow(1, 0, time)?, padded.narrow(1, 1, time)?, padded.narrow(1, 2, time)?],
+                2,
+            )?,
+            // Output frame t reads padded frames 2t, 2t+1 and 2t+2: pairs of frames as rows.
+            2 if time % 2 == 0 => {
+                let pairs = padded.reshape((batch, time / 2 + 1, 2 * channels))?;
+                let frames = time / 2;
+                Tensor::cat(
+                    &[pairs.narrow(1, 0, frames)?, pairs.narrow(1, 1, frames)?.narrow(2, 0, channels)?],
+                    2,
+                )?
+            }
+            stride => candle_core::bail!("convolution with stride {stride} over {time} frames"),
+        };
+        self.taps.forward(&columns)
+    }
+}
+
 /// The audio encoder.
 pub struct Encoder {
-    conv1: Conv1d,
-    conv2: Conv1d,
+    conv1: TimeConv,
+    conv2: TimeConv,
     positions: Tensor,
     blocks: Vec<Block>,
     ln_post: LayerNorm,
@@ -220,18 +259,14 @@ impl Whisper {
         let dtype = vb.dtype();
         let device = vb.device().clone();
         let enc = vb.pp("model.encoder");
-        let conv = |inputs: usize, stride: usize, vb: VarBuilder| -> Result<Conv1d> {
-            let config = Conv1dConfig { padding: 1, stride, ..Default::default() };
-            Ok(Conv1d::new(vb.get((width, inputs, 3), "weight")?, Some(vb.get(width, "bias")?), config))
-        };
         let positions = if enc.contains_tensor("embed_positions.weight") {
             enc.get((dims.max_source_positions, width), "embed_positions.weight")?
         } else {
             sinusoids(dims.max_source_positions, width, &device)?.to_dtype(dtype)?
         };
         let encoder = Encoder {
-            conv1: conv(dims.num_mel_bins, 1, enc.pp("conv1"))?,
-            conv2: conv(width, 2, enc.pp("conv2"))?,
+            conv1: TimeConv::load(dims.num_mel_bins, width, 1, enc.pp("conv1"))?,
+            conv2: TimeConv::load(width, width, 2, enc.pp("conv2"))?,
             positions,
             blocks: (0..dims.encoder_layers)
                 .map(|i| {
@@ -257,8 +292,9 @@ impl Whisper {
     /// Encodes a batch of log-mel windows (batch, n_mels, 3000) to (batch, 1500, width).
     pub fn encode(&self, mel: &Tensor) -> Result<Tensor> {
         let e = &self.encoder;
-        let x = gelu_erf(e.conv1.forward(&mel.to_dtype(self.dtype)?)?)?;
-        let x = gelu_erf(e.conv2.forward(&x)?)?.transpose(1, 2)?;
+        let mel = mel.to_dtype(self.dtype)?.transpose(1, 2)?.contiguous()?;
+        let x = gelu_erf(e.conv1.forward(&mel)?)?;
+        let x = gelu_erf(e.conv2.forward(&x)?)?;
         let time = x.dim(1)?;
         let mut x = x.broadcast_add(&e.positions.narrow(0, 0, time)?)?;
         for block in &e.blocks {
@@ -316,5 +352,36 @@ impl Whisper {
         state.position += steps;
         let x = d.ln.forward(&x)?;
         x.broadcast_matmul(&d.embedding.t()?)?.to_dtype(DType::F32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+    use candle_nn::{Conv1d, Conv1dConfig, VarMap};
+
+    #[test]
+    fn the_time_major_convolution_equals_candles_conv1d() -> Result<()> {
+        let device = Device::Cpu;
+        for (inputs, outputs, stride, time) in [(5, 7, 1, 12), (6, 4, 2, 10), (3, 3, 2, 2)] {
+            let weights = VarMap::new();
+            let vb = VarBuilder::from_varmap(&weights, DType::F32, &device);
+            let _ =
+                vb.get_with_hints((outputs, inputs, 3), "weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)?;
+            let _ =
+                vb.get_with_hints(outputs, "bias", candle_nn::init::Init::Randn { mean: 0.0, stdev: 1.0 })?;
+            let ours = TimeConv::load(inputs, outputs, stride, vb.clone())?;
+            let config = Conv1dConfig { padding: 1, stride, ..Default::default() };
+            let candles =
+                Conv1d::new(vb.get((outputs, inputs, 3), "weight")?, Some(vb.get(outputs, "bias")?), config);
+            let x = Tensor::randn(0f32, 1.0, (2, inputs, time), &device)?;
+            let expected = candles.forward(&x)?.transpose(1, 2)?;
+            let got = ours.forward(&x.transpose(1, 2)?.contiguous()?)?;
+            assert_eq!(got.dims(), expected.dims());
+            let diff = (got - expected)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+            assert!(diff < 1e-5, "{inputs}->{outputs} stride {stride}: differs by {diff}");
+        }
+        Ok(())
     }
 }
