@@ -4,7 +4,8 @@
 //! [`weights`] builds the [`network`] from Hugging Face safetensors or a CTranslate2
 //! `model.bin` ([`ct2`]) with its [`tokens`] vocabulary; per item, [`audio`] decodes and
 //! resamples the recording and [`mel`] turns it into log-mel windows; [`transcribe`] walks the
-//! windows of the whole batch, each round decoded together by [`decode`].
+//! windows of the whole batch, each round decoded together by [`decode`]. On the CPU the
+//! network's attention and GELU run on the plugin's own kernels (`kernels`).
 
 pub mod audio;
 mod catalog;
