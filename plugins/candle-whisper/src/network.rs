@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{LayerNorm, Linear, VarBuilder};
 use serde::Deserialize;
 
-use crate::kernels::{attention::BlockedAttention, gelu::GeluErf};
+use crate::kernels::{affine::affine, attention::BlockedAttention, gelu::GeluErf};
 
 /// The dimensions of a checkpoint (Hugging Face `config.json` names).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -55,14 +55,21 @@ impl Attention {
     }
 
     fn keys_values(&self, source: &Tensor) -> Result<(Tensor, Tensor)> {
-        Ok((self.key.forward(source)?, self.value.forward(source)?))
+        Ok((self.key.forward(source)?, affine(&self.value, source, None)?))
     }
 
-    /// Attention of `x` over `keys`/`values` (the key and value projections, `(batch, keys,
-    /// width)`); `causal` for the decoder's self-attention, where the last `time` keys are the
-    /// queries' own.
-    fn attend(&self, x: &Tensor, keys: &Tensor, values: &Tensor, causal: bool) -> Result<Tensor> {
-        let q = self.query.forward(x)?;
+    /// `residual` plus the attention of `x` over `keys`/`values` (the key and value
+    /// projections, `(batch, keys, width)`); `causal` for the decoder's self-attention, where
+    /// the last `time` keys are the queries' own.
+    fn attend(
+        &self,
+        x: &Tensor,
+        keys: &Tensor,
+        values: &Tensor,
+        causal: bool,
+        residual: &Tensor,
+    ) -> Result<Tensor> {
+        let q = affine(&self.query, x, None)?;
         let head_dim = q.dim(D::Minus1)? / self.heads;
         let mixed = if q.device().is_cpu() && q.dtype() == DType::F32 {
             let op = BlockedAttention { heads: self.heads, scale: (head_dim as f32).powf(-0.5), causal };
@@ -70,7 +77,7 @@ impl Attention {
         } else {
             self.attend_with_tensor_ops(&q, keys, values, causal)?
         };
-        self.out.forward(&mixed)
+        affine(&self.out, &mixed, Some(residual))
     }
 
     /// The same attention from candle's ops (GPUs, half precision), as OpenAI writes it.
@@ -142,7 +149,8 @@ impl Block {
     }
 
     fn mlp(&self, x: &Tensor) -> Result<Tensor> {
-        x + self.fc2.forward(&gelu_erf(self.fc1.forward(&self.mlp_ln.forward(x)?)?)?)?
+        let hidden = gelu_erf(affine(&self.fc1, &self.mlp_ln.forward(x)?, None)?)?;
+        affine(&self.fc2, &hidden, Some(x))
     }
 }
 
@@ -181,7 +189,7 @@ impl TimeConv {
             }
             stride => candle_core::bail!("convolution with stride {stride} over {time} frames"),
         };
-        self.taps.forward(&columns)
+        affine(&self.taps, &columns, None)
     }
 }
 
@@ -291,6 +299,19 @@ impl Whisper {
 
     /// Encodes a batch of log-mel windows (batch, n_mels, 3000) to (batch, 1500, width).
     pub fn encode(&self, mel: &Tensor) -> Result<Tensor> {
+        let batch = mel.dim(0)?;
+        if !self.device.is_cpu() || batch < 2 {
+            return self.encode_together(mel);
+        }
+        // On the CPU, one window at a time: its activations (9 MB for whisper-tiny's `fc1`)
+        // stay in the last-level cache where a batch's would not, and 1500 rows already keep
+        // the GEMMs busy.
+        let windows =
+            (0..batch).map(|i| self.encode_together(&mel.narrow(0, i, 1)?)).collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&windows, 0)
+    }
+
+    fn encode_together(&self, mel: &Tensor) -> Result<Tensor> {
         let e = &self.encoder;
         let mel = mel.to_dtype(self.dtype)?.transpose(1, 2)?.contiguous()?;
         let x = gelu_erf(e.conv1.forward(&mel)?)?;
@@ -300,7 +321,7 @@ impl Whisper {
         for block in &e.blocks {
             let h = block.attn_ln.forward(&x)?;
             let (k, v) = block.attn.keys_values(&h)?;
-            x = (&x + block.attn.attend(&h, &k, &v, false)?)?;
+            x = block.attn.attend(&h, &k, &v, false, &x)?;
             x = block.mlp(&x)?;
         }
         e.ln_post.forward(&x)
@@ -341,11 +362,11 @@ impl Whisper {
                 Some((past_k, past_v)) => (Tensor::cat(&[&past_k, &k], 1)?, Tensor::cat(&[&past_v, &v], 1)?),
                 None => (k, v),
             };
-            x = (&x + block.attn.attend(&h, &k, &v, true)?)?;
+            x = block.attn.attend(&h, &k, &v, true, &x)?;
             state.self_kv[layer] = Some((k, v));
             if let Some((attention, ln)) = &block.cross {
                 let (ck, cv) = &state.cross_kv[layer];
-                x = (&x + attention.attend(&ln.forward(&x)?, ck, cv, false)?)?;
+                x = attention.attend(&ln.forward(&x)?, ck, cv, false, &x)?;
             }
             x = block.mlp(&x)?;
         }

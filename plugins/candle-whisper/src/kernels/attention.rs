@@ -14,8 +14,11 @@ use rayon::prelude::*;
 
 use super::vector_math;
 
-/// Query rows per task: their `rows x keys` scores (192 KB for 1500 keys) stay in L2.
-const QUERY_BLOCK: usize = 32;
+/// Query rows per task: their `rows x keys` scores (384 KB for 1500 keys) stay in L2, and each
+/// head's keys and values are streamed once per 64 queries. Against 32 rows this made an
+/// encoder layer's attention 15% faster on a 2-core AVX2 machine (1 MB L2); 96 and 128 rows
+/// gained under 3% more.
+const QUERY_BLOCK: usize = 64;
 
 /// `softmax(q k^T * scale) v` per head, for `q` `(batch, time, width)` and `k`, `v`
 /// `(batch, keys, width)`, head `h` in columns `h * head_dim..(h + 1) * head_dim`.
@@ -119,10 +122,11 @@ impl CustomOp3 for BlockedAttention {
             let q = &q[sequence * time * width..][..time * width];
             let k = &k[sequence * keys * width..][..keys * width];
             let v = &v[sequence * keys * width..][..keys * width];
-            out.par_chunks_mut(QUERY_BLOCK * width).enumerate().for_each_init(
-                || vec![0f32; QUERY_BLOCK * keys],
+            let block_rows = QUERY_BLOCK.min(time);
+            out.par_chunks_mut(block_rows * width).enumerate().for_each_init(
+                || vec![0f32; block_rows * keys],
                 |scores, (block, out)| {
-                    let first = block * QUERY_BLOCK;
+                    let first = block * block_rows;
                     let rows = out.len() / width;
                     let q = &q[first * width..][..rows * width];
                     for head in 0..self.heads {
@@ -230,10 +234,14 @@ mod tests {
 
     #[test]
     fn blocked_attention_matches_the_definition_with_and_without_the_causal_rule() -> Result<()> {
-        // Odd sizes: a last query block of 5 rows, keys not a multiple of the SIMD width.
-        for (batch, time, keys, heads, causal) in
-            [(2, 69, 69, 3, false), (2, 37, 53, 4, false), (3, 7, 11, 2, true), (1, 1, 9, 2, true)]
-        {
+        // Odd sizes: a last query block of 5 or 6 rows, keys not a multiple of the SIMD width.
+        for (batch, time, keys, heads, causal) in [
+            (2, 69, 69, 3, false),
+            (2, 37, 53, 4, false),
+            (1, 70, 75, 2, true),
+            (3, 7, 11, 2, true),
+            (1, 1, 9, 2, true),
+        ] {
             let width = heads * 8;
             let (q, k, v) = (
                 values(batch * time * width, 1),
