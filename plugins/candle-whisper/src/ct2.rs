@@ -11,9 +11,10 @@
 //! `<name>_scale` (per output row for int8, one scalar for int16): CTranslate2 stores
 //! `round(w * scale)`, so `w = q / scale`.
 
-use std::{collections::HashMap, path::Path};
+use std::{collections::HashMap, io::Read, path::Path};
 
 use candle_core::{DType, Device, Tensor};
+use half::slice::HalfFloatSliceExt;
 
 /// The binary versions this reader understands (CTranslate2 3.x and 4.x write 6).
 const SUPPORTED_VERSIONS: std::ops::RangeInclusive<u32> = 5..=6;
@@ -79,7 +80,22 @@ impl Variable {
             Ct2Type::I32 => chunks.map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32).collect(),
             Ct2Type::I16 => chunks.map(|b| f32::from(i16::from_le_bytes([b[0], b[1]]))).collect(),
             Ct2Type::I8 => self.bytes.iter().map(|b| f32::from(*b as i8)).collect(),
-            Ct2Type::F16 => chunks.map(|b| half_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect(),
+            Ct2Type::F16 => {
+                // `half` converts with the CPU's F16C instructions where it has them; through a
+                // small buffer, since a second copy of the weights costs more in page faults.
+                let mut values = vec![0f32; self.bytes.len() / 2];
+                let mut halves = [half::f16::ZERO; 1024];
+                for (bytes, values) in
+                    self.bytes.chunks(2 * halves.len()).zip(values.chunks_mut(halves.len()))
+                {
+                    let halves = &mut halves[..values.len()];
+                    for (half, b) in halves.iter_mut().zip(bytes.chunks_exact(2)) {
+                        *half = half::f16::from_le_bytes([b[0], b[1]]);
+                    }
+                    halves.convert_to_f32_slice(values);
+                }
+                values
+            }
             Ct2Type::BF16 => {
                 chunks.map(|b| f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16)).collect()
             }
@@ -92,30 +108,6 @@ impl Variable {
     }
 }
 
-/// IEEE half to f32 (no dependency on `half` just for this).
-fn half_to_f32(bits: u16) -> f32 {
-    let sign = u32::from(bits >> 15) << 31;
-    let exponent = u32::from((bits >> 10) & 0x1f);
-    let mantissa = u32::from(bits & 0x3ff);
-    let value = match (exponent, mantissa) {
-        (0, 0) => sign,
-        (0, _) => {
-            // Subnormal: normalise.
-            let mut e = 127 - 15 + 1;
-            let mut m = mantissa;
-            while m & 0x400 == 0 {
-                m <<= 1;
-                e -= 1;
-            }
-            sign | (e << 23) | ((m & 0x3ff) << 13)
-        }
-        (0x1f, 0) => sign | 0x7f80_0000,
-        (0x1f, _) => sign | 0x7fc0_0000,
-        _ => sign | ((exponent + 127 - 15) << 23) | (mantissa << 13),
-    };
-    f32::from_bits(value)
-}
-
 /// A parsed `model.bin`.
 #[derive(Debug)]
 pub struct Ct2Model {
@@ -126,47 +118,73 @@ pub struct Ct2Model {
     pub aliases: HashMap<String, String>,
 }
 
-struct Cursor<'a> {
-    bytes: &'a [u8],
+/// Reads the file front to back, each variable's bytes straight into their own buffer (no
+/// copy of the whole file first).
+struct Cursor<R> {
+    reader: R,
     at: usize,
+    len: usize,
 }
 
-impl<'a> Cursor<'a> {
-    fn take(&mut self, count: usize) -> Result<&'a [u8], String> {
-        let end = self.at.checked_add(count).filter(|end| *end <= self.bytes.len());
+impl<R: Read> Cursor<R> {
+    fn fill(&mut self, buffer: &mut [u8]) -> Result<(), String> {
+        let end = self.at.checked_add(buffer.len()).filter(|end| *end <= self.len);
         let end = end.ok_or_else(|| format!("model.bin ends early at byte {}", self.at))?;
-        let slice = &self.bytes[self.at..end];
+        self.reader
+            .read_exact(buffer)
+            .map_err(|error| format!("cannot read model.bin bytes {}..{end}: {error}", self.at))?;
         self.at = end;
-        Ok(slice)
+        Ok(())
+    }
+    fn take(&mut self, count: usize) -> Result<Vec<u8>, String> {
+        // Checked against the length before allocating, so a corrupt count cannot ask for 4 GB.
+        if self.at.checked_add(count).is_none_or(|end| end > self.len) {
+            return Err(format!("model.bin ends early at byte {}", self.at));
+        }
+        let mut bytes = vec![0u8; count];
+        self.fill(&mut bytes)?;
+        Ok(bytes)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let mut bytes = [0u8; N];
+        self.fill(&mut bytes)?;
+        Ok(bytes)
     }
     fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
+        Ok(self.array::<1>()?[0])
     }
     fn u16(&mut self) -> Result<u16, String> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
+        Ok(u16::from_le_bytes(self.array()?))
     }
     fn u32(&mut self) -> Result<u32, String> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        Ok(u32::from_le_bytes(self.array()?))
     }
     fn string(&mut self) -> Result<String, String> {
         let length = usize::from(self.u16()?);
-        let bytes = self.take(length)?;
-        let text = bytes.strip_suffix(&[0]).unwrap_or(bytes);
-        String::from_utf8(text.to_vec()).map_err(|_| format!("a name before byte {} is not UTF-8", self.at))
+        let mut bytes = self.take(length)?;
+        if bytes.last() == Some(&0) {
+            bytes.pop();
+        }
+        String::from_utf8(bytes).map_err(|_| format!("a name before byte {} is not UTF-8", self.at))
     }
 }
 
 impl Ct2Model {
     pub fn read(path: &Path) -> Result<Self, String> {
-        let bytes =
-            std::fs::read(path).map_err(|error| format!("cannot read `{}`: {error}", path.display()))?;
-        Self::parse(&bytes).map_err(|error| format!("`{}`: {error}", path.display()))
+        let cannot = |error: std::io::Error| format!("cannot read `{}`: {error}", path.display());
+        let file = std::fs::File::open(path).map_err(cannot)?;
+        let len = file.metadata().map_err(cannot)?.len();
+        let len = usize::try_from(len).map_err(|_| format!("`{}` is too large", path.display()))?;
+        let reader = std::io::BufReader::with_capacity(1 << 16, file);
+        Self::parse_from(Cursor { reader, at: 0, len })
+            .map_err(|error| format!("`{}`: {error}", path.display()))
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
-        let mut cursor = Cursor { bytes, at: 0 };
+        Self::parse_from(Cursor { reader: bytes, at: 0, len: bytes.len() })
+    }
+
+    fn parse_from(mut cursor: Cursor<impl Read>) -> Result<Self, String> {
         let version = cursor.u32()?;
         if !SUPPORTED_VERSIONS.contains(&version) {
             return Err(format!(
@@ -192,7 +210,7 @@ impl Ct2Model {
                     dtype.name()
                 ));
             }
-            let bytes = cursor.take(length)?.to_vec();
+            let bytes = cursor.take(length)?;
             variables.insert(name, Variable { shape, dtype, bytes });
         }
         let mut aliases = HashMap::new();
@@ -250,16 +268,42 @@ mod tests {
 
     #[test]
     fn half_floats_decode() {
-        assert_eq!(half_to_f32(0x3c00), 1.0);
-        assert_eq!(half_to_f32(0xc000), -2.0);
-        assert_eq!(half_to_f32(0x0001), 2f32.powi(-24));
-        assert_eq!(half_to_f32(0x7bff), 65504.0);
-        assert!(half_to_f32(0x7c00).is_infinite());
+        // 1, -2, the smallest subnormal, the largest normal, infinity; little-endian.
+        let bits: [u16; 5] = [0x3c00, 0xc000, 0x0001, 0x7bff, 0x7c00];
+        let variable = Variable {
+            shape: vec![bits.len()],
+            dtype: Ct2Type::F16,
+            bytes: bits.iter().flat_map(|b| b.to_le_bytes()).collect(),
+        };
+        let values = variable.to_f32();
+        assert_eq!(values[..4], [1.0, -2.0, 2f32.powi(-24), 65504.0]);
+        assert!(values[4].is_infinite());
     }
 
     #[test]
     fn truncated_files_are_refused() {
         assert!(Ct2Model::parse(&[6, 0]).unwrap_err().contains("ends early"));
         assert!(Ct2Model::parse(&[9, 0, 0, 0]).unwrap_err().contains("version 9"));
+        // On disk: a variable that claims 4 GB after a valid header is refused before any
+        // allocation of that size, naming the file.
+        let mut bytes = 6u32.to_le_bytes().to_vec();
+        let string = |text: &str, out: &mut Vec<u8>| {
+            out.extend(((text.len() + 1) as u16).to_le_bytes());
+            out.extend(text.as_bytes());
+            out.push(0);
+        };
+        string("WhisperSpec", &mut bytes);
+        bytes.extend(1u32.to_le_bytes());
+        bytes.extend(1u32.to_le_bytes());
+        string("encoder/conv1/weight", &mut bytes);
+        bytes.push(1);
+        bytes.extend((u32::MAX / 4).to_le_bytes());
+        bytes.push(0);
+        bytes.extend((u32::MAX / 4 * 4).to_le_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.bin");
+        std::fs::write(&path, &bytes).unwrap();
+        let error = Ct2Model::read(&path).unwrap_err();
+        assert!(error.contains("model.bin") && error.contains("ends early"), "{error}");
     }
 }

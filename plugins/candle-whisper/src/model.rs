@@ -136,13 +136,19 @@ impl Model for CandleWhisper {
         let pool =
             builder.build().map_err(|error| internal(format!("cannot start compute threads: {error}")))?;
         let started = std::time::Instant::now();
-        let loaded = pool
-            .install(|| match files.format {
+        // The tokenizer is parsed on a second thread while the weights load.
+        let (loaded, tokens) = std::thread::scope(|scope| {
+            let tokens = scope.spawn(|| Vocabulary::read_tokens(&files.dir));
+            let loaded = pool.install(|| match files.format {
                 Format::Safetensors => weights::load_safetensors(&files.dir, dtype, &device),
                 Format::Ct2 => weights::load_ct2(&files.dir, dtype, &device),
-            })
+            });
+            (loaded, tokens.join())
+        });
+        let loaded = loaded.map_err(invalid)?;
+        let tokens = tokens.map_err(|_| internal("reading the tokenizer panicked".to_owned()))?;
+        let vocabulary = Vocabulary::from_tokens(tokens.map_err(invalid)?, loaded.network.dims.vocab_size)
             .map_err(invalid)?;
-        let vocabulary = Vocabulary::load(&files.dir, loaded.network.dims.vocab_size).map_err(invalid)?;
         if vocabulary.specials.languages.is_empty() && self.config.task().map_err(invalid)? == Task::Translate
         {
             return Err(invalid(format!(

@@ -13,6 +13,10 @@ enum Backend {
     List { tokens: Vec<String>, ids: HashMap<String, u32> },
 }
 
+/// A checkpoint's token files, read ([`Vocabulary::read_tokens`]) before the special tokens are
+/// looked up, so that reading them can overlap with loading the weights.
+pub struct TokenFiles(Backend);
+
 /// GPT-2's byte-to-character table, inverted (`Ġ` is a space, ...).
 fn byte_decoder() -> HashMap<char, u8> {
     let mut bytes: Vec<u32> =
@@ -57,6 +61,12 @@ impl Vocabulary {
     /// Reads `tokenizer.json`, else `vocabulary.json` / `vocabulary.txt`, from `dir`.
     /// `multilingual` comes from the checkpoint's vocabulary size (see [`is_multilingual`]).
     pub fn load(dir: &Path, vocab_size: usize) -> Result<Self, String> {
+        Self::from_tokens(Self::read_tokens(dir)?, vocab_size)
+    }
+
+    /// The first half of [`Vocabulary::load`]: `tokenizer.json` (about 0.1 s to parse for
+    /// Whisper's), else the token list.
+    pub fn read_tokens(dir: &Path) -> Result<TokenFiles, String> {
         let hf = dir.join("tokenizer.json");
         let backend = if hf.is_file() {
             let tokenizer = tokenizers::Tokenizer::from_file(&hf)
@@ -83,6 +93,11 @@ impl Vocabulary {
             let ids = tokens.iter().enumerate().map(|(id, token)| (token.clone(), id as u32)).collect();
             Backend::List { tokens, ids }
         };
+        Ok(TokenFiles(backend))
+    }
+
+    /// The second half of [`Vocabulary::load`], once the weights give the vocabulary size.
+    pub fn from_tokens(TokenFiles(backend): TokenFiles, vocab_size: usize) -> Result<Self, String> {
         let lookup = |token: &str| match &backend {
             Backend::Hf(tokenizer) => tokenizer.token_to_id(token),
             Backend::List { ids, .. } => ids.get(token).copied(),
