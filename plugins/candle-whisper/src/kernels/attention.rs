@@ -8,6 +8,9 @@
 //! keys into a buffer that stays in L2, the softmax runs in place on it (vectorised `exp`), and
 //! a second GEMM sums the values into the output rows, which are divided by the softmax sum
 //! once per row. Heads are read and written through strides, so no split or transpose copies.
+//! A decoding step (one query row per sequence) has no block to share: there each task takes
+//! one head of one sequence and streams its keys and values row by row, so that both cores
+//! read memory even for a single sequence.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape};
 use rayon::prelude::*;
@@ -115,6 +118,29 @@ impl CustomOp3 for BlockedAttention {
         let head_dim = width / self.heads;
         let mut out = vec![0f32; batch * time * width];
         if out.is_empty() || keys == 0 {
+            return Ok((CpuStorage::F32(out), q_layout.shape().clone()));
+        }
+        if time == 1 {
+            // A decoding step: one task per (sequence, head), each streaming its head's columns
+            // of the keys and then the values, so both cores read memory even at batch 1.
+            out.par_chunks_mut(head_dim).enumerate().for_each_init(
+                || vec![0f32; keys],
+                |scores, (index, out)| {
+                    let (sequence, column) = (index / self.heads, (index % self.heads) * head_dim);
+                    let k = &k[sequence * keys * width..][..keys * width];
+                    let v = &v[sequence * keys * width..][..keys * width];
+                    let q = &q[sequence * width + column..][..head_dim];
+                    vector_math::one_query_attention(
+                        q,
+                        &k[column..],
+                        &v[column..],
+                        width,
+                        self.scale,
+                        scores,
+                        out,
+                    );
+                },
+            );
             return Ok((CpuStorage::F32(out), q_layout.shape().clone()));
         }
         let past = keys - time.min(keys);
@@ -233,6 +259,30 @@ mod tests {
     }
 
     #[test]
+    fn one_query_attention_is_the_same_on_the_portable_build() {
+        // 70 keys of a 3-head, 13-wide layout (head width not a multiple of the SIMD width).
+        let (keys, width, head_dim) = (70, 39, 13);
+        let (q, k, v) = (values(width, 4), values(keys * width, 5), values(keys * width, 6));
+        let (mut scores, mut wide, mut portable) =
+            (vec![0f32; keys], vec![0f32; head_dim], vec![0f32; head_dim]);
+        let column = head_dim;
+        let q = &q[column..][..head_dim];
+        vector_math::one_query_attention(q, &k[column..], &v[column..], width, 0.3, &mut scores, &mut wide);
+        vector_math::one_query_portable(
+            q,
+            &k[column..],
+            &v[column..],
+            width,
+            0.3,
+            &mut scores,
+            &mut portable,
+        );
+        for (wide, portable) in wide.iter().zip(&portable) {
+            assert!((wide - portable).abs() < 1e-6, "{wide} against {portable}");
+        }
+    }
+
+    #[test]
     fn blocked_attention_matches_the_definition_with_and_without_the_causal_rule() -> Result<()> {
         // Odd sizes: a last query block of 5 or 6 rows, keys not a multiple of the SIMD width.
         for (batch, time, keys, heads, causal) in [
@@ -241,6 +291,9 @@ mod tests {
             (1, 70, 75, 2, true),
             (3, 7, 11, 2, true),
             (1, 1, 9, 2, true),
+            // Decoding steps (one query row): cross-attention over many keys, and causal.
+            (3, 1, 1501, 6, false),
+            (2, 1, 13, 3, true),
         ] {
             let width = heads * 8;
             let (q, k, v) = (

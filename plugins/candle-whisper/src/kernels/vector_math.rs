@@ -1,4 +1,5 @@
-//! `exp` and the exact (erf) GELU over f32 slices, written so the compiler vectorises them.
+//! `exp`, the exact (erf) GELU and one query's attention over f32 slices, written so the
+//! compiler vectorises them.
 //!
 //! The encoder spends more time in scalar `expf` (the softmax over 1500 keys per query) and
 //! scalar `erff` (the GELU after every `fc1`) than in its attention GEMMs. Both functions here
@@ -103,6 +104,48 @@ fn gelu_all(values: &mut [f32]) {
     }
 }
 
+/// `a · b` over eight interleaved partial sums (vectorises; see [`lanes_fold`]).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (mut a_chunks, mut b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (a, b) in (&mut a_chunks).zip(&mut b_chunks) {
+        for ((lane, a), b) in lanes.iter_mut().zip(a).zip(b) {
+            *lane = a.mul_add(*b, *lane);
+        }
+    }
+    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(a, b)| a * b).sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// Attention of one query row over rows `j` of `keys`/`values` at `j * row_stride` (one head's
+/// columns of a `(time, width)` projection): scores, softmax, weighted sum, in two passes
+/// that read the keys and then the values front to back.
+#[inline(always)]
+fn one_query_parts(
+    query: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    row_stride: usize,
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let width = query.len();
+    for (row, score) in scores.iter_mut().enumerate() {
+        *score = dot(query, &keys[row * row_stride..][..width]);
+    }
+    let sum = softmax_parts(scores, scale);
+    out.fill(0.0);
+    for (row, weight) in scores.iter().enumerate() {
+        for (out, value) in out.iter_mut().zip(&values[row * row_stride..][..width]) {
+            *out = weight.mul_add(*value, *out);
+        }
+    }
+    let inverse = 1.0 / sum;
+    out.iter_mut().for_each(|value| *value *= inverse);
+}
+
 /// The two builds of each slice function and the run-time choice between them.
 macro_rules! dispatched {
     ($(#[$doc:meta])* pub fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? = $body:ident;) => {
@@ -135,6 +178,19 @@ dispatched! {
     pub fn gelu_in_place(values: &mut [f32]) = gelu_all;
 }
 
+dispatched! {
+    /// One query's attention over `scores.len()` key rows into `out` (see `one_query_parts`).
+    pub fn one_query_attention(
+        query: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        row_stride: usize,
+        scale: f32,
+        scores: &mut [f32],
+        out: &mut [f32]
+    ) = one_query_parts;
+}
+
 /// The portable build, for tests that compare it with the dispatched one.
 #[cfg(test)]
 pub(crate) fn gelu_portable(values: &mut [f32]) {
@@ -144,6 +200,19 @@ pub(crate) fn gelu_portable(values: &mut [f32]) {
 #[cfg(test)]
 pub(crate) fn softmax_portable(scores: &mut [f32], scale: f32) -> f32 {
     softmax_parts(scores, scale)
+}
+
+#[cfg(test)]
+pub(crate) fn one_query_portable(
+    query: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    row_stride: usize,
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    one_query_parts(query, keys, values, row_stride, scale, scores, out)
 }
 
 #[cfg(test)]
