@@ -2,12 +2,19 @@
 """karma-host against lm-evaluation-harness, the user's view: the same four-option MCQ items,
 the same SmolLM2-135M weights (f32), whole-process wall time and peak RSS, interleaved rounds.
 
-karma-host runs `eval --scoring loglikelihood` (context `Question: ...\\nA. ...\\nAnswer:`,
-continuations " A".." D", the GGUF dequantized to f32 as the plugin does below 1B parameters);
-lm-eval runs its HF backend (PyTorch) on the same GGUF (transformers dequantizes it to f32)
-with a local-file `multiple_choice` task whose prompt is the same text. Each round starts both
-from nothing: a fresh karma cache file, lm-eval without its request cache. The script then
-compares the two tools' per-item predictions (the argmax letter).
+`--scoring loglikelihood` (the default): karma-host runs `eval --scoring loglikelihood`
+(context `Question: ...\\nA. ...\\nAnswer:`, continuations " A".." D", the GGUF dequantized to
+f32 as the plugin does below 1B parameters); lm-eval runs its HF backend (PyTorch) on the same
+GGUF (transformers dequantizes it to f32) with a local-file `multiple_choice` task whose prompt
+is the same text. The script compares the per-item predictions (the argmax letter).
+
+`--scoring generate`: karma-host runs `eval` (its step-by-step MCQ prompt, the model's chat
+template, greedy, `max_tokens`); lm-eval runs a `generate_until` task whose `doc_to_text` is that
+same prompt text, rendered here, with `--apply_chat_template`, greedy, the same token limit and
+EOS. The script checks that karma-host's prompts are the ones rendered here, then compares the
+generated texts and the letter one extraction rule (below) reads from each.
+
+Each round starts both from nothing: a fresh karma cache file, lm-eval without its request cache.
 
 The items are generated here (deterministic clinical vignettes in the medqa shape, a few hundred
 tokens each), so both tools read exactly the same rows.
@@ -16,13 +23,15 @@ For a developer machine, never CI: it needs PyTorch, transformers and lm-eval.
 
     python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch transformers accelerate gguf lm-eval
     cargo build --release -p karma-host -p karma-plugin-candle-llm
-    /tmp/torch/bin/python bench/lm_eval_mcq.py [--items 200] [--rounds 3] [--batch-size 8]
+    /tmp/torch/bin/python bench/lm_eval_mcq.py [--items 200] [--rounds 3] [--batch-size 8] \\
+        [--scoring loglikelihood|generate] [--max-tokens 256]
 """
 
 import argparse
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -139,6 +148,43 @@ metric_list:
   - metric: acc
 """
 
+GENERATE_TASK_YAML = """task: karma_bench_mcq_gen
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {items}
+test_split: test
+output_type: generate_until
+doc_to_text: "{{{{prompt}}}}"
+doc_to_target: "{{{{answer}}}}"
+generation_kwargs:
+  until: ["<|im_end|>"]
+  max_gen_toks: {max_tokens}
+  do_sample: false
+metric_list:
+  - metric: exact_match
+"""
+
+
+def karma_prompt(row):
+    """karma-host's medical MCQ prompt (host/src/datasets/prompt.rs, `Template::MedicalMcq`)."""
+    options = "".join(f"\n{letter}. {row['options'][letter]}" for letter in LETTERS)
+    return ("The following is a multiple-choice question about medical knowledge. Summarise the "
+            "relevant facts first, then choose a single option.\n\n"
+            f"Question: {row['question']}{options}\n\n"
+            'Think step by step, then end your response with "Final Answer: (X)", where X is '
+            "exactly one of A, B, C or D.")
+
+
+def letter_of(text):
+    """One extraction rule for both tools' texts: the last `Final Answer: (X)`, else the first
+    standalone option letter."""
+    found = re.findall(r"Final Answer:\s*\(?([A-D])\)?", text)
+    if found:
+        return found[-1]
+    first = re.search(r"\b([A-D])\b", text)
+    return first.group(1) if first else None
+
 
 def run_measured(command, env, log):
     """Runs `command`, returning (wall seconds, the child's peak RSS in MiB)."""
@@ -177,12 +223,51 @@ def lm_eval_predictions(output_dir):
     return predictions
 
 
+def compare_generations(items, karma_samples, lm_dir):
+    rows = {}
+    with open(items) as lines:
+        for line in lines:
+            row = json.loads(line)
+            rows[row["id"]] = row
+    ours = {}
+    with open(karma_samples) as lines:
+        for line in lines:
+            sample = json.loads(line)
+            key = str(sample["id"])
+            if sample.get("prompt") != karma_prompt(rows[key]):
+                sys.exit(f"karma-host's prompt for item {key} is not the one given to lm-eval:\n"
+                         f"{sample.get('prompt')!r}\n{karma_prompt(rows[key])!r}")
+            ours[key] = ((sample.get("raw_output") or "").strip(), bool((sample.get("details") or {}).get("truncated")))
+    found = [os.path.join(folder, name) for folder, _, names in os.walk(lm_dir)
+             for name in names if name.startswith("samples_karma_bench_mcq_gen") and name.endswith(".jsonl")]
+    if len(found) != 1:
+        sys.exit(f"expected one lm-eval samples file under {lm_dir}, found {found}")
+    theirs = {}
+    with open(found[0]) as lines:
+        for line in lines:
+            sample = json.loads(line)
+            theirs[str(sample["doc"]["id"])] = sample["resps"][0][0].strip()
+    keys = sorted(theirs, key=int)
+    same_text = sum(key in ours and ours[key][0] == theirs[key] for key in keys)
+    same_letter = sum(key in ours and letter_of(ours[key][0]) == letter_of(theirs[key]) for key in keys)
+    accuracy = lambda letter: sum(letter(key) == rows[key]["answer"] for key in keys) / len(keys)
+    print(f"generated text identical on {same_text} of {len(keys)} items; extracted letters equal on "
+          f"{same_letter}; accuracy karma-host {accuracy(lambda k: letter_of(ours.get(k, ('',))[0])):.3f}, "
+          f"lm-eval {accuracy(lambda k: letter_of(theirs[k])):.3f}; karma-host marked "
+          f"{sum(truncated for _, truncated in ours.values())} answers truncated at the token limit")
+    differing = [key for key in keys if key not in ours or ours[key][0] != theirs[key]]
+    for key in differing[:3]:
+        print(f"item {key}:\n  karma-host: {ours.get(key, ('',))[0]!r}\n  lm-eval:    {theirs[key]!r}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=8, help="both tools' batch size")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="both tools' threads")
+    parser.add_argument("--scoring", choices=("loglikelihood", "generate"), default="loglikelihood")
+    parser.add_argument("--max-tokens", type=int, default=256, help="generate: both tools' token limit")
     parser.add_argument("--gguf", default=os.path.join(ROOT, "target", "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
     parser.add_argument("--host", default=os.path.join(ROOT, "target", "release", "karma-host"))
     parser.add_argument("--lm-eval", default=shutil.which("lm_eval") or os.path.join(os.path.dirname(sys.executable), "lm_eval"))
@@ -198,30 +283,44 @@ def main():
     write_items(items, args.items, seed=17)
     tasks = os.path.join(work, "tasks")
     os.makedirs(tasks)
-    with open(os.path.join(tasks, "karma_bench_mcq.yaml"), "w") as out:
-        out.write(TASK_YAML.format(items=items))
+    generate = args.scoring == "generate"
+    task = "karma_bench_mcq_gen" if generate else "karma_bench_mcq"
+    with open(os.path.join(tasks, f"{task}.yaml"), "w") as out:
+        if generate:
+            # lm-eval reads the prompt karma-host renders from an extra column of its own copy.
+            prompted = os.path.join(work, "items-with-prompt.jsonl")
+            with open(items) as rows, open(prompted, "w") as copy:
+                for line in rows:
+                    row = json.loads(line)
+                    copy.write(json.dumps(dict(row, prompt=karma_prompt(row))) + "\n")
+            out.write(GENERATE_TASK_YAML.format(items=prompted, max_tokens=args.max_tokens))
+        else:
+            out.write(TASK_YAML.format(items=items))
 
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), RAYON_NUM_THREADS=str(args.threads),
                HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     gguf_dir, gguf_name = os.path.split(os.path.abspath(args.gguf))
-    print(f"{args.items} four-option items, SmolLM2-135M f32 from {gguf_name}, batch {args.batch_size}, "
-          f"{args.threads} threads, {args.rounds} interleaved rounds; work files in {work}")
+    print(f"{args.items} four-option items, {args.scoring}, SmolLM2-135M f32 from {gguf_name}, "
+          f"batch {args.batch_size}, {args.threads} threads, {args.rounds} interleaved rounds; work files in {work}")
     print(f"{'round':>5} {'tool':<10} {'wall s':>8} {'peak RSS MiB':>13}")
     figures = {"karma-host": [], "lm-eval": []}
     for round_index in range(1, args.rounds + 1):
         karma_dir = os.path.join(work, f"karma-{round_index}")
         os.makedirs(karma_dir)
+        model_args = {"threads": args.threads, "max_tokens": args.max_tokens} if generate else {"threads": args.threads}
         karma = [args.host, "eval", "--model", "candle/causal-lm", "--model-path", args.gguf,
-                 "--datasets", items, "--scoring", "loglikelihood", "--batch-size", str(args.batch_size),
-                 "--model-args", json.dumps({"threads": args.threads}),
+                 "--datasets", items, "--scoring", args.scoring, "--batch-size", str(args.batch_size),
+                 "--model-args", json.dumps(model_args),
                  "--cache-path", os.path.join(karma_dir, "cache.sqlite"),
                  "--output", os.path.join(karma_dir, "results.json"),
                  "--samples-output", os.path.join(karma_dir, "samples.jsonl")]
         lm_dir = os.path.join(work, f"lm-eval-{round_index}")
         lm_eval = [args.lm_eval, "--model", "hf",
                    "--model_args", f"pretrained={gguf_dir},gguf_file={gguf_name},dtype=float32",
-                   "--tasks", "karma_bench_mcq", "--include_path", tasks, "--device", "cpu",
+                   "--tasks", task, "--include_path", tasks, "--device", "cpu",
                    "--batch_size", str(args.batch_size), "--log_samples", "--output_path", lm_dir]
+        if generate:
+            lm_eval.append("--apply_chat_template")
         for tool, command, log in [("karma-host", karma, os.path.join(karma_dir, "log.txt")),
                                    ("lm-eval", lm_eval, os.path.join(work, f"lm-eval-{round_index}.log"))]:
             wall, rss = run_measured(command, env, log)
@@ -235,10 +334,14 @@ def main():
     karma_wall = median([wall for wall, _ in figures["karma-host"]])
     lm_wall = median([wall for wall, _ in figures["lm-eval"]])
     print(f"median wall: karma-host {karma_wall:.1f} s, lm-eval {lm_wall:.1f} s: "
-          f"karma-host {lm_wall / karma_wall:.2f}x lm-eval's speed (target 2x)")
+          f"karma-host {lm_wall / karma_wall:.2f}x lm-eval's speed"
+          + ("" if generate else " (target 2x)"))
     print(f"median peak RSS: karma-host {median([r for _, r in figures['karma-host']]):.0f} MiB, "
           f"lm-eval {median([r for _, r in figures['lm-eval']]):.0f} MiB")
 
+    if generate:
+        compare_generations(items, os.path.join(work, "karma-1", "samples.jsonl"), os.path.join(work, "lm-eval-1"))
+        return
     ours = karma_predictions(os.path.join(work, "karma-1", "samples.jsonl"))
     theirs = lm_eval_predictions(os.path.join(work, "lm-eval-1"))
     truth = {}
