@@ -5,7 +5,8 @@
 //! `model.bin` ([`ct2`]) with its [`tokens`] vocabulary; per item, [`audio`] decodes and
 //! resamples the recording and [`mel`] turns it into log-mel windows; [`transcribe`] walks the
 //! windows of the whole batch, each round decoded together by [`decode`]. On the CPU the
-//! network's attention and GELU run on the plugin's own kernels (`kernels`).
+//! network's attention, GELU and linear layers (bias and residual inside the GEMM) run on the
+//! plugin's own kernels (`kernels`).
 
 pub mod audio;
 mod catalog;

@@ -9,7 +9,12 @@ use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{LayerNorm, Linear, VarBuilder};
 use serde::Deserialize;
 
-use crate::kernels::{affine::affine, attention::BlockedAttention, gelu::GeluErf};
+use crate::kernels::{
+    affine::affine,
+    attention::BlockedAttention,
+    cross_attention::{attend_audio, AudioRows, CrossWeights},
+    gelu::GeluErf,
+};
 
 /// The dimensions of a checkpoint (Hugging Face `config.json` names).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -78,6 +83,19 @@ impl Attention {
             self.attend_with_tensor_ops(&q, keys, values, causal)?
         };
         affine(&self.out, &mixed, Some(residual))
+    }
+
+    /// `residual` plus the cross-attention of `x` over the encoder output itself (see
+    /// [`crate::kernels::cross_attention`]); the CPU's f32 path.
+    fn attend_audio(&self, x: &Tensor, audio: &AudioRows, residual: &Tensor) -> Result<Tensor> {
+        let q = affine(&self.query, x, None)?;
+        let weights = CrossWeights {
+            key: self.key.weight(),
+            value: self.value.weight(),
+            value_bias: self.value.bias(),
+            heads: self.heads,
+        };
+        affine(&self.out, &attend_audio(&q, audio, &weights)?, Some(residual))
     }
 
     /// The same attention from candle's ops (GPUs, half precision), as OpenAI writes it.
@@ -206,8 +224,11 @@ pub struct Encoder {
 pub struct DecoderState {
     /// Self-attention keys and values so far, per layer: (batch, time, width).
     self_kv: Vec<Option<(Tensor, Tensor)>>,
-    /// Cross-attention keys and values of the encoder output, per layer.
+    /// Cross-attention keys and values of the encoder output, per layer (GPUs, half
+    /// precision).
     cross_kv: Vec<(Tensor, Tensor)>,
+    /// The encoder output itself, which the CPU's f32 cross-attention reads instead.
+    audio: Option<AudioRows>,
     /// Tokens already in the cache.
     pub position: usize,
 }
@@ -215,8 +236,15 @@ pub struct DecoderState {
 impl DecoderState {
     /// Keeps only `rows` (indices into the current batch), in that order.
     pub fn retain(&mut self, rows: &[u32]) -> Result<()> {
-        let Some((first, _)) = self.cross_kv.first() else { return Ok(()) };
-        let index = Tensor::new(rows, first.device())?;
+        let device = match (&self.audio, self.cross_kv.first()) {
+            (Some(audio), _) => audio.rows.device().clone(),
+            (None, Some((first, _))) => first.device().clone(),
+            (None, None) => return Ok(()),
+        };
+        let index = Tensor::new(rows, &device)?;
+        if let Some(audio) = &mut self.audio {
+            audio.retain(&index)?;
+        }
         let pick = |t: &Tensor| t.index_select(&index, 0);
         for (k, v) in &mut self.cross_kv {
             *k = pick(k)?;
@@ -329,6 +357,11 @@ impl Whisper {
 
     /// Caches for decoding against `audio` (the encoder's output).
     pub fn start(&self, audio: &Tensor) -> Result<DecoderState> {
+        let self_kv = vec![None; self.decoder.blocks.len()];
+        if self.device.is_cpu() && self.dtype == DType::F32 {
+            let audio = Some(AudioRows::new(audio)?);
+            return Ok(DecoderState { self_kv, cross_kv: Vec::new(), audio, position: 0 });
+        }
         let cross_kv = self
             .decoder
             .blocks
@@ -338,7 +371,7 @@ impl Whisper {
                 None => candle_core::bail!("decoder block without cross-attention"),
             })
             .collect::<Result<_>>()?;
-        Ok(DecoderState { self_kv: vec![None; self.decoder.blocks.len()], cross_kv, position: 0 })
+        Ok(DecoderState { self_kv, cross_kv, audio: None, position: 0 })
     }
 
     /// Feeds `tokens` (batch, steps) after what `state` holds; f32 logits (batch, steps, vocab).
@@ -365,8 +398,11 @@ impl Whisper {
             x = block.attn.attend(&h, &k, &v, true, &x)?;
             state.self_kv[layer] = Some((k, v));
             if let Some((attention, ln)) = &block.cross {
-                let (ck, cv) = &state.cross_kv[layer];
-                x = attention.attend(&ln.forward(&x)?, ck, cv, false, &x)?;
+                x = match (&state.audio, state.cross_kv.get(layer)) {
+                    (Some(audio), _) => attention.attend_audio(&ln.forward(&x)?, audio, &x)?,
+                    (None, Some((ck, cv))) => attention.attend(&ln.forward(&x)?, ck, cv, false, &x)?,
+                    (None, None) => candle_core::bail!("no cross-attention cache for layer {layer}"),
+                };
             }
             x = block.mlp(&x)?;
         }
