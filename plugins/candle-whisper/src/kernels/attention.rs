@@ -15,7 +15,10 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape};
 use rayon::prelude::*;
 
-use super::vector_math;
+use karma_cpu_kernels::{
+    matmul::{strided_gemm, Parallelism},
+    vector_math,
+};
 
 /// Query rows per task: their `rows x keys` scores (384 KB for 1500 keys) stay in L2, and each
 /// head's keys and values are streamed once per 64 queries. Against 32 rows this made an
@@ -39,47 +42,6 @@ fn contiguous_f32<'s>(storage: &'s CpuStorage, layout: &Layout, what: &str) -> R
         candle_core::bail!("attention: {what} must be contiguous")
     };
     Ok(&values[start..end])
-}
-
-/// `dst = lhs * rhs` for row-major `dst` (`m x n`, row stride `dst_row`), with each operand's
-/// element `(i, j)` at `i * row + j * column`.
-///
-/// # Safety
-/// Every element addressed through the sizes and strides lies inside its slice's allocation.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm(
-    (m, n, k): (usize, usize, usize),
-    dst: *mut f32,
-    dst_row: usize,
-    lhs: *const f32,
-    (lhs_row, lhs_column): (usize, usize),
-    rhs: *const f32,
-    (rhs_row, rhs_column): (usize, usize),
-) {
-    // SAFETY: the caller's bounds; `dst` is written only, never read (`read_dst` false).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            dst_row as isize,
-            false,
-            lhs,
-            lhs_column as isize,
-            lhs_row as isize,
-            rhs,
-            rhs_column as isize,
-            rhs_row as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
 }
 
 impl CustomOp3 for BlockedAttention {
@@ -160,14 +122,13 @@ impl CustomOp3 for BlockedAttention {
                         // SAFETY: q's `rows x head_dim` block at `column` (row stride `width`),
                         // k's `head_dim x keys` transpose and `scores`' `rows x keys` are in bounds.
                         unsafe {
-                            gemm(
+                            strided_gemm(
                                 (rows, keys, head_dim),
-                                scores.as_mut_ptr(),
-                                keys,
-                                q.as_ptr().add(column),
-                                (width, 1),
-                                k.as_ptr().add(column),
-                                (1, width),
+                                (scores.as_mut_ptr(), keys, 1),
+                                false,
+                                (q.as_ptr().add(column), width, 1),
+                                (k.as_ptr().add(column), 1, width),
+                                Parallelism::None,
                             )
                         }
                         let mut sums = [0f32; QUERY_BLOCK];
@@ -180,14 +141,13 @@ impl CustomOp3 for BlockedAttention {
                         // SAFETY: `scores` is `rows x keys`, v's `keys x head_dim` block at
                         // `column` and out's `rows x head_dim` block at `column` are in bounds.
                         unsafe {
-                            gemm(
+                            strided_gemm(
                                 (rows, head_dim, keys),
-                                out.as_mut_ptr().add(column),
-                                width,
-                                scores.as_ptr(),
-                                (keys, 1),
-                                v.as_ptr().add(column),
-                                (width, 1),
+                                (out.as_mut_ptr().add(column), width, 1),
+                                false,
+                                (scores.as_ptr(), keys, 1),
+                                (v.as_ptr().add(column), width, 1),
+                                Parallelism::None,
                             )
                         }
                         for (row, sum) in sums.iter().enumerate().take(rows) {
@@ -268,7 +228,7 @@ mod tests {
         let column = head_dim;
         let q = &q[column..][..head_dim];
         vector_math::one_query_attention(q, &k[column..], &v[column..], width, 0.3, &mut scores, &mut wide);
-        vector_math::one_query_portable(
+        vector_math::portable::one_query_attention(
             q,
             &k[column..],
             &v[column..],

@@ -17,7 +17,10 @@
 use candle_core::{CpuStorage, DType, Result, Storage, Tensor};
 use rayon::prelude::*;
 
-use super::vector_math;
+use karma_cpu_kernels::{
+    matmul::{strided_gemm as gemm, Parallelism},
+    vector_math,
+};
 
 /// One batch of encoder outputs in the two layouts the products read.
 pub struct AudioRows {
@@ -50,46 +53,6 @@ fn f32_values<'s>(storage: &'s Storage, tensor: &Tensor, what: &str) -> Result<&
         candle_core::bail!("cross-attention: {what} must be contiguous")
     };
     Ok(&values[start..end])
-}
-
-/// `dst = lhs * rhs`, each operand's element `(i, j)` at `i * row + j * column`.
-///
-/// # Safety
-/// Every element addressed through the sizes and strides lies inside its allocation; `dst` is
-/// read first when `accumulate`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm(
-    (m, n, k): (usize, usize, usize),
-    (dst, dst_row, dst_column): (*mut f32, usize, usize),
-    accumulate: bool,
-    (lhs, lhs_row, lhs_column): (*const f32, usize, usize),
-    (rhs, rhs_row, rhs_column): (*const f32, usize, usize),
-    parallelism: gemm::Parallelism,
-) {
-    // SAFETY: the caller's bounds.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            dst_column as isize,
-            dst_row as isize,
-            accumulate,
-            lhs,
-            lhs_column as isize,
-            lhs_row as isize,
-            rhs,
-            rhs_column as isize,
-            rhs_row as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        )
-    }
 }
 
 /// The key and value weights of one layer's cross-attention.
@@ -141,9 +104,9 @@ pub fn attend_audio(q: &Tensor, audio: &AudioRows, weights: &CrossWeights<'_>) -
     let threads = rayon::current_num_threads();
     // Enough sequences keep every thread busy one each; fewer share their GEMMs instead.
     let (inner, outer_parallel) = if batch >= threads || threads < 2 {
-        (gemm::Parallelism::None, true)
+        (Parallelism::None, true)
     } else {
-        (gemm::Parallelism::Rayon(threads), false)
+        (Parallelism::Rayon(threads), false)
     };
     let one = |sequence: usize, out: &mut [f32]| {
         let q = &q[sequence * time * width..][..time * width];

@@ -4,7 +4,7 @@
 use candle_core::{CpuStorage, InplaceOp1, Layout, Result};
 use rayon::prelude::*;
 
-use super::vector_math;
+use karma_cpu_kernels::vector_math;
 
 /// Values per parallel task.
 const CHUNK: usize = 16 * 1024;

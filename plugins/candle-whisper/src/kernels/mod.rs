@@ -6,4 +6,3 @@ pub mod affine;
 pub mod attention;
 pub mod cross_attention;
 pub mod gelu;
-pub mod vector_math;

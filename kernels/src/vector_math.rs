@@ -1,4 +1,4 @@
-//! `exp`, the exact (erf) GELU and one query's attention over f32 slices, written so the
+//! `exp`, the exact (erf) GELU, SiLU and one query's attention over f32 slices, written so the
 //! compiler vectorises them.
 //!
 //! The encoder spends more time in scalar `expf` (the softmax over 1500 keys per query) and
@@ -61,6 +61,16 @@ fn erf(x: f32) -> f32 {
 #[inline(always)]
 fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+#[inline(always)]
+fn silu_mul_all(gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len(), "silu_mul: gate and up lengths differ");
+    for (gate, up) in gate.iter_mut().zip(up) {
+        // exp clamps its argument, so a very negative gate gives x / 3.4e38 (0 to f32's
+        // precision) instead of x / inf.
+        *gate = *gate / (1.0 + exp(-*gate)) * up;
+    }
 }
 
 /// Replaces each value by `exp((value - max) * scale)` and returns their sum.
@@ -191,28 +201,37 @@ dispatched! {
     ) = one_query_parts;
 }
 
-/// The portable build, for tests that compare it with the dispatched one.
-#[cfg(test)]
-pub(crate) fn gelu_portable(values: &mut [f32]) {
-    gelu_all(values)
+dispatched! {
+    /// `gate[i] = silu(gate[i]) * up[i]`, the gated activation of a llama-style MLP, with
+    /// `silu(x) = x / (1 + e^-x)`.
+    pub fn silu_mul_in_place(gate: &mut [f32], up: &[f32]) = silu_mul_all;
 }
 
-#[cfg(test)]
-pub(crate) fn softmax_portable(scores: &mut [f32], scale: f32) -> f32 {
-    softmax_parts(scores, scale)
-}
+/// The portable builds of the dispatched functions, so that tests can compare the two.
+pub mod portable {
+    pub fn softmax_unnormalised(scores: &mut [f32], scale: f32) -> f32 {
+        super::softmax_parts(scores, scale)
+    }
 
-#[cfg(test)]
-pub(crate) fn one_query_portable(
-    query: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    row_stride: usize,
-    scale: f32,
-    scores: &mut [f32],
-    out: &mut [f32],
-) {
-    one_query_parts(query, keys, values, row_stride, scale, scores, out)
+    pub fn gelu_in_place(values: &mut [f32]) {
+        super::gelu_all(values)
+    }
+
+    pub fn silu_mul_in_place(gate: &mut [f32], up: &[f32]) {
+        super::silu_mul_all(gate, up)
+    }
+
+    pub fn one_query_attention(
+        query: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        row_stride: usize,
+        scale: f32,
+        scores: &mut [f32],
+        out: &mut [f32],
+    ) {
+        super::one_query_parts(query, keys, values, row_stride, scale, scores, out)
+    }
 }
 
 #[cfg(test)]
@@ -258,7 +277,9 @@ mod tests {
     fn gelu_matches_the_exact_form_on_every_build() {
         let inputs: Vec<f32> =
             (-20_000..=20_000).map(|i| i as f32 * 5e-4 * 1.0001).chain([0.0, -0.0, 30.0, -30.0]).collect();
-        for (name, run) in [("dispatched", gelu_in_place as fn(&mut [f32])), ("portable", gelu_portable)] {
+        for (name, run) in
+            [("dispatched", gelu_in_place as fn(&mut [f32])), ("portable", portable::gelu_in_place)]
+        {
             let mut values = inputs.clone();
             run(&mut values);
             for (x, y) in inputs.iter().zip(&values) {
@@ -283,13 +304,35 @@ mod tests {
         let total: f64 = expected.iter().sum();
         for (name, run) in [
             ("dispatched", softmax_unnormalised as fn(&mut [f32], f32) -> f32),
-            ("portable", softmax_portable),
+            ("portable", portable::softmax_unnormalised),
         ] {
             let mut values = scores.clone();
             let sum = run(&mut values, scale as f32);
             assert!((sum as f64 - total).abs() / total < 1e-6, "{name}: sum {sum} against {total}");
             for (got, want) in values.iter().zip(&expected) {
                 assert!((*got as f64 - want).abs() <= want * 3e-7 + 1e-30, "{name}: {got} against {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn silu_mul_matches_f64_on_every_build() {
+        // 4099 values: an odd tail after the 8-wide chunks, and gates far into both saturations.
+        let gate: Vec<f32> = (0..4099).map(|i| (i as f32 - 2049.0) * 0.05).chain([-200.0, 200.0]).collect();
+        let up: Vec<f32> = (0..gate.len()).map(|i| ((i * 31 % 17) as f32 - 8.0) * 0.25).collect();
+        for (name, run) in [
+            ("dispatched", silu_mul_in_place as fn(&mut [f32], &[f32])),
+            ("portable", portable::silu_mul_in_place),
+        ] {
+            let mut values = gate.clone();
+            run(&mut values, &up);
+            for ((x, u), y) in gate.iter().zip(&up).zip(&values) {
+                let (x, u) = (*x as f64, *u as f64);
+                let expected = x / (1.0 + (-x).exp()) * u;
+                assert!(
+                    (*y as f64 - expected).abs() <= expected.abs() * 1e-6 + 1e-30,
+                    "{name}: silu({x}) * {u} = {y}, expected {expected}"
+                );
             }
         }
     }
