@@ -30,22 +30,20 @@ pub struct DecodeAttention<'a> {
     pub scale: f32,
 }
 
-impl DecodeAttention<'_> {
-    /// The keys query column `column` of a sequence with `padding` pad columns sees: those at or
-    /// before it that are not padding, or only itself when it is padding (so its softmax stays
-    /// finite). The same rule as the decoder's additive mask.
-    fn visible_keys(&self, padding: usize, column: usize) -> std::ops::RangeInclusive<usize> {
-        let query = self.past + column;
-        if query >= padding {
-            padding..=query
-        } else {
-            query..=query
-        }
+/// The keys query column `column` (after `past` cached ones) of a sequence with `padding` pad
+/// columns sees: those at or before it that are not padding, or only itself when it is padding
+/// (so its softmax stays finite). The same rule as the decoder's additive mask.
+pub(super) fn visible_keys(padding: usize, past: usize, column: usize) -> std::ops::RangeInclusive<usize> {
+    let query = past + column;
+    if query >= padding {
+        padding..=query
+    } else {
+        query..=query
     }
 }
 
 /// A view's base offset and its strides, checked to have contiguous rows of `head_dim`.
-fn head_blocks(layout: &Layout, what: &str) -> Result<(usize, [usize; 4])> {
+pub(super) fn head_blocks(layout: &Layout, what: &str) -> Result<(usize, [usize; 4])> {
     let stride: [usize; 4] = layout
         .stride()
         .try_into()
@@ -58,7 +56,7 @@ fn head_blocks(layout: &Layout, what: &str) -> Result<(usize, [usize; 4])> {
 }
 
 /// The `len` values of one (sequence, head) block of a cache view.
-fn head_rows(
+pub(super) fn head_rows(
     values: &[f32],
     offset: usize,
     stride: [usize; 4],
@@ -69,7 +67,7 @@ fn head_rows(
     &values[start..start + len]
 }
 
-fn f32_values<'s>(storage: &'s CpuStorage, what: &str) -> Result<&'s [f32]> {
+pub(super) fn f32_values<'s>(storage: &'s CpuStorage, what: &str) -> Result<&'s [f32]> {
     match storage {
         CpuStorage::F32(values) => Ok(values),
         _ => candle_core::bail!("decode attention: {what} must be f32"),
@@ -135,7 +133,7 @@ impl CustomOp3 for DecodeAttention<'_> {
                 few_rows::dot_rows(keys, &rows, &mut scores);
                 let mut weights = vec![0f32; seen];
                 for (row, out) in out.chunks_exact_mut(head_dim).enumerate() {
-                    let visible = self.visible_keys(self.padding[sequence], row % self.columns);
+                    let visible = visible_keys(self.padding[sequence], self.past, row % self.columns);
                     let weights = &mut weights[visible.clone()];
                     for (weight, key) in weights.iter_mut().zip(visible.clone()) {
                         *weight = scores[key * query_rows + row] * self.scale;
@@ -161,14 +159,14 @@ impl CustomOp3 for DecodeAttention<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use candle_core::{Device, Tensor};
 
     use super::*;
 
     /// `softmax(q k^T * scale)` over the keys the mask rule shows, times `v`, in f64 loops.
     #[allow(clippy::too_many_arguments)]
-    fn reference(
+    pub(in crate::arch) fn reference(
         q: &[f32],
         k: &[f32],
         v: &[f32],

@@ -11,7 +11,10 @@ use candle_core::quantized::QMatMul;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::RmsNorm;
 
-use super::{block_quant::BlockQuantMatrix, decode_attention, few_rows};
+use super::{
+    activation::SiluMul, block_quant::BlockQuantMatrix, decode_attention, few_rows,
+    prefill_attention::PrefillAttention,
+};
 
 /// How q/k halves are paired by the rotary embedding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,11 +273,8 @@ impl Decoder {
         let half = self.config.head_dim / 2;
         let cos = self.cos.index_select(&positions, 0)?.reshape((batch, columns, half))?;
         let sin = self.sin.index_select(&positions, 0)?.reshape((batch, columns, half))?;
-        let mask = if self.decode_attention_applies(columns) {
-            None
-        } else {
-            Some(self.mask(step.padding, past, columns)?)
-        };
+        let mask =
+            if self.own_cpu_kernels() { None } else { Some(self.mask(step.padding, past, columns)?) };
         if cache.layers.is_empty() {
             cache.layers = (0..self.weights.blocks.len())
                 .map(|_| candle_nn::kv_cache::KvCache::new(2, KV_CACHE_BLOCK))
@@ -295,8 +295,7 @@ impl Decoder {
             let residual = hidden.clone();
             let normed = block.post_attention_norm.forward(&hidden)?;
             let mlp = &block.mlp;
-            let activated =
-                (candle_nn::ops::silu(&mlp.gate.forward(&normed)?)? * mlp.up.forward(&normed)?)?;
+            let activated = self.silu_mul(mlp.gate.forward(&normed)?, &mlp.up.forward(&normed)?)?;
             hidden = (residual + mlp.down.forward(&activated)?)?;
         }
         self.weights.final_norm.forward(&hidden)
@@ -316,11 +315,22 @@ impl Decoder {
         self.weights.lm_head.forward(&flat)?.reshape((batch, columns, ()))?.to_dtype(DType::F32)
     }
 
-    /// Whether this step's attention runs in [`decode_attention`] rather than candle's GEMMs.
-    fn decode_attention_applies(&self, columns: usize) -> bool {
-        self.device.is_cpu()
-            && self.weights.embeddings.dtype() == DType::F32
-            && columns <= decode_attention::MAX_COLUMNS
+    /// Whether attention and the MLP's activation run on the plugin's CPU kernels
+    /// ([`decode_attention`], [`PrefillAttention`], [`SiluMul`]) rather
+    /// than candle's general ops (GPUs, half precision).
+    fn own_cpu_kernels(&self) -> bool {
+        self.device.is_cpu() && self.weights.embeddings.dtype() == DType::F32
+    }
+
+    /// `silu(gate) * up`: one vectorised pass into `gate`'s buffer on the CPU in f32 (candle's
+    /// SiLU is a scalar `expf` loop and the product another allocation and pass).
+    fn silu_mul(&self, gate: Tensor, up: &Tensor) -> Result<Tensor> {
+        if !self.own_cpu_kernels() {
+            return candle_nn::ops::silu(&gate)? * up;
+        }
+        let gate = gate.contiguous()?;
+        gate.inplace_op2(&up.contiguous()?, &SiluMul)?;
+        Ok(gate)
     }
 
     /// Additive mask `[batch, 1, columns, past + columns]`: a query sees keys at or before it
@@ -380,11 +390,14 @@ impl Decoder {
         let q = q.reshape((batch, kv_heads, groups * columns, head_dim))?;
         let scale = 1.0 / (head_dim as f64).sqrt();
         let weighted_values = match mask {
-            None => q.apply_op3_no_bwd(
+            None if columns <= decode_attention::MAX_COLUMNS => q.apply_op3_no_bwd(
                 &k,
                 &v,
                 &decode_attention::DecodeAttention { padding, past, columns, scale: scale as f32 },
             )?,
+            None => {
+                q.apply_op3_no_bwd(&k, &v, &PrefillAttention { padding, past, columns, scale: scale as f32 })?
+            }
             Some(mask) => {
                 let seen = k.dim(2)?;
                 let scores = (q.matmul(&k.t()?)? * scale)?

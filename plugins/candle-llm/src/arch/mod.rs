@@ -1,12 +1,14 @@
 //! Model architectures: which family a checkpoint belongs to, its shapes, and the networks that
 //! run it.
 
+pub mod activation;
 pub mod block_quant;
 pub mod decode_attention;
 pub mod decoder;
 pub mod few_rows;
 pub mod gguf_config;
 pub mod hf_config;
+pub mod prefill_attention;
 pub mod single;
 
 /// Architecture families this plugin runs.
