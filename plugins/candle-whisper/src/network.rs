@@ -408,7 +408,9 @@ impl Whisper {
         }
         state.position += steps;
         let x = d.ln.forward(&x)?;
-        x.broadcast_matmul(&d.embedding.t()?)?.to_dtype(DType::F32)
+        // The tied output projection, `x E^T`, as a map without bias (a few-rows kernel on the
+        // CPU, which reads the 80 MB of embeddings once per step for all sequences).
+        affine(&Linear::new(d.embedding.clone(), None), &x, None)?.to_dtype(DType::F32)
     }
 }
 

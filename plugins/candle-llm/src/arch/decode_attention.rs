@@ -12,7 +12,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape};
 use rayon::prelude::*;
 
-use super::few_rows;
+use karma_cpu_kernels::few_rows;
 
 /// Query columns up to which attention takes this path; prefill keeps the GEMMs.
 pub const MAX_COLUMNS: usize = 4;
