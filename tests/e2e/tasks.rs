@@ -365,6 +365,62 @@ fn batches_larger_than_the_model_allows_are_split() {
 }
 
 #[test]
+fn a_batch_holds_items_of_similar_length_and_samples_stay_in_row_order() {
+    let env = EvalEnv::new(&[fixture("slow-echo")]);
+    // Short and long questions alternate, so batches of consecutive rows would each mix one of
+    // each; batched by size, every batch of two is all short or all long.
+    let long = "Which of these is correct? ".repeat(20);
+    let rows: Vec<String> = (0..12)
+        .map(|index| {
+            let question = if index % 2 == 0 { format!("Q{index}?") } else { format!("Q{index}: {long}") };
+            json!({"id": index, "question": question, "options": ["a", "b"], "answer": "A"}).to_string()
+        })
+        .collect();
+    std::fs::write(env.path("q.jsonl"), rows.join("\n") + "\n").unwrap();
+    let run = env.eval(&[
+        "--model",
+        "fixture/slow-echo",
+        "--model-args",
+        r#"{"delay_ms": 0, "report_lengths": true}"#,
+        "--datasets",
+        "q.jsonl",
+        "--batch-size",
+        "2",
+        "--samples-output",
+        "s.jsonl",
+    ]);
+    run.assert_code(0);
+    let samples = env.samples("s.jsonl");
+    let ids: Vec<String> =
+        samples.iter().map(|sample| sample["id"].to_string().trim_matches('"').to_owned()).collect();
+    let in_order: Vec<String> = (0..12).map(|index| index.to_string()).collect();
+    assert_eq!(ids, in_order, "samples come in row order");
+    let batches: Vec<Vec<usize>> = samples
+        .iter()
+        .map(|sample| {
+            let output = sample["raw_output"].as_str().unwrap();
+            output
+                .split("[input chars ")
+                .nth(1)
+                .and_then(|rest| rest.strip_suffix(']'))
+                .unwrap_or_else(|| panic!("no lengths in {output:?}"))
+                .split(' ')
+                .map(|length| length.parse().unwrap())
+                .collect()
+        })
+        .collect();
+    // The prompts wrap each question in the same template: short and long prompts lie either
+    // side of the midpoint between the shortest and the longest.
+    let all = batches.iter().flatten();
+    let middle = (all.clone().min().unwrap() + all.max().unwrap()) / 2;
+    for lengths in &batches {
+        assert_eq!(lengths.len(), 2, "{lengths:?}");
+        let long_items = lengths.iter().filter(|&&length| length > middle).count();
+        assert!(long_items == 0 || long_items == 2, "a batch mixes short and long items: {lengths:?}");
+    }
+}
+
+#[test]
 fn metric_arguments_are_typed_checked_and_used() {
     let env = EvalEnv::new(&[baseline_plugin()]);
     let rows: Vec<String> = PAIRS

@@ -40,3 +40,15 @@ pub struct OwnedItem {
     /// A JSON object, as text.
     pub other_args: String,
 }
+
+impl OwnedItem {
+    /// A rough measure of how much the model reads: characters of text plus bytes of media.
+    /// The engine batches items of similar size together, so that little of a batch is padding;
+    /// only the order matters, not the unit.
+    pub fn size_hint(&self) -> usize {
+        let text = [&self.input, &self.system_prompt].into_iter().flatten().map(String::len).sum::<usize>()
+            + self.conversation.iter().map(|turn| turn.content.len()).sum::<usize>();
+        let media = self.images.iter().chain(self.audio.as_deref()).chain(self.video.as_deref());
+        text + media.map(|blob| blob.data.len()).sum::<usize>()
+    }
+}

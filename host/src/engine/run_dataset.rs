@@ -232,9 +232,9 @@ fn evaluate_rows(
     })
 }
 
-/// One window: a cache lookup for all its keys, the misses through the plugin in batches (each
-/// committed before the next), then extraction and scoring in row order. After Ctrl-C the
-/// window is cut after the last committed batch.
+/// One window: a cache lookup for all its keys, the misses through the plugin in batches of
+/// similar size (each committed before the next), then extraction and scoring in row order.
+/// After Ctrl-C the window keeps the items that have a result.
 fn run_window(
     progress: &mut Progress<'_>,
     Window { pending: window, keys, mut hits, bad_rows }: Window,
@@ -254,25 +254,25 @@ fn run_window(
             })
         })
         .collect();
-    let misses: Vec<usize> = (0..window.len()).filter(|index| results[*index].is_none()).collect();
+    let mut misses: Vec<usize> = (0..window.len()).filter(|index| results[*index].is_none()).collect();
+    // Largest first, as lm-evaluation-harness orders its requests: a batch then holds prompts
+    // of similar length, so little of its prefill is left-padding (random batches of medqa
+    // questions pad by a third), and a batch too large for memory comes first, not last.
+    // Results are kept by position, so samples and metrics stay in row order.
+    misses.sort_by_key(|&index| std::cmp::Reverse(window[index].item.size_hint()));
+    let hits = (window.len() - misses.len()) as u64;
+    if hits > 0 {
+        reporter.batch_done(hits, hits);
+    }
     let mut cut = window.len();
-    let mut reported = 0usize;
     for batch in misses.chunks(plan.batch_size) {
         run_plugin_batch(progress, &window, batch, &keys, &mut results, models, cache)?;
-        let done = batch[batch.len() - 1] + 1;
-        let hits_so_far = results[reported..done]
-            .iter()
-            .filter(|result| matches!(result, Some(ItemResult::Output { from_cache: true, .. })))
-            .count();
-        reporter.batch_done((done - reported) as u64, hits_so_far as u64);
-        reported = done;
+        reporter.batch_done(batch.len() as u64, 0);
         if interrupted() {
-            cut = done;
+            // Batches do not run in row order, so the partial results hold every item that
+            // has a result (all committed), with gaps where the rest will go on resuming.
             break;
         }
-    }
-    if reported < cut {
-        reporter.batch_done((cut - reported) as u64, (cut - reported) as u64);
     }
 
     let mut grades = match grade_window(progress, &window[..cut], &results[..cut], models, cache)? {
