@@ -156,12 +156,23 @@ pub struct DecoderWeights {
 #[derive(Default)]
 pub struct KvCache {
     layers: Vec<candle_nn::kv_cache::KvCache>,
+    /// Set by [`KvCache::not_kept`]: attention uses the step's own keys and values and stores
+    /// nothing.
+    discard: bool,
 }
 
 /// Columns a KV buffer grows by.
 const KV_CACHE_BLOCK: usize = 256;
 
 impl KvCache {
+    /// A cache for a single forward that no later step continues (a prefill whose last
+    /// logits are all that is wanted, such as MCQ options scored by their letters): the step's
+    /// keys and values go straight to attention, skipping the zeroed buffers and the copy into
+    /// them, about 94 MB a layer stack for 8 prompts of 200 tokens.
+    pub fn not_kept() -> Self {
+        KvCache { layers: Vec::new(), discard: true }
+    }
+
     /// Columns already cached.
     pub fn seen(&self) -> usize {
         self.layers.first().map_or(0, |layer| layer.current_seq_len())
@@ -189,7 +200,7 @@ impl KvCache {
             copy.append(&pick(keys)?, &pick(values)?)?;
             layers.push(copy);
         }
-        Ok(KvCache { layers })
+        Ok(KvCache { layers, discard: false })
     }
 }
 
@@ -275,12 +286,17 @@ impl Decoder {
         let sin = self.sin.index_select(&positions, 0)?.reshape((batch, columns, half))?;
         let mask =
             if self.own_cpu_kernels() { None } else { Some(self.mask(step.padding, past, columns)?) };
-        if cache.layers.is_empty() {
+        if cache.discard && past > 0 {
+            candle_core::bail!("a cache that keeps nothing cannot be continued")
+        }
+        if cache.layers.is_empty() && !cache.discard {
             cache.layers = (0..self.weights.blocks.len())
                 .map(|_| candle_nn::kv_cache::KvCache::new(2, KV_CACHE_BLOCK))
                 .collect();
         }
-        for (block, layer_cache) in self.weights.blocks.iter().zip(cache.layers.iter_mut()) {
+        let mut layer_caches = cache.layers.iter_mut();
+        for block in &self.weights.blocks {
+            let layer_cache = layer_caches.next();
             let residual = hidden.clone();
             let normed = block.input_norm.forward(&hidden)?;
             let attended = self.attention(
@@ -357,7 +373,7 @@ impl Decoder {
         cos: &Tensor,
         sin: &Tensor,
         (mask, padding): (Option<&Tensor>, &[usize]),
-        layer_cache: &mut candle_nn::kv_cache::KvCache,
+        layer_cache: Option<&mut candle_nn::kv_cache::KvCache>,
     ) -> Result<Tensor> {
         let config = &self.config;
         let (batch, columns, _) = xs.dims3()?;
@@ -382,8 +398,14 @@ impl Decoder {
                 (candle_nn::rotary_emb::rope_i(&q, cos, sin)?, candle_nn::rotary_emb::rope_i(&k, cos, sin)?)
             }
         };
-        let past = layer_cache.current_seq_len();
-        let (k, v) = layer_cache.append(&k, &v)?;
+        let (past, k, v) = match layer_cache {
+            Some(layer_cache) => {
+                let past = layer_cache.current_seq_len();
+                let (k, v) = layer_cache.append(&k, &v)?;
+                (past, k, v)
+            }
+            None => (0, k, v),
+        };
         // Grouped-query attention without copying keys and values per query head: the query
         // heads sharing a key/value head are stacked as extra rows of one product.
         let groups = heads / kv_heads;

@@ -45,7 +45,11 @@ pub fn score(
     }
     let contexts: Vec<Vec<u32>> = active.iter().map(|&index| requests[index].context.clone()).collect();
     let (padded, padding) = left_pad(&contexts, pad);
-    let mut cache = KvCache::default();
+    // Step 2 continues from the prefill's keys and values only for continuations of more than
+    // one token; option letters need none kept.
+    let continued =
+        active.iter().any(|&index| requests[index].continuations.iter().any(|tokens| tokens.len() > 1));
+    let mut cache = if continued { KvCache::default() } else { KvCache::not_kept() };
     let hidden = decoder.forward(&Step { tokens: &padded, padding: &padding }, &mut cache).map_err(error)?;
     let first = log_softmax(&decoder.last_logits(&hidden).map_err(error)?)
         .map_err(error)?
