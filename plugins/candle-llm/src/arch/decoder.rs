@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::RmsNorm;
 
 use super::{
-    activation::SiluMul, block_quant::BlockQuantMatrix, decode_attention, few_rows,
+    activation::SiluMul, block_quant::BlockQuantMatrix, column_split, decode_attention, few_rows,
     prefill_attention::PrefillAttention,
 };
 
@@ -80,6 +80,12 @@ impl Matrix {
         match self {
             Matrix::Dense(weight) if few_rows::applies(xs.dim(0)?, weight.dtype(), xs.device().is_cpu()) => {
                 xs.contiguous()?.apply_op2_no_bwd(&weight.contiguous()?, &few_rows::FewRowsMatmul)
+            }
+            // Prefill-sized products on the CPU in f32: one GEMM per thread over its own columns.
+            Matrix::Dense(weight)
+                if column_split::applies(xs.dim(0)?, weight.dtype(), xs.device().is_cpu()) =>
+            {
+                xs.contiguous()?.apply_op2_no_bwd(&weight.contiguous()?, &column_split::ColumnSplitMatmul)
             }
             // Few rows (decode) off the CPU or in half precision: `W @ x^T` keeps the GEMM's long side on the weight, where
             // `x @ W^T` would pad each 1-row tile to the kernel's 16 rows. Many rows

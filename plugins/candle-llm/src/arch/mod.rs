@@ -3,6 +3,7 @@
 
 pub mod activation;
 pub mod block_quant;
+pub mod column_split;
 pub mod decode_attention;
 pub mod decoder;
 pub mod few_rows;
