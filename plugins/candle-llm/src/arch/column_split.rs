@@ -6,10 +6,11 @@
 //! each thread streams its own rows of the weight and the same run gave 520-590. Products with
 //! thousands of rows keep `gemm`'s threading, which measured as fast or faster there.
 
-use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape};
 use karma_cpu_kernels::matmul::{strided_gemm, Parallelism};
 use rayon::prelude::*;
+
+use super::few_rows::{operands, Operands};
 
 /// The most input rows the split takes.
 pub const MAX_ROWS: usize = 2048;
@@ -37,13 +38,8 @@ impl CustomOp2 for ColumnSplitMatmul {
         weight: &CpuStorage,
         weight_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (rows, features) = xs_layout.shape().dims2()?;
-        let (outputs, weight_features) = weight_layout.shape().dims2()?;
-        if features != weight_features {
-            candle_core::bail!("column-split matmul: input has {features} features, weight {weight_features}")
-        }
-        let xs = contiguous_f32(xs, xs_layout, "input")?;
-        let weight = contiguous_f32(weight, weight_layout, "weight")?;
+        let Operands { xs, weight, rows, features, outputs } =
+            operands("column-split matmul", (xs, xs_layout), (weight, weight_layout))?;
         let mut out = vec![0f32; rows * outputs];
         let parts = rayon::current_num_threads().min(outputs / MIN_PART_COLUMNS).max(1);
         // Parts of whole 16-column tiles, so no part ends mid-tile.
@@ -70,16 +66,6 @@ impl CustomOp2 for ColumnSplitMatmul {
         });
         Ok((CpuStorage::F32(out), Shape::from((rows, outputs))))
     }
-}
-
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(values) = storage else {
-        candle_core::bail!("column-split matmul: {what} must be f32, got {:?}", storage.dtype())
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("column-split matmul: {what} must be contiguous")
-    };
-    Ok(&values[start..end])
 }
 
 #[cfg(test)]

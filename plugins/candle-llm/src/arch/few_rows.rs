@@ -24,16 +24,11 @@ impl CustomOp2 for FewRowsMatmul {
         weight: &CpuStorage,
         weight_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (rows, features) = xs_layout.shape().dims2()?;
-        let (outputs, weight_features) = weight_layout.shape().dims2()?;
-        if features != weight_features {
-            candle_core::bail!("few-rows matmul: input has {features} features, weight {weight_features}")
-        }
+        let Operands { xs, weight, rows, features, outputs } =
+            operands("few-rows matmul", (xs, xs_layout), (weight, weight_layout))?;
         if rows > MAX_ROWS {
             candle_core::bail!("few-rows matmul takes at most {MAX_ROWS} rows, got {rows}")
         }
-        let xs = contiguous_f32(xs, xs_layout, "input")?;
-        let weight = contiguous_f32(weight, weight_layout, "weight")?;
         let transposed = multiply_transposed(xs, weight, rows, features);
         let mut out = vec![0f32; rows * outputs];
         for (output, values) in transposed.chunks_exact(rows.max(1)).enumerate() {
@@ -45,14 +40,42 @@ impl CustomOp2 for FewRowsMatmul {
     }
 }
 
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(values) = storage else {
-        candle_core::bail!("few-rows matmul: {what} must be f32, got {:?}", storage.dtype())
+/// The operands of `xs @ W^T` as contiguous f32 slices, with their sizes.
+pub(super) struct Operands<'a> {
+    pub xs: &'a [f32],
+    pub weight: &'a [f32],
+    pub rows: usize,
+    pub features: usize,
+    pub outputs: usize,
+}
+
+/// Checks and borrows `xs` `[rows, in]` and `weight` `[out, in]` for the op named `op`.
+pub(super) fn operands<'a>(
+    op: &str,
+    (xs, xs_layout): (&'a CpuStorage, &Layout),
+    (weight, weight_layout): (&'a CpuStorage, &Layout),
+) -> Result<Operands<'a>> {
+    let (rows, features) = xs_layout.shape().dims2()?;
+    let (outputs, weight_features) = weight_layout.shape().dims2()?;
+    if features != weight_features {
+        candle_core::bail!("{op}: input has {features} features, weight {weight_features}")
+    }
+    let contiguous_f32 = |storage: &'a CpuStorage, layout: &Layout, what: &str| -> Result<&'a [f32]> {
+        let CpuStorage::F32(values) = storage else {
+            candle_core::bail!("{op}: {what} must be f32, got {:?}", storage.dtype())
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("{op}: {what} must be contiguous")
+        };
+        Ok(&values[start..end])
     };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("few-rows matmul: {what} must be contiguous")
-    };
-    Ok(&values[start..end])
+    Ok(Operands {
+        xs: contiguous_f32(xs, xs_layout, "input")?,
+        weight: contiguous_f32(weight, weight_layout, "weight")?,
+        rows,
+        features,
+        outputs,
+    })
 }
 
 /// Whether [`FewRowsMatmul`] takes this product.
