@@ -11,6 +11,7 @@
 use candle_core::{CpuStorage, DType, Module, Result, Storage, Tensor};
 use candle_nn::Linear;
 use karma_cpu_kernels::few_rows;
+use karma_cpu_kernels::matmul::{strided_gemm, Parallelism};
 
 /// Row counts up to which the product runs on [`few_rows`]: a decoding step at any batch size
 /// the plugin runs; the GEMM is faster from here on.
@@ -91,31 +92,18 @@ pub fn affine(layer: &Linear, x: &Tensor, residual: Option<&Tensor>) -> Result<T
         let (x_values, w_values) =
             (f32_rows(&x_storage, &x, "the input")?, f32_rows(&w_storage, &weight, "the weight")?);
         let threads = rayon::current_num_threads();
-        let parallelism =
-            if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+        let parallelism = if threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::None };
         // SAFETY: `out` is `rows x outputs`, `x` `rows x inputs` and `weight` `outputs x inputs`,
         // all row-major and contiguous; the product's element (i, j) reads x row i and weight
-        // row j. `read_dst` adds the product to the bias (and residual) already in `out`.
+        // row j (the weight read as its `inputs x outputs` transpose). Accumulating adds the
+        // product to the bias (and residual) already in `out`.
         unsafe {
-            gemm::gemm(
-                rows,
-                outputs,
-                inputs,
-                out.as_mut_ptr(),
-                1,
-                outputs as isize,
+            strided_gemm(
+                (rows, outputs, inputs),
+                (out.as_mut_ptr(), outputs, 1),
                 true,
-                x_values.as_ptr(),
-                1,
-                inputs as isize,
-                w_values.as_ptr(),
-                inputs as isize,
-                1,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
+                (x_values.as_ptr(), inputs, 1),
+                (w_values.as_ptr(), 1, inputs),
                 parallelism,
             )
         }
