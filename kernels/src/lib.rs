@@ -4,4 +4,5 @@
 
 pub mod few_rows;
 pub mod matmul;
+pub mod rows_attention;
 pub mod vector_math;

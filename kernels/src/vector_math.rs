@@ -22,7 +22,7 @@ const EXP_MAX: f32 = 88.722_83;
 const ROUNDER: f32 = 12_582_912.0;
 
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+pub(crate) fn exp(x: f32) -> f32 {
     let clamped = x.clamp(EXP_MIN, EXP_MAX);
     // `shifted`'s low mantissa bits hold round(x / ln 2) as an integer: read it from the bits,
     // since a float-to-int conversion (saturating in Rust) does not vectorise.

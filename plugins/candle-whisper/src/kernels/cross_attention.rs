@@ -9,38 +9,32 @@
 //!   rows of the key weight; the key projection has no bias;
 //! - output of head `h`: `P_h V_h = (P_h E) V_h^T + b_h`, since each row of `P_h` sums to 1.
 //!
-//! `E` is kept twice per sequence, row-major and transposed, so that both products are GEMMs
-//! whose long side (the 1500 keys, or the width) is the GEMM's row dimension with unit stride,
-//! and the GEMM needs to pack neither. A step then reads `E` from cache, and the precomputed
-//! keys and values (3.5 GFLOP per 30 s window) are gone.
+//! The precomputed keys and values (3.5 GFLOP per 30 s window) are gone. A step folds each
+//! head's query into `q_h W_h`, then scores and sums `E` in one pass (`rows_attention` in
+//! karma-cpu-kernels), reading its 2.3 MB per sequence and layer once: as two GEMMs it was
+//! read twice, from a row-major and a transposed copy.
 
 use candle_core::{CpuStorage, DType, Result, Storage, Tensor};
 use rayon::prelude::*;
 
 use karma_cpu_kernels::{
     matmul::{strided_gemm as gemm, Parallelism},
-    vector_math,
+    rows_attention,
 };
 
-/// One batch of encoder outputs in the two layouts the products read.
+/// One batch of encoder outputs, f32 and contiguous: `(batch, keys, width)`.
 pub struct AudioRows {
-    /// `(batch, keys, width)`.
     pub rows: Tensor,
-    /// `(batch, width, keys)`.
-    pub columns: Tensor,
 }
 
 impl AudioRows {
     pub fn new(audio: &Tensor) -> Result<Self> {
-        let rows = audio.to_dtype(DType::F32)?.contiguous()?;
-        let columns = rows.transpose(1, 2)?.contiguous()?;
-        Ok(AudioRows { rows, columns })
+        Ok(AudioRows { rows: audio.to_dtype(DType::F32)?.contiguous()? })
     }
 
     /// Keeps only sequences `rows` (indices into the current batch), in that order.
     pub fn retain(&mut self, index: &Tensor) -> Result<()> {
         self.rows = self.rows.index_select(index, 0)?;
-        self.columns = self.columns.index_select(index, 0)?;
         Ok(())
     }
 }
@@ -89,12 +83,10 @@ pub fn attend_audio(q: &Tensor, audio: &AudioRows, weights: &CrossWeights<'_>) -
     }
     let (q_storage, _) = q.storage_and_layout();
     let (rows_storage, _) = audio.rows.storage_and_layout();
-    let (columns_storage, _) = audio.columns.storage_and_layout();
     let (key_storage, _) = key.storage_and_layout();
     let (value_storage, _) = value.storage_and_layout();
     let q = f32_values(&q_storage, &q, "the queries")?;
     let rows = f32_values(&rows_storage, &audio.rows, "the audio")?;
-    let columns = f32_values(&columns_storage, &audio.columns, "the audio")?;
     let key = f32_values(&key_storage, &key, "the key weight")?;
     let value = f32_values(&value_storage, &value, "the value weight")?;
     if key.len() != width * width || value.len() != width * width {
@@ -111,11 +103,9 @@ pub fn attend_audio(q: &Tensor, audio: &AudioRows, weights: &CrossWeights<'_>) -
     let one = |sequence: usize, out: &mut [f32]| {
         let q = &q[sequence * time * width..][..time * width];
         let rows = &rows[sequence * keys * width..][..keys * width];
-        let columns = &columns[sequence * width * keys..][..width * keys];
         // Query row r = head * time + t of the folded queries, scores and mixed audio.
         let n = heads * time;
         let mut folded = vec![0f32; n * width];
-        let mut scores = vec![0f32; n * keys];
         let mut mixed = vec![0f32; n * width];
         // SAFETY (all products below): the sizes and strides address `time x head_dim`
         // blocks of `q` and `out`, `head_dim x width` blocks of the weights, and the
@@ -133,34 +123,19 @@ pub fn attend_audio(q: &Tensor, audio: &AudioRows, weights: &CrossWeights<'_>) -
                 )
             }
         }
-        // scores^T (keys x n) = E (keys x width) * folded^T, E read column-major.
-        unsafe {
-            gemm(
-                (keys, n, width),
-                (scores.as_mut_ptr(), 1, keys),
-                false,
-                (columns.as_ptr(), 1, keys),
-                (folded.as_ptr(), 1, width),
-                inner,
-            )
-        }
-        let sums: Vec<f32> =
-            scores.chunks_exact_mut(keys).map(|row| vector_math::softmax_unnormalised(row, scale)).collect();
-        // mixed^T (width x n) = E^T (width x keys) * weights^T, E read column-major.
-        unsafe {
-            gemm(
-                (width, n, keys),
-                (mixed.as_mut_ptr(), 1, width),
-                false,
-                (rows.as_ptr(), 1, width),
-                (scores.as_ptr(), 1, keys),
-                inner,
-            )
-        }
-        for (row, sum) in mixed.chunks_exact_mut(width).zip(&sums) {
-            let inverse = 1.0 / sum;
-            row.iter_mut().for_each(|value| *value *= inverse);
-        }
+        // Softmax-weighted rows of E per folded query, E read once (see `rows_attention`);
+        // with inner parallelism each thread takes a share of the rows, and the parts merge.
+        let partial = match inner {
+            Parallelism::Rayon(threads) => {
+                let part = keys.div_ceil(threads.max(1)).max(1) * width;
+                rows.par_chunks(part)
+                    .map(|part| rows_attention::attend_rows(&folded, part, width, scale))
+                    .reduce_with(rows_attention::Partial::merge)
+                    .unwrap_or_else(|| rows_attention::attend_rows(&folded, rows, width, scale))
+            }
+            Parallelism::None => rows_attention::attend_rows(&folded, rows, width, scale),
+        };
+        partial.finish(&mut mixed);
         for t in 0..time {
             out[t * width..][..width].copy_from_slice(&bias);
         }
