@@ -208,9 +208,10 @@ mod portable {
     }
 }
 
-/// Pairwise, in a fixed order, so every row's result is the same in any pass.
+/// Pairwise, in a fixed order, so every row's result is the same in any pass (also the lane
+/// sum of `rows_attention`'s scores).
 #[inline(always)]
-fn horizontal_sum<const LANES: usize>(lanes: &[f32; LANES]) -> f32 {
+pub(crate) fn horizontal_sum<const LANES: usize>(lanes: &[f32; LANES]) -> f32 {
     let mut values = *lanes;
     let mut width = LANES;
     while width > 1 {

@@ -11,6 +11,7 @@
 //! is still in L1. The rows can be split between threads: each part gives a [`Partial`], and
 //! partials merge exactly (up to rounding), as flash attention merges its tiles.
 
+use crate::few_rows::horizontal_sum;
 use crate::vector_math::exp;
 
 /// Rows of the matrix per block: 32 rows of whisper-tiny's 384 floats (48 KB) stay in L1/L2
@@ -339,7 +340,7 @@ unsafe fn score_rows<L: Lanes, const N: usize, const R: usize>(
             // SAFETY: `sums` holds 8 floats.
             unsafe { L::store(sums.as_mut_ptr(), lanes[query]) };
             let tail: f32 = values[whole..].iter().zip(&queries[query][whole..]).map(|(a, b)| a * b).sum();
-            weights[query][index + row] = (pairwise_sum(&sums) + tail) * scale;
+            weights[query][index + row] = (horizontal_sum(&sums) + tail) * scale;
         }
     }
 }
@@ -385,19 +386,6 @@ unsafe fn weigh_columns<L: Lanes, const N: usize, const C: usize>(
             }
         }
     }
-}
-
-#[inline(always)]
-fn pairwise_sum(lanes: &[f32; LANES]) -> f32 {
-    let mut values = *lanes;
-    let mut width = LANES;
-    while width > 1 {
-        width /= 2;
-        for lane in 0..width {
-            values[lane] += values[lane + width];
-        }
-    }
-    values[0]
 }
 
 #[cfg(test)]
