@@ -212,47 +212,47 @@ pub(super) mod tests {
         out
     }
 
-    #[test]
-    fn matches_masked_softmax_attention_on_cache_views_with_padding() {
+    /// Runs `op` (built for `padding`, `past`, `columns` and `scale`) on random queries and on
+    /// keys and values as the KV cache hands them out, the first `past + columns` of `capacity`
+    /// columns (each head's rows contiguous, heads `capacity` rows apart), and checks it against
+    /// [`reference`].
+    pub(in crate::arch) fn assert_matches_reference(
+        op: &impl candle_core::CustomOp3,
+        (batch, heads, groups, head_dim, capacity): (usize, usize, usize, usize, usize),
+        padding: &[usize],
+        (past, columns, scale): (usize, usize, f64),
+    ) {
         let device = Device::Cpu;
-        let (batch, heads, groups, head_dim, capacity) = (3, 2, 3, 20, 16);
-        for (past, columns) in [(6, 1), (5, 2)] {
-            let seen = past + columns;
-            let padding = [0, 2, seen - 1];
-            let rows = groups * columns;
-            let q = Tensor::randn(0f32, 1.0, (batch, heads, rows, head_dim), &device).unwrap();
-            // Keys and values as the KV cache hands them out: the first `seen` of `capacity`
-            // columns, so each head's rows are contiguous but heads are `capacity` rows apart.
-            let buffer = |seed: f32| {
-                (Tensor::randn(0f32, 1.0, (batch, heads, capacity, head_dim), &device).unwrap()
-                    + f64::from(seed))
+        let seen = past + columns;
+        let rows = groups * columns;
+        let q = Tensor::randn(0f32, 1.0, (batch, heads, rows, head_dim), &device).unwrap();
+        let buffer = |seed: f32| {
+            (Tensor::randn(0f32, 1.0, (batch, heads, capacity, head_dim), &device).unwrap() + f64::from(seed))
                 .unwrap()
                 .narrow(2, 0, seen)
                 .unwrap()
-            };
-            let (k, v) = (buffer(0.0), buffer(0.5));
+        };
+        let (k, v) = (buffer(0.0), buffer(0.5));
+        let got: Vec<f32> = q.apply_op3_no_bwd(&k, &v, op).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let flat = |t: &Tensor| t.contiguous().unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let dims = (batch, heads, rows, head_dim, seen);
+        let want = reference(&flat(&q), &flat(&k), &flat(&v), dims, padding, past, columns, scale);
+        assert_eq!(got.len(), want.len());
+        for (index, (got, want)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (got - want).abs() < 1e-5,
+                "past {past}, columns {columns}, element {index}: {got} vs {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn matches_masked_softmax_attention_on_cache_views_with_padding() {
+        for (past, columns) in [(6, 1), (5, 2)] {
+            let padding = [0, 2, past + columns - 1];
             let scale = 0.3;
             let op = DecodeAttention { padding: &padding, past, columns, scale: scale as f32 };
-            let got: Vec<f32> =
-                q.apply_op3_no_bwd(&k, &v, &op).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-            let flat = |t: &Tensor| t.contiguous().unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let want = reference(
-                &flat(&q),
-                &flat(&k),
-                &flat(&v),
-                (batch, heads, rows, head_dim, seen),
-                &padding,
-                past,
-                columns,
-                scale,
-            );
-            assert_eq!(got.len(), want.len());
-            for (index, (got, want)) in got.iter().zip(&want).enumerate() {
-                assert!(
-                    (got - want).abs() < 1e-5,
-                    "past {past}, columns {columns}, element {index}: {got} vs {want}"
-                );
-            }
+            assert_matches_reference(&op, (3, 2, 3, 20, 16), &padding, (past, columns, scale));
         }
     }
 

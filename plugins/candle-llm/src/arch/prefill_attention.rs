@@ -187,52 +187,19 @@ impl CustomOp3 for PrefillAttention<'_> {
 mod tests {
     use candle_core::{Device, Tensor};
 
-    use super::super::decode_attention::tests::reference;
+    use super::super::decode_attention::tests::assert_matches_reference;
     use super::*;
 
     #[test]
     fn matches_masked_softmax_attention_with_padding_past_and_partial_blocks() {
-        let device = Device::Cpu;
-        let (batch, heads, groups, head_dim) = (3, 2, 3, 20);
         // A first prefill, a prefill after cached columns, and blocks of 64 with a partial
         // last one; padding that covers a whole block, none, and all but one column.
         for (past, columns) in [(0, 70), (5, 9), (0, 130)] {
             let seen = past + columns;
             let padding = [0, 66.min(seen - 1), seen - 1];
-            let rows = groups * columns;
-            let capacity = seen + 7;
-            let q = Tensor::randn(0f32, 1.0, (batch, heads, rows, head_dim), &device).unwrap();
-            // Keys and values as the KV cache hands them out: views of longer buffers.
-            let buffer = |seed: f32| {
-                (Tensor::randn(0f32, 1.0, (batch, heads, capacity, head_dim), &device).unwrap()
-                    + f64::from(seed))
-                .unwrap()
-                .narrow(2, 0, seen)
-                .unwrap()
-            };
-            let (k, v) = (buffer(0.0), buffer(0.5));
             let scale = 0.3;
             let op = PrefillAttention { padding: &padding, past, columns, scale: scale as f32 };
-            let got: Vec<f32> =
-                q.apply_op3_no_bwd(&k, &v, &op).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-            let flat = |t: &Tensor| t.contiguous().unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let want = reference(
-                &flat(&q),
-                &flat(&k),
-                &flat(&v),
-                (batch, heads, rows, head_dim, seen),
-                &padding,
-                past,
-                columns,
-                scale,
-            );
-            assert_eq!(got.len(), want.len());
-            for (index, (got, want)) in got.iter().zip(&want).enumerate() {
-                assert!(
-                    (got - want).abs() < 1e-5,
-                    "past {past}, columns {columns}, element {index}: {got} vs {want}"
-                );
-            }
+            assert_matches_reference(&op, (3, 2, 3, 20, seen + 7), &padding, (past, columns, scale));
         }
     }
 
