@@ -6,19 +6,21 @@
 //! rows of `E`, then a weighted sum of the same rows. As two GEMMs that reads `E` twice per
 //! layer and step, and from two layouts, since each GEMM wants a different unit stride: 4.6 MB
 //! per sequence for whisper-tiny, 37 MB a layer at batch 8, more than the last-level cache.
-//! Here `E` is read once, a block of rows at a time: the block's scores for every query, a
-//! running (online) softmax across blocks, and the block's weighted rows added while the block
-//! is still in L1. The rows can be split between threads: each part gives a [`Partial`], and
+//! Here `E` is read once per group of up to 8 queries (whisper-tiny's 6 heads make one group
+//! in a decoding step), a block of rows at a time: the block's scores for every query of the
+//! group, a running (online) softmax across blocks, and the block's weighted rows added while
+//! the block is still in L2. The rows can be split between threads: each part gives a [`Partial`], and
 //! partials merge exactly (up to rounding), as flash attention merges its tiles.
 
 use crate::few_rows::horizontal_sum;
 use crate::vector_math::exp;
 
-/// Rows of the matrix per block: 32 rows of whisper-tiny's 384 floats (48 KB) stay in L1/L2
-/// between the scoring and the summing pass, and the running sums are rescaled once per block.
+/// Rows of the matrix per block: 32 rows of whisper-tiny's 384 floats (48 KB) stay in L2 between
+/// the scoring and the summing pass, and the running sums are rescaled once per block.
 const BLOCK_ROWS: usize = 32;
-/// Queries scored together: each loaded row feeds this many dot products. Whisper-tiny has 6
-/// heads, so a decoding step's queries are one group and the matrix is read once.
+/// Queries scored together: each loaded row feeds this many dot products, and the matrix is
+/// read once per group. Whisper-tiny has 6 heads, so a decoding step's queries are one group;
+/// the larger checkpoints' 12 to 20 heads take two or three passes.
 const GROUP: usize = 8;
 
 /// The softmax-weighted sums of some of the rows, before normalisation.
@@ -47,6 +49,10 @@ impl Partial {
         assert_eq!((self.width, self.max.len()), (other.width, other.max.len()), "partials of one shape");
         for query in 0..self.max.len() {
             let max = self.max[query].max(other.max[query]);
+            if max == f32::NEG_INFINITY {
+                // Neither part has seen a row: it stays empty (exp(-inf - -inf) would be NaN).
+                continue;
+            }
             let (mine, theirs) = (exp(self.max[query] - max), exp(other.max[query] - max));
             self.sum[query] = self.sum[query] * mine + other.sum[query] * theirs;
             self.max[query] = max;
@@ -58,7 +64,8 @@ impl Partial {
         self
     }
 
-    /// Writes the attention output, `queries x width`, into `out`.
+    /// Writes the attention output, `queries x width`, into `out`: zeros for a query that saw
+    /// no rows.
     pub fn finish(&self, out: &mut [f32]) {
         assert_eq!(out.len(), self.weighted.len(), "output of queries x width");
         for ((out, weighted), sum) in out
@@ -66,7 +73,7 @@ impl Partial {
             .zip(self.weighted.chunks_exact(self.width.max(1)))
             .zip(&self.sum)
         {
-            let inverse = 1.0 / sum;
+            let inverse = if *sum > 0.0 { 1.0 / sum } else { 0.0 };
             for (out, weighted) in out.iter_mut().zip(weighted) {
                 *out = weighted * inverse;
             }
@@ -83,18 +90,22 @@ pub fn attend_rows(queries: &[f32], rows: &[f32], width: usize, scale: f32) -> P
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             #[target_feature(enable = "avx2,fma")]
             unsafe fn wide(queries: &[f32], rows: &[f32], width: usize, scale: f32) -> Partial {
-                attend_rows_with::<avx2::Avx2>(queries, rows, width, scale)
+                // SAFETY: this function is compiled with AVX2 and FMA, and only called where the
+                // CPU has them.
+                unsafe { attend_rows_with::<avx2::Avx2>(queries, rows, width, scale) }
             }
             // SAFETY: the CPU was just checked for AVX2 and FMA.
             return unsafe { wide(queries, rows, width, scale) };
         }
     }
-    attend_rows_with::<Portable>(queries, rows, width, scale)
+    // SAFETY: the portable lanes need no CPU feature.
+    unsafe { attend_rows_with::<Portable>(queries, rows, width, scale) }
 }
 
 /// The portable build of [`attend_rows`], for tests to compare against.
 pub fn attend_rows_portable(queries: &[f32], rows: &[f32], width: usize, scale: f32) -> Partial {
-    attend_rows_with::<Portable>(queries, rows, width, scale)
+    // SAFETY: the portable lanes need no CPU feature.
+    unsafe { attend_rows_with::<Portable>(queries, rows, width, scale) }
 }
 
 /// Eight f32 lanes: a register on AVX2, an array elsewhere. Every method is safe to call on a
@@ -175,8 +186,10 @@ mod avx2 {
     }
 }
 
+/// # Safety
+/// The CPU has `L`'s features.
 #[inline(always)]
-fn attend_rows_with<L: Lanes>(queries: &[f32], rows: &[f32], width: usize, scale: f32) -> Partial {
+unsafe fn attend_rows_with<L: Lanes>(queries: &[f32], rows: &[f32], width: usize, scale: f32) -> Partial {
     assert!(width > 0 && queries.len() % width == 0 && rows.len() % width == 0, "rows of {width} values");
     let count = queries.len() / width;
     let mut partial = Partial::empty(count, width);
@@ -422,9 +435,12 @@ mod tests {
     fn matches_the_definition_for_every_group_size_on_both_builds() {
         // Widths with and without a lane tail; row counts with a partial last block; 1 to 13
         // queries (one group, a full group plus a partial one).
-        for (width, rows, queries) in
-            [(24, 70, 6), (19, 33, 1), (384, 1500, 6), (13, 5, 13), (8, 32, 8), (40, 97, 3)]
-        {
+        // Widths below one lane group (all scalar) too, and every group size from 1 to 8.
+        let mut cases = vec![(24, 70, 6), (19, 33, 1), (384, 1500, 6), (13, 5, 13), (8, 32, 8), (40, 97, 3)];
+        cases.extend(
+            [1, 3, 7, 9].into_iter().flat_map(|width| (1..=17).map(move |queries| (width, 41, queries))),
+        );
+        for (width, rows, queries) in cases {
             let q = values(queries * width, 1);
             // Rows growing in size, so that the maximum score moves up from block to block
             // and the running sums must be rescaled.
@@ -463,10 +479,18 @@ mod tests {
         // Uneven parts, one of them a single row.
         let mut merged = vec![0f32; queries * width];
         let parts = [&r[..40 * width], &r[40 * width..41 * width], &r[41 * width..]];
-        let partial = parts.iter().map(|part| attend_rows(&q, part, width, scale)).reduce(Partial::merge);
-        partial.expect("three parts").finish(&mut merged);
-        for (a, b) in whole.iter().zip(&merged) {
-            assert!((a - b).abs() < 1e-6 * (1.0 + a.abs()), "{a} against {b}");
+        for run in [attend_rows as fn(&[f32], &[f32], usize, f32) -> Partial, attend_rows_portable] {
+            // An empty part merges as nothing.
+            let empty = run(&q, &[], width, scale);
+            let partial = parts.iter().map(|part| run(&q, part, width, scale)).fold(empty, Partial::merge);
+            partial.finish(&mut merged);
+            for (a, b) in whole.iter().zip(&merged) {
+                assert!((a - b).abs() < 1e-6 * (1.0 + a.abs()), "{a} against {b}");
+            }
         }
+        // Nothing but empty parts: zeros, not NaN.
+        let nothing = attend_rows(&q, &[], width, scale).merge(attend_rows(&q, &[], width, scale));
+        nothing.finish(&mut merged);
+        assert!(merged.iter().all(|value| *value == 0.0));
     }
 }

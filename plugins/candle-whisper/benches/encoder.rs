@@ -66,6 +66,7 @@ fn fastest(values: Vec<f64>) -> f64 {
 fn main() -> candle_core::Result<()> {
     // As karma-host sets it (host/src/main.rs): freed activations are reused, not unmapped.
     // SAFETY: mallopt only sets allocator parameters; no other thread exists yet.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);

@@ -332,11 +332,12 @@ impl Whisper {
         if !self.device.is_cpu() || batch < 2 {
             return self.encode_together(mel);
         }
-        // On the CPU, each window on its own, as many at once as there are threads: a window's
-        // activations (9 MB for whisper-tiny's `fc1`) stay in cache where a whole batch's would
-        // not, and a thread that keeps to one window splits no GEMM or attention with another
-        // thread (its nested parallel ops run in place while the pool is busy): 1.05-1.09x per
-        // window for whisper-tiny on 2 cores (`cargo bench --bench encoder`).
+        // On the CPU, each window on its own, up to one per thread at a time: a thread keeps to
+        // its window's activations (9 MB for whisper-tiny's `fc1`), and with every thread busy
+        // the GEMMs and attention inside a window are not split between threads (idle threads
+        // still steal that work when windows run out): 1.05-1.09x per window for whisper-tiny
+        // on 2 cores (`cargo bench --bench encoder`). At most `min(batch, threads)` windows'
+        // activations are alive at once.
         let windows = (0..batch)
             .into_par_iter()
             .map(|i| self.encode_together(&mel.narrow(0, i, 1)?))

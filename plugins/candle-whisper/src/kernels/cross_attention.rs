@@ -11,8 +11,9 @@
 //!
 //! The precomputed keys and values (3.5 GFLOP per 30 s window) are gone. A step folds each
 //! head's query into `q_h W_h`, then scores and sums `E` in one pass (`rows_attention` in
-//! karma-cpu-kernels), reading its 2.3 MB per sequence and layer once: as two GEMMs it was
-//! read twice, from a row-major and a transposed copy.
+//! karma-cpu-kernels), reading its 2.3 MB per sequence and layer once for up to 8 heads (tiny
+//! and base; larger checkpoints take two or three passes): as two GEMMs it was read twice,
+//! from a row-major and a transposed copy.
 
 use candle_core::{CpuStorage, DType, Result, Storage, Tensor};
 use rayon::prelude::*;
@@ -123,7 +124,7 @@ pub fn attend_audio(q: &Tensor, audio: &AudioRows, weights: &CrossWeights<'_>) -
                 )
             }
         }
-        // Softmax-weighted rows of E per folded query, E read once (see `rows_attention`);
+        // Softmax-weighted rows of E per folded query, in one pass (see `rows_attention`);
         // with inner parallelism each thread takes a share of the rows, and the parts merge.
         let partial = match inner {
             Parallelism::Rayon(threads) => {
