@@ -64,12 +64,7 @@ fn two_gemms(queries: &[f32], sequence: &Sequence, scale: f32, parallelism: Para
 
 fn one_pass(queries: &[f32], sequence: &Sequence, scale: f32, threads: Option<usize>) -> Vec<f32> {
     let partial = match threads {
-        Some(threads) => sequence
-            .rows
-            .par_chunks(KEYS.div_ceil(threads) * WIDTH)
-            .map(|part| rows_attention::attend_rows(queries, part, WIDTH, scale))
-            .reduce_with(rows_attention::Partial::merge)
-            .expect("rows"),
+        Some(threads) => rows_attention::attend_rows_split(queries, &sequence.rows, WIDTH, scale, threads),
         None => rows_attention::attend_rows(queries, &sequence.rows, WIDTH, scale),
     };
     let mut out = vec![0f32; QUERIES * WIDTH];

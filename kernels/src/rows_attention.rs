@@ -12,6 +12,8 @@
 //! the block is still in L2. The rows can be split between threads: each part gives a [`Partial`], and
 //! partials merge exactly (up to rounding), as flash attention merges its tiles.
 
+use rayon::prelude::*;
+
 use crate::few_rows::horizontal_sum;
 use crate::vector_math::exp;
 
@@ -100,6 +102,19 @@ pub fn attend_rows(queries: &[f32], rows: &[f32], width: usize, scale: f32) -> P
     }
     // SAFETY: the portable lanes need no CPU feature.
     unsafe { attend_rows_with::<Portable>(queries, rows, width, scale) }
+}
+
+/// [`attend_rows`] with the rows shared between `parts` rayon tasks, whose partials merge: one
+/// sequence's attention on every thread.
+pub fn attend_rows_split(queries: &[f32], rows: &[f32], width: usize, scale: f32, parts: usize) -> Partial {
+    let count = rows.len() / width.max(1);
+    if parts < 2 || count < 2 {
+        return attend_rows(queries, rows, width, scale);
+    }
+    rows.par_chunks(count.div_ceil(parts) * width)
+        .map(|part| attend_rows(queries, part, width, scale))
+        .reduce_with(Partial::merge)
+        .unwrap_or_else(|| attend_rows(queries, rows, width, scale))
 }
 
 /// The portable build of [`attend_rows`], for tests to compare against.
@@ -487,6 +502,12 @@ mod tests {
             for (a, b) in whole.iter().zip(&merged) {
                 assert!((a - b).abs() < 1e-6 * (1.0 + a.abs()), "{a} against {b}");
             }
+        }
+        // The rayon split gives the same as the serial merge of its parts.
+        let mut split = vec![0f32; queries * width];
+        attend_rows_split(&q, &r, width, scale, 3).finish(&mut split);
+        for (a, b) in whole.iter().zip(&split) {
+            assert!((a - b).abs() < 1e-6 * (1.0 + a.abs()), "split: {a} against {b}");
         }
         // Nothing but empty parts: zeros, not NaN.
         let nothing = attend_rows(&q, &[], width, scale).merge(attend_rows(&q, &[], width, scale));

@@ -104,13 +104,13 @@ pub fn attend_audio(q: &Tensor, audio: &AudioRows, weights: &CrossWeights<'_>) -
     let one = |sequence: usize, out: &mut [f32]| {
         let q = &q[sequence * time * width..][..time * width];
         let rows = &rows[sequence * keys * width..][..keys * width];
-        // Query row r = head * time + t of the folded queries, scores and mixed audio.
+        // Query row r = head * time + t of the folded queries and the mixed audio.
         let n = heads * time;
         let mut folded = vec![0f32; n * width];
         let mut mixed = vec![0f32; n * width];
         // SAFETY (all products below): the sizes and strides address `time x head_dim`
         // blocks of `q` and `out`, `head_dim x width` blocks of the weights, and the
-        // `n x width` / `n x keys` buffers, all within their slices.
+        // `n x width` buffers, all within their slices.
         for head in 0..heads {
             let column = head * head_dim;
             unsafe {
@@ -128,11 +128,7 @@ pub fn attend_audio(q: &Tensor, audio: &AudioRows, weights: &CrossWeights<'_>) -
         // with inner parallelism each thread takes a share of the rows, and the parts merge.
         let partial = match inner {
             Parallelism::Rayon(threads) => {
-                let part = keys.div_ceil(threads.max(1)).max(1) * width;
-                rows.par_chunks(part)
-                    .map(|part| rows_attention::attend_rows(&folded, part, width, scale))
-                    .reduce_with(rows_attention::Partial::merge)
-                    .unwrap_or_else(|| rows_attention::attend_rows(&folded, rows, width, scale))
+                rows_attention::attend_rows_split(&folded, rows, width, scale, threads)
             }
             Parallelism::None => rows_attention::attend_rows(&folded, rows, width, scale),
         };
