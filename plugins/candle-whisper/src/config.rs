@@ -13,9 +13,17 @@ pub struct WhisperConfig {
     #[serde(default = "default_revision")]
     pub revision: String,
     /// Spoken language for every item; `None` reads each item's `other_args.language`, else
-    /// English.
+    /// detects it (multilingual checkpoints; English-only ones speak English). `auto` detects it
+    /// for every item, whatever the items say.
     #[serde(default)]
     pub language: Option<String>,
+    /// Text that every recording's first window continues from (OpenAI's `initial_prompt`:
+    /// spellings, names, a style); `None` reads each item's `other_args.initial_prompt`.
+    #[serde(default)]
+    pub initial_prompt: Option<String>,
+    /// Prompt each 30 s window with the text decoded before it (OpenAI's default).
+    #[serde(default = "default_true")]
+    pub condition_on_previous_text: bool,
     /// `transcribe` or `translate` (to English).
     #[serde(default = "default_task")]
     pub task: String,
@@ -61,6 +69,11 @@ fn default_device() -> String {
     "cpu".to_owned()
 }
 
+/// Whether `language` asks for detection.
+pub fn is_auto(language: &str) -> bool {
+    language.trim().eq_ignore_ascii_case("auto")
+}
+
 /// The task token to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Task {
@@ -84,7 +97,7 @@ impl WhisperConfig {
         if self.threads == Some(0) {
             return Err("threads must be at least 1".to_owned());
         }
-        if let Some(language) = &self.language {
+        if let Some(language) = self.language.as_ref().filter(|language| !is_auto(language)) {
             crate::languages::whisper_code(language)
                 .ok_or_else(|| format!("language `{language}` is not one Whisper knows"))?;
         }

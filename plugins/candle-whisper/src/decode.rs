@@ -1,20 +1,21 @@
-//! Batched decoding of 30 s windows: the encoder runs once on the whole group, then every
-//! step feeds all unfinished sequences together through the KV-cached decoder, dropping rows as
-//! they finish. Logit rules follow OpenAI's `decoding.py`: suppressed tokens, `SuppressBlank`,
-//! and `ApplyTimestampRules` when timestamps are on.
+//! Batched decoding of 30 s windows: the encoder runs once on all of a round's windows, then
+//! every step feeds all unfinished sequences together through the KV-cached decoder, dropping
+//! rows as they finish. Prompts of different lengths (previous text) are left-padded to one
+//! batch. Logit rules follow OpenAI's `decoding.py`: suppressed tokens, `SuppressBlank`, and
+//! `ApplyTimestampRules` when timestamps are on; language detection is its `detect_language`.
 
 use candle_core::{Device, Tensor};
 
 use crate::{mel::N_FRAMES, network::Whisper, tokens::Specials};
 
-/// One window to decode.
+/// What to decode against one window's audio.
 #[derive(Clone, Debug)]
-pub struct Window {
-    /// n_mels x 3000 log-mel, row-major.
-    pub mel: Vec<f32>,
-    /// Start tokens (sot, language, task[, notimestamps]); every window of a group has the
-    /// same length.
+pub struct Request {
+    /// Initial tokens: `[<|startofprev|>, previous text...]`, then sot, language, task
+    /// (and `<|notimestamps|>` when timestamps are off).
     pub prompt: Vec<u32>,
+    /// Where sot is in `prompt` (its logits give the no-speech probability).
+    pub sot_index: usize,
     pub timestamps: bool,
 }
 
@@ -151,45 +152,102 @@ fn tensor_error(error: candle_core::Error) -> String {
     error.to_string()
 }
 
-/// Decodes `windows` (same prompt length) together.
-pub fn decode_group(
+/// The encoder output of `mels` (each n_mels x 3000, row-major): (windows, 1500, width).
+pub fn encode(network: &Whisper, mels: &[Vec<f32>]) -> Result<Tensor, String> {
+    let n_mels = network.dims.num_mel_bins;
+    if mels.iter().any(|mel| mel.len() != n_mels * N_FRAMES) {
+        return Err(format!("a window's log-mel is not {n_mels} x {N_FRAMES}"));
+    }
+    let flat: Vec<f32> = mels.iter().flat_map(|mel| mel.iter().copied()).collect();
+    let mel =
+        Tensor::from_vec(flat, (mels.len(), n_mels, N_FRAMES), &network.device).map_err(tensor_error)?;
+    network.encode(&mel).map_err(tensor_error)
+}
+
+/// The most likely `<|xx|>` token for each row of `audio` (OpenAI's `detect_language`: the
+/// logits after sot alone, restricted to the checkpoint's language tokens).
+pub fn detect_languages(network: &Whisper, specials: &Specials, audio: &Tensor) -> Result<Vec<u32>, String> {
+    let mut candidates: Vec<u32> = specials.languages.values().copied().collect();
+    candidates.sort_unstable();
+    if candidates.is_empty() {
+        return Err("an English-only checkpoint has no languages to detect".to_owned());
+    }
+    let batch = audio.dim(0).map_err(tensor_error)?;
+    let mut state = network.start(audio, Vec::new()).map_err(tensor_error)?;
+    let sot =
+        Tensor::from_vec(vec![specials.sot; batch], (batch, 1), &network.device).map_err(tensor_error)?;
+    let logits = network.step(&sot, &mut state).and_then(|l| l.squeeze(1)?.to_vec2::<f32>());
+    Ok(logits
+        .map_err(tensor_error)?
+        .iter()
+        .map(|row| {
+            // The first of equal maxima, as torch's argmax picks.
+            let score = |id: u32| row.get(id as usize).copied().unwrap_or(f32::NEG_INFINITY);
+            candidates
+                .iter()
+                .copied()
+                .fold(candidates[0], |best, id| if score(id) > score(best) { id } else { best })
+        })
+        .collect())
+}
+
+/// Decodes `requests` together, row `i` against row `i` of `audio` (the encoder's output).
+pub fn decode_batch(
     network: &Whisper,
     specials: &Specials,
     suppress: &[u32],
-    windows: &[&Window],
+    audio: &Tensor,
+    requests: &[&Request],
     pass: Pass,
 ) -> Result<Vec<Decoded>, String> {
-    if windows.is_empty() {
+    if requests.is_empty() {
         return Ok(Vec::new());
     }
     let device: &Device = &network.device;
-    let n_mels = network.dims.num_mel_bins;
-    let batch = windows.len();
-    let prompt_len = windows[0].prompt.len();
-    if windows.iter().any(|w| w.prompt.len() != prompt_len || w.mel.len() != n_mels * N_FRAMES) {
-        return Err("windows of one group differ in prompt length or mel size".to_owned());
+    let batch = requests.len();
+    if audio.dim(0).map_err(tensor_error)? != batch
+        || requests.iter().any(|r| r.prompt.is_empty() || r.sot_index >= r.prompt.len())
+    {
+        return Err("decode_batch: requests and audio rows disagree".to_owned());
     }
-    let mel: Vec<f32> = windows.iter().flat_map(|w| w.mel.iter().copied()).collect();
-    let mel = Tensor::from_vec(mel, (batch, n_mels, N_FRAMES), device).map_err(tensor_error)?;
-    let audio = network.encode(&mel).map_err(tensor_error)?;
-    let mut state = network.start(&audio).map_err(tensor_error)?;
-    drop(audio);
-    let prompt: Vec<u32> = windows.iter().flat_map(|w| w.prompt.iter().copied()).collect();
+    let prompt_len = requests.iter().map(|r| r.prompt.len()).max().unwrap_or(0);
+    let pads: Vec<usize> = requests.iter().map(|r| prompt_len - r.prompt.len()).collect();
+    let mut state = network.start(audio, pads.clone()).map_err(tensor_error)?;
+    let prompt: Vec<u32> = requests
+        .iter()
+        .zip(&pads)
+        .flat_map(|(r, pad)| std::iter::repeat_n(specials.eot, *pad).chain(r.prompt.iter().copied()))
+        .collect();
     let prompt = Tensor::from_vec(prompt, (batch, prompt_len), device).map_err(tensor_error)?;
-    let logits = network.step(&prompt, &mut state).map_err(tensor_error)?;
-    let mut results = vec![Decoded::default(); batch];
-    if let Some(no_speech) = specials.no_speech {
-        let first = logits.narrow(1, 0, 1).and_then(|t| t.squeeze(1)).and_then(|t| t.to_vec2::<f32>());
-        for (result, row) in results.iter_mut().zip(first.map_err(tensor_error)?) {
-            result.no_speech_prob = log_softmax(&row).get(no_speech as usize).map_or(0.0, |l| l.exp());
-        }
-    }
-    let mut rows: Vec<Vec<f32>> = logits
-        .narrow(1, prompt_len - 1, 1)
-        .and_then(|t| t.squeeze(1))
-        .and_then(|t| t.to_vec2())
+    let hidden = network.step_hidden(&prompt, &mut state).map_err(tensor_error)?;
+    // Logits at two positions a row only (sot and the prompt's last): a long previous-text
+    // prompt would otherwise project hundreds of positions onto the 51,865-token vocabulary.
+    let picks: Vec<u32> = requests
+        .iter()
+        .zip(&pads)
+        .enumerate()
+        .flat_map(|(row, (r, pad))| {
+            let base = (row * prompt_len) as u32;
+            [base + (pad + r.sot_index) as u32, base + prompt_len as u32 - 1]
+        })
+        .collect();
+    let picked = Tensor::new(picks.as_slice(), device)
+        .and_then(|picks| hidden.flatten_to(1)?.index_select(&picks, 0))
+        .and_then(|rows| network.logits(&rows)?.to_vec2::<f32>())
         .map_err(tensor_error)?;
-    let limit = pass.max_new_tokens.min(network.dims.max_target_positions.saturating_sub(prompt_len));
+    let mut results = vec![Decoded::default(); batch];
+    let mut rows: Vec<Vec<f32>> = Vec::with_capacity(batch);
+    for (result, pair) in results.iter_mut().zip(picked.chunks(2)) {
+        if let Some(no_speech) = specials.no_speech {
+            result.no_speech_prob = log_softmax(&pair[0]).get(no_speech as usize).map_or(0.0, |l| l.exp());
+        }
+        rows.push(pair[1].clone());
+    }
+    let max_positions = network.dims.max_target_positions;
+    let limits: Vec<usize> = requests
+        .iter()
+        .map(|r| pass.max_new_tokens.min(max_positions.saturating_sub(r.prompt.len())))
+        .collect();
     let mut live: Vec<usize> = (0..batch).collect();
     let mut rngs: Vec<Rng> = (0..batch).map(|i| Rng(pass.seed ^ ((i as u64 + 1) << 32))).collect();
     while !live.is_empty() {
@@ -197,17 +255,16 @@ pub fn decode_group(
         let mut keep = Vec::with_capacity(live.len());
         for (row_index, (&item, row)) in live.iter().zip(rows.iter_mut()).enumerate() {
             let result = &mut results[item];
-            filter_logits(row, &result.tokens, windows[item].timestamps, specials, suppress);
+            filter_logits(row, &result.tokens, requests[item].timestamps, specials, suppress);
             let token = choose(row, pass.temperature, &mut rngs[item]);
             let logprob = log_softmax(row).get(token as usize).copied().unwrap_or(f64::NEG_INFINITY);
+            result.sum_logprob += logprob;
             if token == specials.eot {
-                result.sum_logprob += logprob;
                 result.ended = true;
                 continue;
             }
-            result.sum_logprob += logprob;
             result.tokens.push(token);
-            if result.tokens.len() >= limit {
+            if result.tokens.len() >= limits[item] {
                 continue;
             }
             keep.push(row_index as u32);

@@ -5,13 +5,13 @@ use karma_plugin_api::sdk::prelude::*;
 
 use crate::{
     audio,
-    config::{Task, WhisperConfig},
+    config::{self, Task, WhisperConfig},
     languages,
     mel::MelSpectrogram,
     network::Whisper,
     source::{self, Format},
     tokens::Vocabulary,
-    transcribe::{self, Clip, Settings, Transcript},
+    transcribe::{self, Clip, Settings, Start, Transcript},
     weights,
 };
 
@@ -54,44 +54,77 @@ fn without_backtrace(mut message: String) -> String {
 }
 
 impl CandleWhisper {
-    /// The language asked for: the config's, else the item's `other_args.language`, else English.
-    fn language_of(&self, item: &Item<'_>) -> Result<String, PluginError> {
+    /// The language asked for: the config's, else the item's `other_args.language`; `None`
+    /// (or `auto`) asks for detection.
+    fn language_of(&self, item: &Item<'_>) -> Result<Option<String>, PluginError> {
         if let Some(language) = &self.config.language {
-            return Ok(language.clone());
+            return Ok((!config::is_auto(language)).then(|| language.clone()));
         }
-        let other = item.other_args()?;
-        Ok(match other.get("language") {
-            Some(serde_json::Value::String(text)) if !text.trim().is_empty() => text.clone(),
-            _ => "en".to_owned(),
+        Ok(match item.other_args()?.get("language") {
+            Some(serde_json::Value::String(text)) if !text.trim().is_empty() && !config::is_auto(text) => {
+                Some(text.clone())
+            }
+            _ => None,
         })
     }
 
-    fn start_tokens(&self, loaded: &Loaded, item: &Item<'_>) -> Result<Vec<u32>, PluginError> {
+    fn start(&self, loaded: &Loaded, item: &Item<'_>) -> Result<Start, PluginError> {
         let specials = &loaded.vocabulary.specials;
         let asked = self.language_of(item)?;
-        let code = languages::whisper_code(&asked).ok_or_else(|| {
-            invalid(format!("item {}: language `{asked}` is not one Whisper knows", item.id()))
-        })?;
+        let code = match &asked {
+            Some(asked) => Some(languages::whisper_code(asked).ok_or_else(|| {
+                invalid(format!("item {}: language `{asked}` is not one Whisper knows", item.id()))
+            })?),
+            None => None,
+        };
         if specials.languages.is_empty() {
-            if code != "en" {
-                return Err(invalid(format!(
-                    "item {}: `{}` is an English-only checkpoint and cannot transcribe language `{asked}`; use a multilingual Whisper",
-                    item.id(),
-                    self.name
-                )));
+            if let (Some(code), Some(asked)) = (code, &asked) {
+                if code != "en" {
+                    return Err(invalid(format!(
+                        "item {}: `{}` is an English-only checkpoint and cannot transcribe language `{asked}`; use a multilingual Whisper",
+                        item.id(),
+                        self.name
+                    )));
+                }
             }
-            return Ok(vec![specials.sot]);
+            return Ok(Start::EnglishOnly);
         }
-        let language = specials.languages.get(code).copied().ok_or_else(|| {
-            invalid(format!("item {}: this checkpoint's vocabulary has no <|{code}|> token", item.id()))
-        })?;
+        let language = match code {
+            Some(code) => Some(specials.languages.get(code).copied().ok_or_else(|| {
+                invalid(format!("item {}: this checkpoint's vocabulary has no <|{code}|> token", item.id()))
+            })?),
+            None => None,
+        };
         let task = match self.config.task().map_err(invalid)? {
             Task::Transcribe => specials.transcribe,
             Task::Translate => {
                 specials.translate.ok_or_else(|| invalid("this checkpoint has no <|translate|> token"))?
             }
         };
-        Ok(vec![specials.sot, language, task])
+        Ok(Start::Multilingual { language, task })
+    }
+
+    /// The initial prompt's tokens: the config's, else the item's `other_args.initial_prompt`.
+    fn prompt(&self, loaded: &Loaded, item: &Item<'_>) -> Result<Vec<u32>, PluginError> {
+        let other = item.other_args()?;
+        let text = match (&self.config.initial_prompt, other.get("initial_prompt")) {
+            (Some(text), _) => text.clone(),
+            (None, Some(serde_json::Value::String(text))) => text.clone(),
+            (None, Some(other)) => {
+                return Err(invalid(format!(
+                    "item {}: other_args.initial_prompt must be a string, not {other}",
+                    item.id()
+                )))
+            }
+            (None, None) => return Ok(Vec::new()),
+        };
+        if text.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        loaded
+            .vocabulary
+            .encode_prompt(&text)
+            .map_err(|problem| invalid(format!("item {}: {problem}", item.id())))
     }
 
     fn prepare(&self, loaded: &Loaded, item: &Item<'_>) -> Result<Prepared, PluginError> {
@@ -101,8 +134,9 @@ impl CandleWhisper {
             let hint = if format.is_empty() { String::new() } else { format!(" ({format})") };
             invalid(format!("item {}: cannot decode its audio{hint}: {problem}", item.id()))
         })?;
-        let start_tokens = self.start_tokens(loaded, item)?;
-        Ok(Prepared { clip: Clip { samples, start_tokens }, seconds })
+        let start = self.start(loaded, item)?;
+        let prompt = self.prompt(loaded, item)?;
+        Ok(Prepared { clip: Clip { samples, start, prompt }, seconds })
     }
 }
 
@@ -184,6 +218,7 @@ impl Model for CandleWhisper {
             max_new_tokens: self.config.max_new_tokens,
             temperature_fallback: self.config.temperature_fallback,
             seed: self.config.seed,
+            condition_on_previous_text: self.config.condition_on_previous_text,
         };
         let loaded = self
             .loaded
@@ -234,16 +269,26 @@ impl Model for CandleWhisper {
         raw: Self::Raw,
         _items: &[Item<'_>],
     ) -> Result<Vec<Result<Generation, PluginError>>, PluginError> {
+        let languages = self.loaded.as_ref().map(|loaded| &loaded.vocabulary.specials.languages);
+        let code_of = |id: u32| {
+            languages.and_then(|languages| {
+                languages.iter().find(|(_, token)| **token == id).map(|(code, _)| *code)
+            })
+        };
         Ok(raw
             .into_iter()
             .map(|result| {
                 result.map(|(transcript, seconds)| {
+                    // English-only checkpoints speak English; multilingual ones report the
+                    // language given or detected.
+                    let language = transcript.language.map_or(Some("en"), code_of).unwrap_or("unknown");
                     let mut generation = Generation::text(transcript.text);
                     generation.completion_tokens = Some(transcript.tokens as u64);
                     generation
                         .with_detail("audio_seconds", seconds)
                         .with_detail("finish_reason", if transcript.truncated { "length" } else { "stop" })
                         .with_detail("windows", transcript.windows as u64)
+                        .with_detail("language", language)
                 })
             })
             .collect())

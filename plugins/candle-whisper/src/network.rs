@@ -66,22 +66,25 @@ impl Attention {
 
     /// `residual` plus the attention of `x` over `keys`/`values` (the key and value
     /// projections, `(batch, keys, width)`); `causal` for the decoder's self-attention, where
-    /// the last `time` keys are the queries' own.
+    /// the last `time` keys are the queries' own and each sequence's first `pads` keys are
+    /// padding (see [`BlockedAttention::pads`]; empty for none).
     fn attend(
         &self,
         x: &Tensor,
         keys: &Tensor,
         values: &Tensor,
         causal: bool,
+        pads: &[usize],
         residual: &Tensor,
     ) -> Result<Tensor> {
         let q = affine(&self.query, x, None)?;
         let head_dim = q.dim(D::Minus1)? / self.heads;
         let mixed = if q.device().is_cpu() && q.dtype() == DType::F32 {
-            let op = BlockedAttention { heads: self.heads, scale: (head_dim as f32).powf(-0.5), causal };
+            let scale = (head_dim as f32).powf(-0.5);
+            let op = BlockedAttention { heads: self.heads, scale, causal, pads: pads.to_vec() };
             q.apply_op3_no_bwd(&keys.contiguous()?, &values.contiguous()?, &op)?
         } else {
-            self.attend_with_tensor_ops(&q, keys, values, causal)?
+            self.attend_with_tensor_ops(&q, keys, values, causal, pads)?
         };
         affine(&self.out, &mixed, Some(residual))
     }
@@ -106,6 +109,7 @@ impl Attention {
         keys: &Tensor,
         values: &Tensor,
         causal: bool,
+        pads: &[usize],
     ) -> Result<Tensor> {
         let split = |x: &Tensor| -> Result<Tensor> {
             let (batch, time, width) = x.dims3()?;
@@ -114,12 +118,22 @@ impl Attention {
         let (time, keys_len) = (q.dim(1)?, keys.dim(1)?);
         let scale = ((q.dim(D::Minus1)? / self.heads) as f64).powf(-0.25);
         let mut scores = (split(q)? * scale)?.matmul(&(split(keys)? * scale)?.t()?)?;
-        if causal && time > 1 {
+        if causal && (time > 1 || pads.iter().any(|pad| *pad > 0)) {
+            // The same visibility as the CPU kernel's: (batch or 1, 1, time, keys).
             let past = keys_len - time;
-            let mask: Vec<f32> = (0..time)
-                .flat_map(|i| (0..keys_len).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
-                .collect();
-            let mask = Tensor::from_vec(mask, (time, keys_len), q.device())?.to_dtype(scores.dtype())?;
+            let rows = pads.len().max(1);
+            let mut mask = vec![0f32; rows * time * keys_len];
+            for (row, mask) in mask.chunks_mut(time * keys_len).enumerate() {
+                let pad = pads.get(row).copied().unwrap_or(0);
+                for (i, mask) in mask.chunks_mut(keys_len).enumerate() {
+                    let position = past + i;
+                    let from = if position < pad { position } else { pad };
+                    mask[..from].fill(f32::NEG_INFINITY);
+                    mask[position + 1..].fill(f32::NEG_INFINITY);
+                }
+            }
+            let mask =
+                Tensor::from_vec(mask, (rows, 1, time, keys_len), q.device())?.to_dtype(scores.dtype())?;
             scores = scores.broadcast_add(&mask)?;
         }
         let weights =
@@ -230,7 +244,10 @@ pub struct DecoderState {
     cross_kv: Vec<(Tensor, Tensor)>,
     /// The encoder output itself, which the CPU's f32 cross-attention reads instead.
     audio: Option<AudioRows>,
-    /// Tokens already in the cache.
+    /// Per sequence, how many of the first tokens fed were padding (prompts of different
+    /// lengths, left-padded to one length); empty when none were.
+    pads: Vec<usize>,
+    /// Tokens already in the cache (padding included).
     pub position: usize,
 }
 
@@ -243,6 +260,9 @@ impl DecoderState {
             (None, None) => return Ok(()),
         };
         let index = Tensor::new(rows, &device)?;
+        if !self.pads.is_empty() {
+            self.pads = rows.iter().map(|row| self.pads[*row as usize]).collect();
+        }
         if let Some(audio) = &mut self.audio {
             audio.retain(&index)?;
         }
@@ -355,18 +375,24 @@ impl Whisper {
         for block in &e.blocks {
             let h = block.attn_ln.forward(&x)?;
             let (k, v) = block.attn.keys_values(&h)?;
-            x = block.attn.attend(&h, &k, &v, false, &x)?;
+            x = block.attn.attend(&h, &k, &v, false, &[], &x)?;
             x = block.mlp(&x)?;
         }
         e.ln_post.forward(&x)
     }
 
-    /// Caches for decoding against `audio` (the encoder's output).
-    pub fn start(&self, audio: &Tensor) -> Result<DecoderState> {
+    /// Caches for decoding against `audio` (the encoder's output). `pads`: per sequence, how
+    /// many padding tokens lead its first [`Whisper::step`] (empty for none); they are hidden
+    /// from attention and the real tokens take positions from 0.
+    pub fn start(&self, audio: &Tensor, pads: Vec<usize>) -> Result<DecoderState> {
+        if !pads.is_empty() && pads.len() != audio.dim(0)? {
+            candle_core::bail!("{} pads for {} sequences", pads.len(), audio.dim(0)?);
+        }
+        let pads = if pads.iter().all(|pad| *pad == 0) { Vec::new() } else { pads };
         let self_kv = vec![None; self.decoder.blocks.len()];
         if self.device.is_cpu() && self.dtype == DType::F32 {
             let audio = Some(AudioRows::new(audio)?);
-            return Ok(DecoderState { self_kv, cross_kv: Vec::new(), audio, position: 0 });
+            return Ok(DecoderState { self_kv, cross_kv: Vec::new(), audio, pads, position: 0 });
         }
         let cross_kv = self
             .decoder
@@ -377,23 +403,42 @@ impl Whisper {
                 None => candle_core::bail!("decoder block without cross-attention"),
             })
             .collect::<Result<_>>()?;
-        Ok(DecoderState { self_kv, cross_kv, audio: None, position: 0 })
+        Ok(DecoderState { self_kv, cross_kv, audio: None, pads, position: 0 })
     }
 
     /// Feeds `tokens` (batch, steps) after what `state` holds; f32 logits (batch, steps, vocab).
     pub fn step(&self, tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
+        self.logits(&self.step_hidden(tokens, state)?)
+    }
+
+    /// [`Whisper::step`] up to the final layer norm: (batch, steps, width), for callers that
+    /// need the logits of a few positions only (a long prompt's).
+    pub fn step_hidden(&self, tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
         let d = &self.decoder;
         let steps = tokens.dim(1)?;
+        let batch = tokens.dim(0)?;
         let start = state.position;
-        if start + steps > self.dims.max_target_positions {
+        let least_pad = state.pads.iter().copied().min().unwrap_or(0);
+        if start + steps - least_pad > self.dims.max_target_positions {
             candle_core::bail!("the decoder holds {} positions", self.dims.max_target_positions);
         }
         let embedded = d.embedding.index_select(&tokens.flatten_all()?, 0)?.reshape((
-            tokens.dim(0)?,
+            batch,
             steps,
             self.dims.d_model,
         ))?;
-        let mut x = embedded.broadcast_add(&d.positions.narrow(0, start, steps)?)?;
+        let mut x = if state.pads.is_empty() {
+            embedded.broadcast_add(&d.positions.narrow(0, start, steps)?)?
+        } else {
+            // Each sequence's real tokens count from position 0 (padding takes position 0 too).
+            let ids: Vec<u32> = state
+                .pads
+                .iter()
+                .flat_map(|pad| (start..start + steps).map(move |t| t.saturating_sub(*pad) as u32))
+                .collect();
+            let ids = Tensor::from_vec(ids, batch * steps, tokens.device())?;
+            (embedded + d.positions.index_select(&ids, 0)?.reshape((batch, steps, self.dims.d_model))?)?
+        };
         for (layer, block) in d.blocks.iter().enumerate() {
             let h = block.attn_ln.forward(&x)?;
             let (k, v) = block.attn.keys_values(&h)?;
@@ -401,22 +446,27 @@ impl Whisper {
                 Some((past_k, past_v)) => (Tensor::cat(&[&past_k, &k], 1)?, Tensor::cat(&[&past_v, &v], 1)?),
                 None => (k, v),
             };
-            x = block.attn.attend(&h, &k, &v, true, &x)?;
+            x = block.attn.attend(&h, &k, &v, true, &state.pads, &x)?;
             state.self_kv[layer] = Some((k, v));
             if let Some((attention, ln)) = &block.cross {
                 x = match (&state.audio, state.cross_kv.get(layer)) {
                     (Some(audio), _) => attention.attend_audio(&ln.forward(&x)?, audio, &x)?,
-                    (None, Some((ck, cv))) => attention.attend(&ln.forward(&x)?, ck, cv, false, &x)?,
+                    (None, Some((ck, cv))) => attention.attend(&ln.forward(&x)?, ck, cv, false, &[], &x)?,
                     (None, None) => candle_core::bail!("no cross-attention cache for layer {layer}"),
                 };
             }
             x = block.mlp(&x)?;
         }
         state.position += steps;
-        let x = d.ln.forward(&x)?;
+        d.ln.forward(&x)
+    }
+
+    /// f32 logits of decoder outputs `x` (any leading dimensions, then width).
+    pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        let d = &self.decoder;
         // The tied output projection, `x E^T`, as a map without bias (a few-rows kernel on the
         // CPU, which reads the 80 MB of embeddings once per step for all sequences).
-        affine(&Linear::new(d.embedding.clone(), None), &x, None)?.to_dtype(DType::F32)
+        affine(&Linear::new(d.embedding.clone(), None), x, None)?.to_dtype(DType::F32)
     }
 }
 

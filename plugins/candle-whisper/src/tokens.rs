@@ -44,6 +44,8 @@ pub struct Specials {
     /// `<|0.00|>`: every id from here on is a timestamp (0.02 s apart).
     pub timestamp_begin: u32,
     pub no_speech: Option<u32>,
+    /// `<|startofprev|>`, which opens a prompt of earlier text.
+    pub startofprev: Option<u32>,
     /// Tokens never worth emitting as text (sot, task, previous-text and LM markers).
     pub never: Vec<u32>,
     /// The space token, suppressed as a first token (OpenAI's `SuppressBlank`).
@@ -118,7 +120,9 @@ impl Vocabulary {
         let translate = lookup("<|translate|>");
         let mut never = vec![sot, transcribe];
         never.extend(translate);
-        never.extend(["<|startofprev|>", "<|startoflm|>"].iter().filter_map(|t| lookup(t)));
+        let startofprev = lookup("<|startofprev|>");
+        never.extend(startofprev);
+        never.extend(lookup("<|startoflm|>"));
         let specials = Specials {
             eot: need("<|endoftext|>")?,
             sot,
@@ -127,11 +131,26 @@ impl Vocabulary {
             no_timestamps,
             timestamp_begin: no_timestamps + 1,
             no_speech: lookup("<|nospeech|>").or_else(|| lookup("<|nocaptions|>")),
+            startofprev,
             never,
             blank: lookup("Ġ"),
             languages,
         };
         Ok(Vocabulary { backend, specials })
+    }
+
+    /// OpenAI's prompt tokens for `text`: those of `" " + text.trim()`, without special tokens.
+    /// Needs `tokenizer.json` (a bare token list has no merges to encode with).
+    pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>, String> {
+        match &self.backend {
+            Backend::Hf(tokenizer) => tokenizer
+                .encode(format!(" {}", text.trim()), false)
+                .map(|encoding| encoding.get_ids().to_vec())
+                .map_err(|error| format!("cannot tokenize the prompt: {error}")),
+            Backend::List { .. } => Err(
+                "this checkpoint ships only a token list, which cannot encode a prompt; add its tokenizer.json".to_owned(),
+            ),
+        }
     }
 
     /// Text of `ids`; special and timestamp tokens (all ids from `<|endoftext|>` on) are dropped.

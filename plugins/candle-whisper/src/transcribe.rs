@@ -3,12 +3,18 @@
 //! the last complete segment's end timestamp (so a word cut by the boundary is decoded again
 //! in full in the next window, never lost). Each window is decoded at temperature 0 first and
 //! again at 0.2, 0.4, ... 1.0 while its output looks like a failure (compression ratio > 2.4
-//! or average log-probability < -1), unless the window is judged silent.
+//! or average log-probability < -1), unless the window is judged silent. A window's prompt
+//! holds the text decoded so far (`condition_on_previous_text`), after the initial prompt;
+//! a window decoded above temperature 0.5 clears it, as OpenAI's does. A multilingual
+//! recording without a language gets the one detected on its first window.
 //!
-//! Every round decodes the current window of every unfinished recording of the batch together.
+//! Every round encodes the current window of every unfinished recording of the batch together
+//! and decodes them together, at each fallback temperature from the same encoder output.
+
+use candle_core::Tensor;
 
 use crate::{
-    decode::{self, Decoded, Pass, Window},
+    decode::{self, Decoded, Pass, Request},
     mel::{MelSpectrogram, HOP_LENGTH, N_FRAMES},
     network::Whisper,
     tokens::Vocabulary,
@@ -18,15 +24,28 @@ const TEMPERATURES: [f64; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
 const COMPRESSION_RATIO_THRESHOLD: f64 = 2.4;
 const LOGPROB_THRESHOLD: f64 = -1.0;
 const NO_SPEECH_THRESHOLD: f64 = 0.6;
+/// Above this temperature a window's text is not carried into the next window's prompt.
+const PROMPT_RESET_TEMPERATURE: f64 = 0.5;
 /// Mel frames per timestamp step (0.02 s).
 const FRAMES_PER_TIMESTAMP: usize = 2;
+
+/// How a recording's decoder prompt starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// `[sot]` alone.
+    EnglishOnly,
+    /// `[sot, <|xx|>, task]`; no language means the one detected on the first window.
+    Multilingual { language: Option<u32>, task: u32 },
+}
 
 /// One recording to transcribe.
 pub struct Clip {
     /// 16 kHz mono.
     pub samples: Vec<f32>,
-    /// sot, then language and task for multilingual checkpoints.
-    pub start_tokens: Vec<u32>,
+    pub start: Start,
+    /// OpenAI's `initial_prompt`, as tokens: text the first window continues from (empty for
+    /// none).
+    pub prompt: Vec<u32>,
 }
 
 /// The transcript of one recording.
@@ -39,6 +58,8 @@ pub struct Transcript {
     pub windows: usize,
     /// Whether some window ran out of `max_new_tokens` before ending.
     pub truncated: bool,
+    /// The `<|xx|>` decoded with (given or detected); `None` for English-only checkpoints.
+    pub language: Option<u32>,
 }
 
 /// Decoding choices.
@@ -47,6 +68,8 @@ pub struct Settings {
     pub max_new_tokens: usize,
     pub temperature_fallback: bool,
     pub seed: u64,
+    /// Prompt each window with the text of the windows before it (OpenAI's default).
+    pub condition_on_previous_text: bool,
 }
 
 struct Progress {
@@ -54,6 +77,10 @@ struct Progress {
     frames: usize,
     pieces: Vec<String>,
     transcript: Transcript,
+    /// The initial prompt, then every kept segment's tokens (timestamps included).
+    context: Vec<u32>,
+    /// Where in `context` the next prompt starts.
+    context_from: usize,
 }
 
 /// Whether a decoded window needs another try at a higher temperature.
@@ -64,46 +91,49 @@ fn needs_fallback(decoded: &Decoded, text: &str) -> bool {
     decode::compression_ratio(text) > COMPRESSION_RATIO_THRESHOLD || decoded.avg_logprob < LOGPROB_THRESHOLD
 }
 
-/// Decodes `windows` with fallback; grouped by prompt length so each group is one batch.
-fn decode_windows(
+/// Decodes `requests` (row `i` against row `i` of `audio`) with fallback: every attempt decodes
+/// all windows still failing together. Returns each result with the temperature that gave it.
+fn decode_with_fallback(
     network: &Whisper,
     vocabulary: &Vocabulary,
     suppress: &[u32],
-    windows: &[Window],
+    audio: &Tensor,
+    requests: &[Request],
     settings: Settings,
-) -> Result<Vec<Decoded>, String> {
-    let mut results: Vec<Option<Decoded>> = vec![None; windows.len()];
-    let mut pending: Vec<usize> = (0..windows.len()).collect();
+) -> Result<Vec<(Decoded, f64)>, String> {
+    let mut results: Vec<(Decoded, f64)> = vec![(Decoded::default(), 0.0); requests.len()];
+    let mut pending: Vec<usize> = (0..requests.len()).collect();
     let temperatures: &[f64] = if settings.temperature_fallback { &TEMPERATURES } else { &TEMPERATURES[..1] };
     for (attempt, &temperature) in temperatures.iter().enumerate() {
-        let mut lengths: Vec<usize> = pending.iter().map(|i| windows[*i].prompt.len()).collect();
-        lengths.sort_unstable();
-        lengths.dedup();
+        let rows = if pending.len() == requests.len() {
+            audio.clone()
+        } else {
+            let index: Vec<u32> = pending.iter().map(|i| *i as u32).collect();
+            Tensor::new(index.as_slice(), audio.device())
+                .and_then(|index| audio.index_select(&index, 0))
+                .map_err(|error| error.to_string())?
+        };
+        let batch: Vec<&Request> = pending.iter().map(|i| &requests[*i]).collect();
+        let pass = Pass {
+            temperature,
+            max_new_tokens: settings.max_new_tokens,
+            seed: settings.seed.wrapping_add(attempt as u64),
+        };
+        let decoded = decode::decode_batch(network, &vocabulary.specials, suppress, &rows, &batch, pass)?;
         let mut retry = Vec::new();
-        for length in lengths {
-            let group: Vec<usize> =
-                pending.iter().copied().filter(|i| windows[*i].prompt.len() == length).collect();
-            let refs: Vec<&Window> = group.iter().map(|i| &windows[*i]).collect();
-            let pass = Pass {
-                temperature,
-                max_new_tokens: settings.max_new_tokens,
-                seed: settings.seed.wrapping_add(attempt as u64),
-            };
-            let decoded = decode::decode_group(network, &vocabulary.specials, suppress, &refs, pass)?;
-            for (index, decoded) in group.into_iter().zip(decoded) {
-                let last_try = attempt + 1 == temperatures.len();
-                if !last_try && needs_fallback(&decoded, &vocabulary.decode(&decoded.tokens)?) {
-                    retry.push(index);
-                }
-                results[index] = Some(decoded);
+        for (index, decoded) in pending.into_iter().zip(decoded) {
+            let last_try = attempt + 1 == temperatures.len();
+            if !last_try && needs_fallback(&decoded, &vocabulary.decode(&decoded.tokens)?) {
+                retry.push(index);
             }
+            results[index] = (decoded, temperature);
         }
         pending = retry;
         if pending.is_empty() {
             break;
         }
     }
-    Ok(results.into_iter().map(Option::unwrap_or_default).collect())
+    Ok(results)
 }
 
 /// Where the next window starts and which tokens of this one are kept (OpenAI's segment
@@ -125,6 +155,48 @@ fn advance(tokens: &[u32], timestamp_begin: u32, segment_frames: usize) -> (usiz
     }
 }
 
+/// The tokens of `kept` (a window's kept output) worth carrying into the next prompt: every
+/// segment (split between consecutive timestamps) except those without text or without
+/// length, as OpenAI clears them.
+fn context_tokens(kept: &[u32], timestamp_begin: u32, eot: u32) -> Vec<u32> {
+    let is_ts = |id: u32| id >= timestamp_begin;
+    let mut cuts: Vec<usize> = (1..kept.len()).filter(|i| is_ts(kept[*i]) && is_ts(kept[*i - 1])).collect();
+    cuts.push(kept.len());
+    let mut tokens = Vec::with_capacity(kept.len());
+    let mut from = 0;
+    for cut in cuts {
+        let segment = &kept[from..cut];
+        from = cut;
+        let has_text = segment.iter().any(|id| *id < eot);
+        let instant = segment.len() >= 2 && is_ts(segment[0]) && segment[0] == segment[segment.len() - 1];
+        if has_text && !instant {
+            tokens.extend_from_slice(segment);
+        }
+    }
+    tokens
+}
+
+/// OpenAI's initial tokens: `<|startofprev|>` and the last `n_ctx / 2 - 1` tokens of the
+/// context when there is one, then the start sequence; returns them with sot's index.
+fn initial_tokens(
+    context: &[u32],
+    start: &[u32],
+    startofprev: Option<u32>,
+    max_positions: usize,
+) -> Result<(Vec<u32>, usize), String> {
+    let mut tokens = Vec::with_capacity(context.len().min(max_positions / 2) + start.len() + 1);
+    if !context.is_empty() {
+        let startofprev =
+            startofprev.ok_or("the vocabulary has no <|startofprev|> token, so it cannot take a prompt")?;
+        tokens.push(startofprev);
+        let keep = (max_positions / 2).saturating_sub(1);
+        tokens.extend_from_slice(&context[context.len().saturating_sub(keep)..]);
+    }
+    let sot_index = tokens.len();
+    tokens.extend_from_slice(start);
+    Ok((tokens, sot_index))
+}
+
 /// Transcribes `clips` together.
 pub fn transcribe(
     network: &Whisper,
@@ -141,7 +213,15 @@ pub fn transcribe(
             seek: 0,
             frames: clip.samples.len().div_ceil(HOP_LENGTH),
             pieces: Vec::new(),
-            transcript: Transcript::default(),
+            transcript: Transcript {
+                language: match clip.start {
+                    Start::Multilingual { language, .. } => language,
+                    Start::EnglishOnly => None,
+                },
+                ..Transcript::default()
+            },
+            context: clip.prompt.clone(),
+            context_from: 0,
         })
         .collect();
     // Windows always advance, but bound the rounds anyway against a pathological model.
@@ -152,22 +232,53 @@ pub fn transcribe(
         if active.is_empty() {
             break;
         }
-        let windows: Vec<Window> = active
+        let mels: Vec<Vec<f32>> = active
+            .iter()
+            .map(|&i| {
+                let start = (progress[i].seek * HOP_LENGTH).min(clips[i].samples.len());
+                let end = (start + N_FRAMES * HOP_LENGTH).min(clips[i].samples.len());
+                mel.window(&clips[i].samples[start..end])
+            })
+            .collect();
+        let audio = decode::encode(network, &mels)?;
+        drop(mels);
+        let undetected: Vec<usize> = (0..active.len())
+            .filter(|row| {
+                matches!(clips[active[*row]].start, Start::Multilingual { .. })
+                    && progress[active[*row]].transcript.language.is_none()
+            })
+            .collect();
+        if !undetected.is_empty() {
+            let index: Vec<u32> = undetected.iter().map(|row| *row as u32).collect();
+            let rows = Tensor::new(index.as_slice(), audio.device())
+                .and_then(|index| audio.index_select(&index, 0))
+                .map_err(|error| error.to_string())?;
+            for (row, language) in undetected.iter().zip(decode::detect_languages(network, specials, &rows)?)
+            {
+                progress[active[*row]].transcript.language = Some(language);
+            }
+        }
+        let requests: Vec<Request> = active
             .iter()
             .map(|&i| {
                 let p = &progress[i];
-                let start = (p.seek * HOP_LENGTH).min(clips[i].samples.len());
-                let end = (start + N_FRAMES * HOP_LENGTH).min(clips[i].samples.len());
                 let timestamps = p.frames > N_FRAMES;
-                let mut prompt = clips[i].start_tokens.clone();
+                let mut start = match (clips[i].start, p.transcript.language) {
+                    (Start::Multilingual { task, .. }, Some(language)) => vec![specials.sot, language, task],
+                    _ => vec![specials.sot],
+                };
                 if !timestamps {
-                    prompt.push(specials.no_timestamps);
+                    start.push(specials.no_timestamps);
                 }
-                Window { mel: mel.window(&clips[i].samples[start..end]), prompt, timestamps }
+                let context = &p.context[p.context_from.min(p.context.len())..];
+                let (prompt, sot_index) =
+                    initial_tokens(context, &start, specials.startofprev, network.dims.max_target_positions)?;
+                Ok(Request { prompt, sot_index, timestamps })
             })
-            .collect();
-        let decoded = decode_windows(network, vocabulary, suppress, &windows, settings)?;
-        for ((&i, window), result) in active.iter().zip(&windows).zip(decoded) {
+            .collect::<Result<_, String>>()?;
+        let decoded = decode_with_fallback(network, vocabulary, suppress, &audio, &requests, settings)?;
+        drop(audio);
+        for ((&i, request), (result, temperature)) in active.iter().zip(&requests).zip(decoded) {
             let p = &mut progress[i];
             let segment_frames = p.frames.saturating_sub(p.seek).clamp(1, N_FRAMES);
             p.transcript.windows += 1;
@@ -177,18 +288,22 @@ pub fn transcribe(
                 p.seek += segment_frames;
                 continue;
             }
-            let (frames, kept) = if window.timestamps {
+            let (frames, kept) = if request.timestamps {
                 advance(&result.tokens, specials.timestamp_begin, segment_frames)
             } else {
                 (segment_frames, result.tokens.len())
             };
-            let text_tokens: Vec<u32> =
-                result.tokens[..kept].iter().copied().filter(|t| *t < specials.eot).collect();
+            let kept = &result.tokens[..kept];
+            let text_tokens: Vec<u32> = kept.iter().copied().filter(|t| *t < specials.eot).collect();
             p.transcript.tokens += text_tokens.len();
             p.transcript.truncated |= !result.ended;
             let text = vocabulary.decode(&text_tokens)?;
             if !text.trim().is_empty() {
                 p.pieces.push(text.trim().to_owned());
+            }
+            p.context.extend(context_tokens(kept, specials.timestamp_begin, specials.eot));
+            if !settings.condition_on_previous_text || temperature > PROMPT_RESET_TEMPERATURE {
+                p.context_from = p.context.len();
             }
             p.seek += frames;
         }
@@ -213,5 +328,31 @@ mod tests {
         assert_eq!(advance(&[1, 2], ts, 2500), (2500, 2));
         // A segment ending at 0 still moves on.
         assert_eq!(advance(&[ts, ts, 5], ts, 3000), (3000, 1));
+    }
+
+    #[test]
+    fn the_prompt_carries_kept_segments_with_text_and_length() {
+        let (ts, eot) = (1000, 900);
+        // <0.00> a b <1.00> | <1.00> c <1.00> | <1.40> d <2.00>: the middle one is instantaneous.
+        let kept = [ts, 1, 2, ts + 50, ts + 50, 3, ts + 50, ts + 70, 4, ts + 100];
+        assert_eq!(context_tokens(&kept, ts, eot), vec![ts, 1, 2, ts + 50, ts + 70, 4, ts + 100]);
+        // A segment of timestamps alone has no text.
+        assert_eq!(context_tokens(&[ts, ts + 10, ts + 10, 5, ts + 20], ts, eot), vec![ts + 10, 5, ts + 20]);
+        // No timestamps: the whole window.
+        assert_eq!(context_tokens(&[4, 5, 6], ts, eot), vec![4, 5, 6]);
+    }
+
+    #[test]
+    fn the_initial_tokens_keep_the_last_half_context_after_startofprev() {
+        let start = [50258, 50259, 50359];
+        assert_eq!(initial_tokens(&[], &start, Some(7), 448).unwrap(), (start.to_vec(), 0));
+        let context: Vec<u32> = (0..300).collect();
+        let (tokens, sot) = initial_tokens(&context, &start, Some(7), 448).unwrap();
+        assert_eq!(sot, 224);
+        assert_eq!(tokens[0], 7);
+        assert_eq!(&tokens[1..sot], &context[77..]);
+        assert_eq!(&tokens[sot..], &start);
+        let error = initial_tokens(&[1], &start, None, 448).unwrap_err();
+        assert!(error.contains("<|startofprev|>"), "{error}");
     }
 }

@@ -71,9 +71,18 @@ fn real_tiny_en_transcribes_synthesised_medical_sentences() {
     let mel = mel::MelSpectrogram::new(loaded.network.dims.num_mel_bins);
     let clips: Vec<transcribe::Clip> = clips
         .into_iter()
-        .map(|samples| transcribe::Clip { samples, start_tokens: vec![vocabulary.specials.sot] })
+        .map(|samples| transcribe::Clip {
+            samples,
+            start: transcribe::Start::EnglishOnly,
+            prompt: Vec::new(),
+        })
         .collect();
-    let settings = transcribe::Settings { max_new_tokens: 224, temperature_fallback: true, seed: 0 };
+    let settings = transcribe::Settings {
+        max_new_tokens: 224,
+        temperature_fallback: true,
+        seed: 0,
+        condition_on_previous_text: true,
+    };
     let started = std::time::Instant::now();
     let out = transcribe::transcribe(&loaded.network, &vocabulary, &mel, &loaded.suppress, &clips, settings)
         .unwrap();

@@ -28,7 +28,7 @@ fn random_mel(batch: usize, seed: u64) -> Tensor {
 fn logits(network: &Whisper, mel: &Tensor) -> Vec<f32> {
     let batch = mel.dim(0).unwrap();
     let audio = network.encode(mel).unwrap();
-    let mut state = network.start(&audio).unwrap();
+    let mut state = network.start(&audio, Vec::new()).unwrap();
     let prompt = Tensor::from_vec([257u32, 258, 261].repeat(batch), (batch, 3), &Device::Cpu).unwrap();
     let mut all = vec![network.step(&prompt, &mut state).unwrap()];
     for token in [40u32, 41] {
@@ -108,7 +108,7 @@ fn batched_decoding_matches_one_at_a_time_even_after_rows_finish() {
 
     // Dropping row 1 from the caches leaves rows 0 and 2 exactly where they were.
     let audio = network.encode(&mel).unwrap();
-    let mut state = network.start(&audio).unwrap();
+    let mut state = network.start(&audio, Vec::new()).unwrap();
     let prompt = Tensor::from_vec([257u32, 258, 261].repeat(3), (3, 3), &Device::Cpu).unwrap();
     network.step(&prompt, &mut state).unwrap();
     state.retain(&[0, 2]).unwrap();
@@ -224,6 +224,15 @@ fn mp3_ogg_vorbis_and_m4a_aac_decode_to_the_tone_they_encode() {
     }
 }
 
+fn settings(max_new_tokens: usize) -> transcribe::Settings {
+    transcribe::Settings {
+        max_new_tokens,
+        temperature_fallback: true,
+        seed: 0,
+        condition_on_previous_text: true,
+    }
+}
+
 #[test]
 fn a_long_clip_is_transcribed_in_windows_batched_with_a_short_one() {
     let work = tempfile::tempdir().unwrap();
@@ -231,18 +240,186 @@ fn a_long_clip_is_transcribed_in_windows_batched_with_a_short_one() {
     let loaded = weights::load_safetensors(work.path(), DType::F32, &Device::Cpu).unwrap();
     let vocabulary = Vocabulary::load(work.path(), loaded.network.dims.vocab_size).unwrap();
     let specials = &vocabulary.specials;
-    let start = vec![specials.sot, specials.languages["en"], specials.transcribe];
+    let start = transcribe::Start::Multilingual {
+        language: Some(specials.languages["en"]),
+        task: specials.transcribe,
+    };
     let mel = mel::MelSpectrogram::new(80);
     let clips = vec![
-        transcribe::Clip { samples: tiny_whisper::tone(220.0, 16_000, 75.0), start_tokens: start.clone() },
-        transcribe::Clip { samples: tiny_whisper::tone(330.0, 16_000, 2.0), start_tokens: start },
+        transcribe::Clip { samples: tiny_whisper::tone(220.0, 16_000, 75.0), start, prompt: Vec::new() },
+        transcribe::Clip { samples: tiny_whisper::tone(330.0, 16_000, 2.0), start, prompt: Vec::new() },
     ];
-    let settings = transcribe::Settings { max_new_tokens: 12, temperature_fallback: true, seed: 0 };
-    let out = transcribe::transcribe(&loaded.network, &vocabulary, &mel, &loaded.suppress, &clips, settings)
-        .unwrap();
+    let out =
+        transcribe::transcribe(&loaded.network, &vocabulary, &mel, &loaded.suppress, &clips, settings(12))
+            .unwrap();
     assert_eq!(out.len(), 2);
     assert!(out[0].windows >= 3, "75 s needs at least 3 windows: {:?}", out[0]);
     assert_eq!(out[1].windows, 1);
     println!("{out:?}");
     assert!(decode::compression_ratio(&out[0].text).is_finite());
+}
+
+#[test]
+fn prompts_of_different_lengths_decode_together_as_each_alone() {
+    let work = tempfile::tempdir().unwrap();
+    tiny_whisper::write_hf(work.path(), true, 17);
+    let network = weights::load_safetensors(work.path(), DType::F32, &Device::Cpu).unwrap().network;
+    let vocabulary = Vocabulary::load(work.path(), network.dims.vocab_size).unwrap();
+    let specials = &vocabulary.specials;
+    let audio = network.encode(&random_mel(3, 9)).unwrap();
+    let start = [specials.sot, specials.languages["hi"], specials.transcribe];
+    // No prompt, a short previous text and a long one: pads of 0, 6 and 40 tokens.
+    let prompts: Vec<Vec<u32>> = [0usize, 34, 40]
+        .iter()
+        .map(|length| {
+            let mut prompt = Vec::new();
+            if *length > 0 {
+                prompt.push(specials.startofprev.unwrap());
+                prompt.extend((0..*length as u32 - 1).map(|i| 40 + i % 50));
+            }
+            prompt.extend(start);
+            prompt
+        })
+        .collect();
+    // Logits of every position after the padding, then of two more steps.
+    let longest = prompts.iter().map(Vec::len).max().unwrap();
+    let pads: Vec<usize> = prompts.iter().map(|p| longest - p.len()).collect();
+    let padded: Vec<u32> = prompts
+        .iter()
+        .flat_map(|p| std::iter::repeat_n(specials.eot, longest - p.len()).chain(p.clone()))
+        .collect();
+    let mut state = network.start(&audio, pads.clone()).unwrap();
+    let first =
+        network.step(&Tensor::from_vec(padded, (3, longest), &Device::Cpu).unwrap(), &mut state).unwrap();
+    let next = Tensor::from_vec(vec![45u32; 3], (3, 1), &Device::Cpu).unwrap();
+    let second = network.step(&next, &mut state).unwrap();
+    state.retain(&[2, 0]).unwrap();
+    let third =
+        network.step(&Tensor::from_vec(vec![46u32; 2], (2, 1), &Device::Cpu).unwrap(), &mut state).unwrap();
+    for (row, prompt) in prompts.iter().enumerate() {
+        let mut alone = network.start(&audio.narrow(0, row, 1).unwrap(), Vec::new()).unwrap();
+        let tokens = Tensor::from_vec(prompt.clone(), (1, prompt.len()), &Device::Cpu).unwrap();
+        let want_first = network.step(&tokens, &mut alone).unwrap();
+        let got_first = first.narrow(0, row, 1).unwrap().narrow(1, pads[row], prompt.len()).unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(max_diff(&flat(&got_first), &flat(&want_first)) < 1e-4, "row {row}, prompt");
+        let one = Tensor::from_vec(vec![45u32], (1, 1), &Device::Cpu).unwrap();
+        let want_second = network.step(&one, &mut alone).unwrap();
+        assert!(max_diff(&flat(&second.narrow(0, row, 1).unwrap()), &flat(&want_second)) < 1e-4, "row {row}");
+        if let Some(kept) = [2usize, 0].iter().position(|r| *r == row) {
+            let one = Tensor::from_vec(vec![46u32], (1, 1), &Device::Cpu).unwrap();
+            let want_third = network.step(&one, &mut alone).unwrap();
+            assert!(
+                max_diff(&flat(&third.narrow(0, kept, 1).unwrap()), &flat(&want_third)) < 1e-4,
+                "row {row}"
+            );
+        }
+    }
+    // The same through the sampler: a batch of all three decodes as each request alone.
+    let requests: Vec<decode::Request> = prompts
+        .iter()
+        .map(|prompt| decode::Request {
+            prompt: prompt.clone(),
+            sot_index: prompt.len() - 3,
+            timestamps: false,
+        })
+        .collect();
+    let refs: Vec<&decode::Request> = requests.iter().collect();
+    let pass = decode::Pass { temperature: 0.0, max_new_tokens: 20, seed: 0 };
+    let together = decode::decode_batch(&network, specials, &[], &audio, &refs, pass).unwrap();
+    for (row, request) in requests.iter().enumerate() {
+        let alone = decode::decode_batch(
+            &network,
+            specials,
+            &[],
+            &audio.narrow(0, row, 1).unwrap(),
+            &[request],
+            pass,
+        )
+        .unwrap();
+        assert_eq!(together[row].tokens, alone[0].tokens, "row {row}");
+        assert!((together[row].sum_logprob - alone[0].sum_logprob).abs() < 1e-3, "row {row}");
+        assert!((together[row].no_speech_prob - alone[0].no_speech_prob).abs() < 1e-5, "row {row}");
+    }
+}
+
+#[test]
+fn a_recording_without_a_language_is_decoded_in_the_language_detected() {
+    let work = tempfile::tempdir().unwrap();
+    // Seed and tones chosen so that the random weights detect each language somewhere.
+    tiny_whisper::write_hf(work.path(), true, 7);
+    let loaded = weights::load_safetensors(work.path(), DType::F32, &Device::Cpu).unwrap();
+    let network = &loaded.network;
+    let vocabulary = Vocabulary::load(work.path(), network.dims.vocab_size).unwrap();
+    let specials = &vocabulary.specials;
+    let mel = mel::MelSpectrogram::new(80);
+    let samples: Vec<Vec<f32>> =
+        [180.0, 700.0, 1500.0, 3000.0].iter().map(|hz| tiny_whisper::tone(*hz, 16_000, 3.0)).collect();
+    // Detection from its definition: the larger of the two language logits after sot.
+    let mels: Vec<Vec<f32>> = samples.iter().map(|s| mel.window(s)).collect();
+    let audio = decode::encode(network, &mels).unwrap();
+    let mut state = network.start(&audio, Vec::new()).unwrap();
+    let sot = Tensor::from_vec(vec![specials.sot; 4], (4, 1), &Device::Cpu).unwrap();
+    let logits: Vec<Vec<f32>> =
+        network.step(&sot, &mut state).unwrap().squeeze(1).unwrap().to_vec2().unwrap();
+    let (en, hi) = (specials.languages["en"], specials.languages["hi"]);
+    let expected: Vec<u32> =
+        logits.iter().map(|row| if row[hi as usize] > row[en as usize] { hi } else { en }).collect();
+    assert!(
+        expected.contains(&en) && expected.contains(&hi),
+        "both languages should be detected: {expected:?}"
+    );
+    assert_eq!(decode::detect_languages(network, specials, &audio).unwrap(), expected);
+
+    let clip = |samples: &Vec<f32>, language| transcribe::Clip {
+        samples: samples.clone(),
+        start: transcribe::Start::Multilingual { language, task: specials.transcribe },
+        prompt: Vec::new(),
+    };
+    let detected: Vec<transcribe::Clip> = samples.iter().map(|s| clip(s, None)).collect();
+    let given: Vec<transcribe::Clip> =
+        samples.iter().zip(&expected).map(|(s, l)| clip(s, Some(*l))).collect();
+    let run = |clips: &[transcribe::Clip]| {
+        transcribe::transcribe(network, &vocabulary, &mel, &loaded.suppress, clips, settings(10)).unwrap()
+    };
+    let (detected, given) = (run(&detected), run(&given));
+    for (row, (detected, given)) in detected.iter().zip(&given).enumerate() {
+        assert_eq!(detected.language, Some(expected[row]), "row {row}");
+        assert_eq!(detected, given, "row {row}");
+    }
+}
+
+#[test]
+fn an_initial_prompt_is_what_the_first_window_continues_from() {
+    let work = tempfile::tempdir().unwrap();
+    tiny_whisper::write_hf(work.path(), true, 23);
+    let loaded = weights::load_safetensors(work.path(), DType::F32, &Device::Cpu).unwrap();
+    let network = &loaded.network;
+    let vocabulary = Vocabulary::load(work.path(), network.dims.vocab_size).unwrap();
+    let specials = &vocabulary.specials;
+    let prompt = vocabulary.encode_prompt("  Paracetamol 500 mg ").unwrap();
+    assert_eq!(vocabulary.decode(&prompt).unwrap(), " Paracetamol 500 mg");
+    let mel = mel::MelSpectrogram::new(80);
+    let samples = tiny_whisper::tone(300.0, 16_000, 4.0);
+    let language = specials.languages["en"];
+    let clip = transcribe::Clip {
+        samples: samples.clone(),
+        start: transcribe::Start::Multilingual { language: Some(language), task: specials.transcribe },
+        prompt: prompt.clone(),
+    };
+    let mut quiet = settings(10);
+    quiet.temperature_fallback = false;
+    let out = transcribe::transcribe(network, &vocabulary, &mel, &loaded.suppress, &[clip], quiet).unwrap();
+    // OpenAI's layout, decoded by hand: <|startofprev|> prompt sot en transcribe notimestamps.
+    let mut tokens = vec![specials.startofprev.unwrap()];
+    tokens.extend(&prompt);
+    let sot_index = tokens.len();
+    tokens.extend([specials.sot, language, specials.transcribe, specials.no_timestamps]);
+    let request = decode::Request { prompt: tokens, sot_index, timestamps: false };
+    let audio = decode::encode(network, &[mel.window(&samples)]).unwrap();
+    let pass = decode::Pass { temperature: 0.0, max_new_tokens: 10, seed: 0 };
+    let by_hand =
+        decode::decode_batch(network, specials, &loaded.suppress, &audio, &[&request], pass).unwrap();
+    assert_eq!(out[0].text, vocabulary.decode(&by_hand[0].tokens).unwrap().trim());
+    assert_eq!(out[0].tokens, by_hand[0].tokens.len());
 }

@@ -68,6 +68,10 @@ impl TaskFamily for Transcription {
                 other_args.insert(key, serde_json::to_value(value).unwrap_or_default());
             }
         }
+        // Text a speech model continues from (Whisper's initial prompt: spellings, names).
+        if let Some(prompt) = optional_text(row, "initial_prompt") {
+            other_args.insert("initial_prompt", prompt.into_owned().into());
+        }
         let group = optional_text(row, "group").map(|group| group.into_owned());
         if let Some(group) = &group {
             other_args.insert("group", group.clone().into());
@@ -94,7 +98,7 @@ impl TaskFamily for Transcription {
 
     fn local_columns(&self) -> &'static str {
         "audio (path relative to the file, base64, data URL, or {bytes, path}), text (the transcript); \
-         optional id, language, group"
+         optional id, language, initial_prompt (text the speech model continues from), group"
     }
 
     fn recognises(&self, row: &RowValue<'_>) -> bool {

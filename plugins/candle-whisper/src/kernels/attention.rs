@@ -34,6 +34,21 @@ pub struct BlockedAttention {
     /// Query row `i` sees keys `0..=keys - time + i` only (the decoder's self-attention, where
     /// the last `time` keys belong to the queries themselves); otherwise every key.
     pub causal: bool,
+    /// Causal only: per sequence, how many leading keys are padding (prompts of different
+    /// lengths left-padded to one batch). The padding is hidden from every later row; a
+    /// padding row itself sees only its own key, so that its values stay finite. Empty: none.
+    pub pads: Vec<usize>,
+}
+
+impl BlockedAttention {
+    /// The keys `from..to` that the query at key position `position` of `sequence` sees.
+    fn visible(&self, sequence: usize, position: usize, keys: usize) -> (usize, usize) {
+        if !self.causal {
+            return (0, keys);
+        }
+        let pad = self.pads.get(sequence).copied().unwrap_or(0);
+        (if position < pad { position } else { pad }, position + 1)
+    }
 }
 
 fn contiguous_f32<'s>(storage: &'s CpuStorage, layout: &Layout, what: &str) -> Result<&'s [f32]> {
@@ -65,13 +80,16 @@ impl CustomOp3 for BlockedAttention {
             || self.heads == 0
             || width % self.heads != 0
             || (self.causal && time > keys)
+            || (!self.pads.is_empty() && (!self.causal || self.pads.len() != batch))
+            || self.pads.iter().any(|pad| *pad >= keys)
         {
             candle_core::bail!(
-                "attention: shapes disagree for {} heads: q {:?}, k {:?}, v {:?}",
+                "attention: shapes disagree for {} heads: q {:?}, k {:?}, v {:?}, pads {:?}",
                 self.heads,
                 q_layout.dims(),
                 k_layout.dims(),
-                v_layout.dims()
+                v_layout.dims(),
+                self.pads
             )
         }
         let q = contiguous_f32(q, q_layout, "queries")?;
@@ -89,8 +107,9 @@ impl CustomOp3 for BlockedAttention {
                 || vec![0f32; keys],
                 |scores, (index, out)| {
                     let (sequence, column) = (index / self.heads, (index % self.heads) * head_dim);
-                    let k = &k[sequence * keys * width..][..keys * width];
-                    let v = &v[sequence * keys * width..][..keys * width];
+                    let (from, to) = self.visible(sequence, keys - 1, keys);
+                    let k = &k[(sequence * keys + from) * width..][..(to - from) * width];
+                    let v = &v[(sequence * keys + from) * width..][..(to - from) * width];
                     let q = &q[sequence * width + column..][..head_dim];
                     vector_math::one_query_attention(
                         q,
@@ -98,7 +117,7 @@ impl CustomOp3 for BlockedAttention {
                         &v[column..],
                         width,
                         self.scale,
-                        scores,
+                        &mut scores[..to - from],
                         out,
                     );
                 },
@@ -134,9 +153,10 @@ impl CustomOp3 for BlockedAttention {
                         let mut sums = [0f32; QUERY_BLOCK];
                         for (row, sum) in sums.iter_mut().enumerate().take(rows) {
                             let scores = &mut scores[row * keys..][..keys];
-                            let visible = if self.causal { past + first + row + 1 } else { keys };
-                            *sum = vector_math::softmax_unnormalised(&mut scores[..visible], self.scale);
-                            scores[visible..].fill(0.0);
+                            let (from, to) = self.visible(sequence, past + first + row, keys);
+                            *sum = vector_math::softmax_unnormalised(&mut scores[from..to], self.scale);
+                            scores[..from].fill(0.0);
+                            scores[to..].fill(0.0);
                         }
                         // SAFETY: `scores` is `rows x keys`, v's `keys x head_dim` block at
                         // `column` and out's `rows x head_dim` block at `column` are in bounds.
@@ -177,6 +197,7 @@ mod tests {
         dims: (usize, usize, usize, usize),
         heads: usize,
         causal: bool,
+        pads: &[usize],
     ) -> Vec<f64> {
         let (batch, time, keys, width) = dims;
         let head_dim = width / heads;
@@ -185,8 +206,14 @@ mod tests {
         for b in 0..batch {
             for h in 0..heads {
                 for i in 0..time {
-                    let visible = if causal { keys - time + i + 1 } else { keys };
-                    let scores: Vec<f64> = (0..visible)
+                    let position = keys - time + i;
+                    let pad = pads.get(b).copied().unwrap_or(0);
+                    let (from, visible) = match causal {
+                        false => (0, keys),
+                        true if position < pad => (position, position + 1),
+                        true => (pad, position + 1),
+                    };
+                    let scores: Vec<f64> = (from..visible)
                         .map(|j| {
                             (0..head_dim)
                                 .map(|d| {
@@ -201,8 +228,8 @@ mod tests {
                     let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
                     let total: f64 = weights.iter().sum();
                     for d in 0..head_dim {
-                        out[(b * time + i) * width + h * head_dim + d] = (0..visible)
-                            .map(|j| weights[j] * v[(b * keys + j) * width + h * head_dim + d] as f64)
+                        out[(b * time + i) * width + h * head_dim + d] = (from..visible)
+                            .map(|j| weights[j - from] * v[(b * keys + j) * width + h * head_dim + d] as f64)
                             .sum::<f64>()
                             / total;
                     }
@@ -245,15 +272,19 @@ mod tests {
     #[test]
     fn blocked_attention_matches_the_definition_with_and_without_the_causal_rule() -> Result<()> {
         // Odd sizes: a last query block of 5 or 6 rows, keys not a multiple of the SIMD width.
-        for (batch, time, keys, heads, causal) in [
-            (2, 69, 69, 3, false),
-            (2, 37, 53, 4, false),
-            (1, 70, 75, 2, true),
-            (3, 7, 11, 2, true),
-            (1, 1, 9, 2, true),
+        for (batch, time, keys, heads, causal, pads) in [
+            (2, 69, 69, 3, false, vec![]),
+            (2, 37, 53, 4, false, vec![]),
+            (1, 70, 75, 2, true, vec![]),
+            (3, 7, 11, 2, true, vec![]),
+            (1, 1, 9, 2, true, vec![]),
             // Decoding steps (one query row): cross-attention over many keys, and causal.
-            (3, 1, 1501, 6, false),
-            (2, 1, 13, 3, true),
+            (3, 1, 1501, 6, false, vec![]),
+            (2, 1, 13, 3, true, vec![]),
+            // Left-padded prompts: a whole prompt, then steps after it; padding rows included.
+            (3, 70, 70, 2, true, vec![0, 5, 66]),
+            (3, 4, 11, 2, true, vec![6, 0, 9]),
+            (2, 1, 13, 3, true, vec![12, 3]),
         ] {
             let width = heads * 8;
             let (q, k, v) = (
@@ -262,7 +293,7 @@ mod tests {
                 values(batch * keys * width, 3),
             );
             let device = Device::Cpu;
-            let op = BlockedAttention { heads, scale: (8f32).powf(-0.5), causal };
+            let op = BlockedAttention { heads, scale: (8f32).powf(-0.5), causal, pads: pads.clone() };
             let got = Tensor::from_slice(&q, (batch, time, width), &device)?
                 .apply_op3_no_bwd(
                     &Tensor::from_slice(&k, (batch, keys, width), &device)?,
@@ -271,11 +302,11 @@ mod tests {
                 )?
                 .flatten_all()?
                 .to_vec1::<f32>()?;
-            let want = reference(&q, &k, &v, (batch, time, keys, width), heads, causal);
+            let want = reference(&q, &k, &v, (batch, time, keys, width), heads, causal, &pads);
             for (index, (got, want)) in got.iter().zip(&want).enumerate() {
                 assert!(
                     (*got as f64 - want).abs() < 1e-5,
-                    "{batch}x{time}x{keys} causal {causal}, [{index}]: {got} against {want}"
+                    "{batch}x{time}x{keys} causal {causal} pads {pads:?}, [{index}]: {got} against {want}"
                 );
             }
         }
