@@ -4,6 +4,13 @@ implementation on the same weights and the same 16 kHz clips, in one run, interl
 
     --reference ctranslate2   CTranslate2 (the engine faster-whisper runs on) on the CT2 directory;
                               the plugin reads the same CT2 directory.
+    --reference faster-whisper
+                              faster-whisper's `WhisperModel.transcribe` (OpenAI's long-form
+                              algorithm: 30 s windows from one spectrogram, timestamps, seek,
+                              temperature fallback, previous-text prompts) on the CT2 directory,
+                              one recording at a time; the plugin runs with its fallback on.
+                              Use long clips (`--sentences-per-clip 12` gives 35-40 s) and
+                              `--no-previous-text` to compare without conditioning.
     --reference transformers  transformers' WhisperForConditionalGeneration.generate on a
                               safetensors checkpoint that the plugin's `ct2_to_safetensors`
                               example writes from the CT2 directory; the plugin reads that
@@ -140,6 +147,20 @@ def ctranslate2_reference(model_dir, clips, batch, decoder):
     return texts, time.perf_counter() - started
 
 
+def faster_whisper_reference(model_dir, clips, threads, condition):
+    from faster_whisper import WhisperModel
+
+    started = time.perf_counter()
+    model = WhisperModel(model_dir, device="cpu", compute_type="float32", cpu_threads=threads)
+    texts = []
+    for clip in clips:
+        # One sample per temperature, as the plugin draws; no VAD, no word timestamps.
+        segments, _ = model.transcribe(clip, beam_size=1, best_of=1, vad_filter=False,
+                                       condition_on_previous_text=condition)
+        texts.append(" ".join(segment.text.strip() for segment in segments))
+    return texts, time.perf_counter() - started
+
+
 def transformers_reference(model_dir, clips, batch, threads):
     import torch
     from tokenizers import Tokenizer
@@ -167,12 +188,12 @@ def safetensors_copy(model_dir, host, work):
     return out
 
 
-def plugin(host, plugins, model_dir, dataset, batch, work):
+def plugin(host, plugins, model_dir, dataset, batch, work, model_args):
     samples = os.path.join(work, f"samples-{batch}.jsonl")
     started = time.perf_counter()
     subprocess.run(
         [host, "--plugins-dir", plugins, "-q", "eval", "--model", "candle/whisper", "--model-path", model_dir,
-         "--model-args", json.dumps({"dtype": "f32", "temperature_fallback": False}), "--datasets", dataset, "--batch-size", str(batch),
+         "--model-args", json.dumps(model_args), "--datasets", dataset, "--batch-size", str(batch),
          "--no-cache", "--no-progress", "--output", os.path.join(work, "results.json"),
          "--samples-output", samples],
         check=True, stdout=subprocess.DEVNULL,
@@ -189,7 +210,9 @@ def main():
     parser.add_argument("--model", default="target/models/whisper-tiny.en-ct2")
     parser.add_argument("--host", default="target/release/karma-host")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--reference", choices=("ctranslate2", "transformers"), default="transformers")
+    parser.add_argument("--reference", choices=("ctranslate2", "faster-whisper", "transformers"), default="transformers")
+    parser.add_argument("--no-previous-text", action="store_true",
+                        help="faster-whisper: both sides without condition_on_previous_text")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--sentences-per-clip", type=int, default=1,
                         help="clip i speaks sentences i, i+1, ... (wrapping): longer clips, more tokens a window")
@@ -214,15 +237,21 @@ def main():
         name = args.reference
         timings = {}
         transcripts = {}
+        if name == "faster-whisper":
+            model_args = {"dtype": "f32", "condition_on_previous_text": not args.no_previous_text}
+        else:
+            model_args = {"dtype": "f32", "temperature_fallback": False}
         for _ in range(args.rounds):
             for batch in (1, 8):
                 for side in ("candle-whisper", name):
                     if side == "ctranslate2":
                         texts, elapsed = ctranslate2_reference(model_dir, clips, batch, decoder)
+                    elif side == "faster-whisper":
+                        texts, elapsed = faster_whisper_reference(model_dir, clips, args.threads, not args.no_previous_text)
                     elif side == "transformers":
                         texts, elapsed = transformers_reference(model_dir, clips, batch, args.threads)
                     else:
-                        texts, elapsed = plugin(args.host, plugins, model_dir, dataset, batch, work)
+                        texts, elapsed = plugin(args.host, plugins, model_dir, dataset, batch, work, model_args)
                     timings.setdefault((side, batch), []).append(elapsed)
                     transcripts[(side, batch)] = texts
         print(f"{len(SENTENCES)} clips of {per_clip} sentence(s), {audio_seconds:.1f} s of audio, {args.rounds} interleaved rounds, "

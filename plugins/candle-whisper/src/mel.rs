@@ -110,6 +110,19 @@ impl MelSpectrogram {
         self.log_mel(&padded, N_FRAMES)
     }
 
+    /// A whole recording's log-mel, which OpenAI's `transcribe` cuts its 30 s windows from
+    /// (for recordings longer than one window): one floor (the maximum minus 8) for the whole
+    /// recording, and frames that straddle a window boundary computed from the samples on both
+    /// sides. One column per 160 samples (OpenAI's `content_frames`); every column sees zeros
+    /// after the recording's end, as OpenAI's 30 s of padding gives.
+    pub fn recording(&self, samples: &[f32]) -> RecordingMel {
+        let frames = samples.len() / HOP_LENGTH;
+        let mut padded = Vec::with_capacity(samples.len() + N_FFT);
+        padded.extend_from_slice(samples);
+        padded.resize(samples.len() + N_FFT, 0.0);
+        RecordingMel { n_mels: self.n_mels, frames, values: self.log_mel(&padded, frames) }
+    }
+
     /// Log-mel of `samples` with `frames` columns (n_mels x frames, row-major).
     pub fn log_mel(&self, samples: &[f32], frames: usize) -> Vec<f32> {
         let half = N_FFT / 2;
@@ -175,6 +188,30 @@ impl MelSpectrogram {
     }
 }
 
+/// See [`MelSpectrogram::recording`].
+pub struct RecordingMel {
+    n_mels: usize,
+    /// Columns.
+    pub frames: usize,
+    /// n_mels x frames, row-major.
+    values: Vec<f32>,
+}
+
+impl RecordingMel {
+    /// The n_mels x 3000 window of columns `seek..seek + size` (cut at the recording's end),
+    /// zero-padded on the right as OpenAI's `pad_or_trim` pads a mel segment.
+    pub fn window(&self, seek: usize, size: usize) -> Vec<f32> {
+        let from = seek.min(self.frames);
+        let used = size.min(N_FRAMES).min(self.frames - from);
+        let mut window = vec![0f32; self.n_mels * N_FRAMES];
+        for (row, out) in self.values.chunks_exact(self.frames.max(1)).zip(window.chunks_exact_mut(N_FRAMES))
+        {
+            out[..used].copy_from_slice(&row[from..from + used]);
+        }
+        window
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +273,42 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_recordings_windows_share_one_floor_and_pad_with_zeros_past_its_end() {
+        let mel = MelSpectrogram::new(80);
+        // 20 s of loud chirp, then 15.5 s of quiet noise: the second window's floor comes from
+        // the first part's maximum, and its columns past the recording's end are zeros.
+        let samples: Vec<f32> = (0..568_000)
+            .map(|i| {
+                let t = i as f32 / SAMPLE_RATE as f32;
+                let noise = ((i * 7919 % 997) as f32 / 997.0 - 0.5) * 1e-3;
+                if i < 320_000 {
+                    (t * t * 40.0).sin() * 0.5
+                } else {
+                    noise
+                }
+            })
+            .collect();
+        let recording = mel.recording(&samples);
+        assert_eq!(recording.frames, 3550);
+        let mut padded = samples.clone();
+        padded.resize(samples.len() + N_FFT, 0.0);
+        let dense: Vec<Vec<f32>> =
+            (0..recording.frames).map(|frame| dense_frame(&mel, &padded, frame)).collect();
+        let max = dense.iter().flatten().copied().fold(f32::NEG_INFINITY, f32::max);
+        let (seek, size) = (2500, recording.frames - 2500);
+        let window = recording.window(seek, size);
+        for bin in [0, 40, 79] {
+            for column in [0, 499, 500, 1049] {
+                let expected = (dense[seek + column][bin].max(max - 8.0) + 4.0) / 4.0;
+                assert_eq!(window[bin * N_FRAMES + column].to_bits(), expected.to_bits(), "{bin} {column}");
+            }
+            assert!(window[bin * N_FRAMES + 1050..(bin + 1) * N_FRAMES].iter().all(|v| *v == 0.0));
+        }
+        // A window of the quiet part alone would set its own, lower floor.
+        let alone = mel.window(&samples[seek * HOP_LENGTH..]);
+        assert!(alone.iter().zip(&window).take(1050).any(|(a, w)| a != w));
     }
 }

@@ -15,7 +15,7 @@ use candle_core::Tensor;
 
 use crate::{
     decode::{self, Decoded, Pass, Request},
-    mel::{MelSpectrogram, HOP_LENGTH, N_FRAMES},
+    mel::{MelSpectrogram, RecordingMel, HOP_LENGTH, N_FRAMES, N_SAMPLES},
     network::Whisper,
     tokens::Vocabulary,
 };
@@ -75,6 +75,7 @@ pub struct Settings {
 struct Progress {
     seek: usize,
     frames: usize,
+    recording: Option<RecordingMel>,
     pieces: Vec<String>,
     transcript: Transcript,
     /// The initial prompt, then every kept segment's tokens (timestamps included).
@@ -211,7 +212,11 @@ pub fn transcribe(
         .iter()
         .map(|clip| Progress {
             seek: 0,
-            frames: clip.samples.len().div_ceil(HOP_LENGTH),
+            frames: clip.samples.len() / HOP_LENGTH,
+            // Longer than a window: OpenAI's windows of one whole-recording spectrogram.
+            // Otherwise the clip padded with silence to 30 s, as transformers' and OpenAI's
+            // `decode` take it (the parity bench's clips).
+            recording: (clip.samples.len() / HOP_LENGTH > N_FRAMES).then(|| mel.recording(&clip.samples)),
             pieces: Vec::new(),
             transcript: Transcript {
                 language: match clip.start {
@@ -235,9 +240,11 @@ pub fn transcribe(
         let mels: Vec<Vec<f32>> = active
             .iter()
             .map(|&i| {
-                let start = (progress[i].seek * HOP_LENGTH).min(clips[i].samples.len());
-                let end = (start + N_FRAMES * HOP_LENGTH).min(clips[i].samples.len());
-                mel.window(&clips[i].samples[start..end])
+                let p = &progress[i];
+                match &p.recording {
+                    Some(recording) => recording.window(p.seek, p.frames - p.seek),
+                    None => mel.window(&clips[i].samples[..clips[i].samples.len().min(N_SAMPLES)]),
+                }
             })
             .collect();
         let audio = decode::encode(network, &mels)?;
