@@ -32,6 +32,8 @@ fn meta(checkpoint: Checkpoint) -> ModelMeta {
     let mut kwargs = serde_json::json!({
         "language": null,
         "task": "transcribe",
+        "initial_prompt": null,
+        "condition_on_previous_text": true,
         "temperature_fallback": true,
         "max_new_tokens": 224,
         "dtype": "f32",
