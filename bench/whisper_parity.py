@@ -14,7 +14,10 @@ implementation on the same weights and the same 16 kHz clips, in one run, interl
     --reference transformers  transformers' WhisperForConditionalGeneration.generate on a
                               safetensors checkpoint that the plugin's `ct2_to_safetensors`
                               example writes from the CT2 directory; the plugin reads that
-                              checkpoint, so both sides load the same file.
+                              checkpoint, so both sides load the same file. Clips over
+                              30 s go through transformers' sequential long-form generation
+                              (timestamps, fallback, previous-text prompts), and the plugin
+                              then runs with its fallback on.
 
 Needs: a release build (`cargo build --release -p karma-host -p karma-plugin-candle-whisper`,
 then, as a second command, `cargo build --release -p karma-plugin-candle-whisper --example
@@ -161,7 +164,7 @@ def faster_whisper_reference(model_dir, clips, threads, condition):
     return texts, time.perf_counter() - started
 
 
-def transformers_reference(model_dir, clips, batch, threads):
+def transformers_reference(model_dir, clips, batch, threads, condition):
     import torch
     from tokenizers import Tokenizer
     from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
@@ -172,11 +175,27 @@ def transformers_reference(model_dir, clips, batch, threads):
     features = WhisperFeatureExtractor(feature_size=model.config.num_mel_bins)
     tokenizer = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
     texts = []
+    long_form = any(len(clip) > 30 * RATE for clip in clips)
     with torch.inference_mode():
         for start in range(0, len(clips), batch):
-            mel = features(clips[start : start + batch], sampling_rate=RATE, return_tensors="pt").input_features
-            for tokens in model.generate(mel, max_new_tokens=224, num_beams=1, do_sample=False):
-                texts.append(tokenizer.decode(tokens.tolist(), skip_special_tokens=True).strip())
+            group = clips[start : start + batch]
+            if not long_form:
+                mel = features(group, sampling_rate=RATE, return_tensors="pt").input_features
+                outputs = model.generate(mel, max_new_tokens=224, num_beams=1, do_sample=False)
+            else:
+                # transformers' sequential long-form generation (timestamps, fallback,
+                # previous-text prompts); its compression ratio is over tokens, so its own
+                # recommended threshold. For speed only: its rules differ from OpenAI's in detail.
+                inputs = features(group, sampling_rate=RATE, return_tensors="pt", truncation=False,
+                                  padding="longest", return_attention_mask=True)
+                outputs = model.generate(inputs.input_features, attention_mask=inputs.attention_mask,
+                                         return_timestamps=True, condition_on_prev_tokens=condition,
+                                         temperature=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+                                         compression_ratio_threshold=1.35, logprob_threshold=-1.0,
+                                         no_speech_threshold=0.6, num_beams=1)
+            for tokens in outputs:
+                ids = [t for t in tokens.tolist() if t < model.config.eos_token_id]
+                texts.append(" ".join(tokenizer.decode(ids, skip_special_tokens=True).split()))
     return texts, time.perf_counter() - started
 
 
@@ -212,7 +231,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--reference", choices=("ctranslate2", "faster-whisper", "transformers"), default="transformers")
     parser.add_argument("--no-previous-text", action="store_true",
-                        help="faster-whisper: both sides without condition_on_previous_text")
+                        help="clips over 30 s: both sides without previous-text prompts")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--sentences-per-clip", type=int, default=1,
                         help="clip i speaks sentences i, i+1, ... (wrapping): longer clips, more tokens a window")
@@ -237,7 +256,9 @@ def main():
         name = args.reference
         timings = {}
         transcripts = {}
-        if name == "faster-whisper":
+        long_form = any(len(clip) > 30 * RATE for clip in clips)
+        if name == "faster-whisper" or (name == "transformers" and long_form):
+            # Both sides with OpenAI's fallback and (unless told otherwise) previous-text prompts.
             model_args = {"dtype": "f32", "condition_on_previous_text": not args.no_previous_text}
         else:
             model_args = {"dtype": "f32", "temperature_fallback": False}
@@ -249,7 +270,7 @@ def main():
                     elif side == "faster-whisper":
                         texts, elapsed = faster_whisper_reference(model_dir, clips, args.threads, not args.no_previous_text)
                     elif side == "transformers":
-                        texts, elapsed = transformers_reference(model_dir, clips, batch, args.threads)
+                        texts, elapsed = transformers_reference(model_dir, clips, batch, args.threads, not args.no_previous_text)
                     else:
                         texts, elapsed = plugin(args.host, plugins, model_dir, dataset, batch, work, model_args)
                     timings.setdefault((side, batch), []).append(elapsed)

@@ -370,7 +370,8 @@ fn medxpertqa_mm_questions_carry_all_their_images_and_asr_rows_their_annotations
         &env.path("noise.jsonl"),
         &[
             json!({"audio": {"bytes": encode(&audio), "path": "a.wav"}, "text": "two tablets daily", "audio_language": "en",
-                 "recording_context": "clinic", "medical_entities": [["tablets", "drug", [[4, 11]]]], "noise_type": "babble"}),
+                 "recording_context": "clinic", "medical_entities": [["tablets", "drug", [[4, 11]]]], "noise_type": "babble",
+                 "initial_prompt": "Tablets, capsules."}),
         ],
     );
     let run = env.eval(&[
@@ -406,10 +407,11 @@ fn medxpertqa_mm_questions_carry_all_their_images_and_asr_rows_their_annotations
     assert_eq!(seen[2]["audio"]["format"], "wav");
     let results = env.results();
     assert_eq!(results["datasets"]["ChuGyouk/MedXpertQA"]["task_type"], "mcqa");
-    // The recording's annotations and the dataset's language reach the model in other_args.
+    // The recording's annotations, its initial prompt and the dataset's language reach the
+    // model in other_args.
     assert_eq!(
         seen[2]["other_args"],
         json!({"language": "en", "recording_context": "clinic", "entities": [["tablets", "drug", [[4, 11]]]],
-               "noise_type": "babble"})
+               "noise_type": "babble", "initial_prompt": "Tablets, capsules."})
     );
 }

@@ -243,7 +243,9 @@ pub fn decode_batch(
         }
         rows.push(pair[1].clone());
     }
-    let max_positions = network.dims.max_target_positions;
+    // OpenAI stops once the sequence is longer than the context: the last token sampled is
+    // never fed, so it needs no position of its own.
+    let max_positions = network.dims.max_target_positions + 1;
     let limits: Vec<usize> = requests
         .iter()
         .map(|r| pass.max_new_tokens.min(max_positions.saturating_sub(r.prompt.len())))

@@ -280,7 +280,7 @@ mod tests {
         let mel = MelSpectrogram::new(80);
         // 20 s of loud chirp, then 15.5 s of quiet noise: the second window's floor comes from
         // the first part's maximum, and its columns past the recording's end are zeros.
-        let samples: Vec<f32> = (0..568_000)
+        let samples: Vec<f32> = (0..568_000usize)
             .map(|i| {
                 let t = i as f32 / SAMPLE_RATE as f32;
                 let noise = ((i * 7919 % 997) as f32 / 997.0 - 0.5) * 1e-3;

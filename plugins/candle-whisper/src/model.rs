@@ -121,6 +121,12 @@ impl CandleWhisper {
         if text.trim().is_empty() {
             return Ok(Vec::new());
         }
+        if loaded.vocabulary.specials.startofprev.is_none() {
+            return Err(invalid(format!(
+                "item {}: this checkpoint's vocabulary has no <|startofprev|> token, so it cannot take an initial prompt",
+                item.id()
+            )));
+        }
         loaded
             .vocabulary
             .encode_prompt(&text)

@@ -143,10 +143,16 @@ impl Vocabulary {
     /// Needs `tokenizer.json` (a bare token list has no merges to encode with).
     pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>, String> {
         match &self.backend {
-            Backend::Hf(tokenizer) => tokenizer
-                .encode(format!(" {}", text.trim()), false)
-                .map(|encoding| encoding.get_ids().to_vec())
-                .map_err(|error| format!("cannot tokenize the prompt: {error}")),
+            Backend::Hf(tokenizer) => {
+                let encoding = tokenizer
+                    .encode(format!(" {}", text.trim()), false)
+                    .map_err(|error| format!("cannot tokenize the prompt: {error}"))?;
+                // As OpenAI's tokenizer refuses special-token text in a prompt.
+                if encoding.get_ids().iter().any(|id| *id >= self.specials.eot) {
+                    return Err("the prompt contains a special token such as <|endoftext|>; write it as plain text".to_owned());
+                }
+                Ok(encoding.get_ids().to_vec())
+            }
             Backend::List { .. } => Err(
                 "this checkpoint ships only a token list, which cannot encode a prompt; add its tokenizer.json".to_owned(),
             ),

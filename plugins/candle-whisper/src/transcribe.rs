@@ -17,7 +17,7 @@ use crate::{
     decode::{self, Decoded, Pass, Request},
     mel::{MelSpectrogram, RecordingMel, HOP_LENGTH, N_FRAMES, N_SAMPLES},
     network::Whisper,
-    tokens::Vocabulary,
+    tokens::{Specials, Vocabulary},
 };
 
 const TEMPERATURES: [f64; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
@@ -157,9 +157,13 @@ fn advance(tokens: &[u32], timestamp_begin: u32, segment_frames: usize) -> (usiz
 }
 
 /// The tokens of `kept` (a window's kept output) worth carrying into the next prompt: every
-/// segment (split between consecutive timestamps) except those without text or without
-/// length, as OpenAI clears them.
-fn context_tokens(kept: &[u32], timestamp_begin: u32, eot: u32) -> Vec<u32> {
+/// segment (split between consecutive timestamps) except those whose text (`text_of`) is
+/// blank or that have no length, as OpenAI clears them.
+fn context_tokens(
+    kept: &[u32],
+    timestamp_begin: u32,
+    text_of: impl Fn(&[u32]) -> Result<String, String>,
+) -> Result<Vec<u32>, String> {
     let is_ts = |id: u32| id >= timestamp_begin;
     let mut cuts: Vec<usize> = (1..kept.len()).filter(|i| is_ts(kept[*i]) && is_ts(kept[*i - 1])).collect();
     cuts.push(kept.len());
@@ -168,13 +172,12 @@ fn context_tokens(kept: &[u32], timestamp_begin: u32, eot: u32) -> Vec<u32> {
     for cut in cuts {
         let segment = &kept[from..cut];
         from = cut;
-        let has_text = segment.iter().any(|id| *id < eot);
         let instant = segment.len() >= 2 && is_ts(segment[0]) && segment[0] == segment[segment.len() - 1];
-        if has_text && !instant {
+        if !instant && !text_of(segment)?.trim().is_empty() {
             tokens.extend_from_slice(segment);
         }
     }
-    tokens
+    Ok(tokens)
 }
 
 /// OpenAI's initial tokens: `<|startofprev|>` and the last `n_ctx / 2 - 1` tokens of the
@@ -196,6 +199,64 @@ fn initial_tokens(
     let sot_index = tokens.len();
     tokens.extend_from_slice(start);
     Ok((tokens, sot_index))
+}
+
+impl Progress {
+    /// The decoder input of this recording's next window.
+    fn request(&self, start: Start, specials: &Specials, max_positions: usize) -> Result<Request, String> {
+        let timestamps = self.frames > N_FRAMES;
+        let mut tokens = match (start, self.transcript.language) {
+            (Start::Multilingual { task, .. }, Some(language)) => vec![specials.sot, language, task],
+            _ => vec![specials.sot],
+        };
+        if !timestamps {
+            tokens.push(specials.no_timestamps);
+        }
+        let context = &self.context[self.context_from.min(self.context.len())..];
+        let (prompt, sot_index) = initial_tokens(context, &tokens, specials.startofprev, max_positions)?;
+        Ok(Request { prompt, sot_index, timestamps })
+    }
+
+    /// Takes in a decoded window: its text, where the next window starts, and what the next
+    /// prompt carries (`text_of` decodes tokens).
+    fn record(
+        &mut self,
+        result: &Decoded,
+        temperature: f64,
+        timestamps: bool,
+        specials: &Specials,
+        settings: Settings,
+        text_of: impl Fn(&[u32]) -> Result<String, String>,
+    ) -> Result<(), String> {
+        let segment_frames = self.frames.saturating_sub(self.seek).clamp(1, N_FRAMES);
+        self.transcript.windows += 1;
+        let silent = result.no_speech_prob > NO_SPEECH_THRESHOLD && result.avg_logprob < LOGPROB_THRESHOLD;
+        if silent {
+            self.seek += segment_frames;
+            return Ok(());
+        }
+        let (frames, kept) = if timestamps {
+            advance(&result.tokens, specials.timestamp_begin, segment_frames)
+        } else {
+            (segment_frames, result.tokens.len())
+        };
+        let kept = &result.tokens[..kept];
+        let text_tokens: Vec<u32> = kept.iter().copied().filter(|t| *t < specials.eot).collect();
+        self.transcript.tokens += text_tokens.len();
+        self.transcript.truncated |= !result.ended;
+        let text = text_of(&text_tokens)?;
+        if !text.trim().is_empty() {
+            self.pieces.push(text.trim().to_owned());
+        }
+        self.context.extend(context_tokens(kept, specials.timestamp_begin, &text_of)?);
+        // Without `<|startofprev|>` (a stripped vocabulary) there is no way to prompt.
+        let no_prompt = specials.startofprev.is_none();
+        if !settings.condition_on_previous_text || temperature > PROMPT_RESET_TEMPERATURE || no_prompt {
+            self.context_from = self.context.len();
+        }
+        self.seek += frames;
+        Ok(())
+    }
 }
 
 /// Transcribes `clips` together.
@@ -265,54 +326,16 @@ pub fn transcribe(
                 progress[active[*row]].transcript.language = Some(language);
             }
         }
+        let max_positions = network.dims.max_target_positions;
         let requests: Vec<Request> = active
             .iter()
-            .map(|&i| {
-                let p = &progress[i];
-                let timestamps = p.frames > N_FRAMES;
-                let mut start = match (clips[i].start, p.transcript.language) {
-                    (Start::Multilingual { task, .. }, Some(language)) => vec![specials.sot, language, task],
-                    _ => vec![specials.sot],
-                };
-                if !timestamps {
-                    start.push(specials.no_timestamps);
-                }
-                let context = &p.context[p.context_from.min(p.context.len())..];
-                let (prompt, sot_index) =
-                    initial_tokens(context, &start, specials.startofprev, network.dims.max_target_positions)?;
-                Ok(Request { prompt, sot_index, timestamps })
-            })
+            .map(|&i| progress[i].request(clips[i].start, specials, max_positions))
             .collect::<Result<_, String>>()?;
         let decoded = decode_with_fallback(network, vocabulary, suppress, &audio, &requests, settings)?;
         drop(audio);
         for ((&i, request), (result, temperature)) in active.iter().zip(&requests).zip(decoded) {
-            let p = &mut progress[i];
-            let segment_frames = p.frames.saturating_sub(p.seek).clamp(1, N_FRAMES);
-            p.transcript.windows += 1;
-            let silent =
-                result.no_speech_prob > NO_SPEECH_THRESHOLD && result.avg_logprob < LOGPROB_THRESHOLD;
-            if silent {
-                p.seek += segment_frames;
-                continue;
-            }
-            let (frames, kept) = if request.timestamps {
-                advance(&result.tokens, specials.timestamp_begin, segment_frames)
-            } else {
-                (segment_frames, result.tokens.len())
-            };
-            let kept = &result.tokens[..kept];
-            let text_tokens: Vec<u32> = kept.iter().copied().filter(|t| *t < specials.eot).collect();
-            p.transcript.tokens += text_tokens.len();
-            p.transcript.truncated |= !result.ended;
-            let text = vocabulary.decode(&text_tokens)?;
-            if !text.trim().is_empty() {
-                p.pieces.push(text.trim().to_owned());
-            }
-            p.context.extend(context_tokens(kept, specials.timestamp_begin, specials.eot));
-            if !settings.condition_on_previous_text || temperature > PROMPT_RESET_TEMPERATURE {
-                p.context_from = p.context.len();
-            }
-            p.seek += frames;
+            let text_of = |ids: &[u32]| vocabulary.decode(ids);
+            progress[i].record(&result, temperature, request.timestamps, specials, settings, text_of)?;
         }
     }
     Ok(progress.into_iter().map(|p| Transcript { text: p.pieces.join(" "), ..p.transcript }).collect())
@@ -340,6 +363,16 @@ mod tests {
     #[test]
     fn the_prompt_carries_kept_segments_with_text_and_length() {
         let (ts, eot) = (1000, 900);
+        // Token 9 stands for a space: a segment of it alone is blank.
+        let text_of = |ids: &[u32]| -> Result<String, String> {
+            Ok(ids
+                .iter()
+                .filter(|id| **id < eot)
+                .map(|id| if *id == 9 { " ".to_owned() } else { id.to_string() })
+                .collect())
+        };
+        let context_tokens =
+            |kept: &[u32], ts: u32, _eot: u32| super::context_tokens(kept, ts, text_of).unwrap();
         // <0.00> a b <1.00> | <1.00> c <1.00> | <1.40> d <2.00>: the middle one is instantaneous.
         let kept = [ts, 1, 2, ts + 50, ts + 50, 3, ts + 50, ts + 70, 4, ts + 100];
         assert_eq!(context_tokens(&kept, ts, eot), vec![ts, 1, 2, ts + 50, ts + 70, 4, ts + 100]);
@@ -347,6 +380,8 @@ mod tests {
         assert_eq!(context_tokens(&[ts, ts + 10, ts + 10, 5, ts + 20], ts, eot), vec![ts + 10, 5, ts + 20]);
         // No timestamps: the whole window.
         assert_eq!(context_tokens(&[4, 5, 6], ts, eot), vec![4, 5, 6]);
+        // A segment of whitespace only is blank too.
+        assert_eq!(context_tokens(&[ts, 9, 9, ts + 5, ts + 5, 4, ts + 9], ts, eot), vec![ts + 5, 4, ts + 9]);
     }
 
     #[test]
@@ -361,5 +396,65 @@ mod tests {
         assert_eq!(&tokens[sot..], &start);
         let error = initial_tokens(&[1], &start, None, 448).unwrap_err();
         assert!(error.contains("<|startofprev|>"), "{error}");
+    }
+
+    #[test]
+    fn each_window_is_prompted_with_the_text_kept_before_it_until_a_hot_window() {
+        let ts = 1000;
+        let specials = Specials {
+            eot: 900,
+            sot: 901,
+            transcribe: 902,
+            translate: None,
+            no_timestamps: 999,
+            timestamp_begin: ts,
+            no_speech: None,
+            startofprev: Some(903),
+            never: Vec::new(),
+            blank: None,
+            languages: Default::default(),
+        };
+        let text_of = |ids: &[u32]| -> Result<String, String> {
+            Ok(ids.iter().filter(|id| **id < 900).map(|id| format!("w{id} ")).collect())
+        };
+        let mut progress = Progress {
+            seek: 0,
+            frames: 7000,
+            recording: None,
+            pieces: Vec::new(),
+            transcript: Transcript::default(),
+            context: vec![5, 6],
+            context_from: 0,
+        };
+        let settings = Settings {
+            max_new_tokens: 224,
+            temperature_fallback: true,
+            seed: 0,
+            condition_on_previous_text: true,
+        };
+        // The first window continues from the initial prompt.
+        let first = progress.request(Start::EnglishOnly, &specials, 448).unwrap();
+        assert_eq!((first.prompt, first.sot_index, first.timestamps), (vec![903, 5, 6, 901], 3, true));
+        // <0.00> a b <2.00> <2.00> c: kept up to the pair, next window at 2.00 s.
+        let window = |tokens: Vec<u32>| Decoded { tokens, ended: true, ..Decoded::default() };
+        progress
+            .record(&window(vec![ts, 1, 2, ts + 100, ts + 100, 3]), 0.0, true, &specials, settings, text_of)
+            .unwrap();
+        assert_eq!(progress.seek, 200);
+        let second = progress.request(Start::EnglishOnly, &specials, 448).unwrap();
+        assert_eq!(second.prompt, vec![903, 5, 6, ts, 1, 2, ts + 100, 901]);
+        // A window decoded at 0.6 keeps its text but clears the prompt after it.
+        progress.record(&window(vec![ts, 4, ts + 50]), 0.6, true, &specials, settings, text_of).unwrap();
+        assert_eq!(progress.request(Start::EnglishOnly, &specials, 448).unwrap().prompt, vec![901]);
+        progress.record(&window(vec![ts, 7, ts + 50]), 0.0, true, &specials, settings, text_of).unwrap();
+        assert_eq!(
+            progress.request(Start::EnglishOnly, &specials, 448).unwrap().prompt,
+            vec![903, ts, 7, ts + 50, 901]
+        );
+        assert_eq!(progress.pieces, ["w1 w2", "w4", "w7"]);
+        // Without conditioning only the initial prompt reaches the first window.
+        let unconditioned = Settings { condition_on_previous_text: false, ..settings };
+        progress.record(&window(vec![ts, 8, ts + 50]), 0.0, true, &specials, unconditioned, text_of).unwrap();
+        assert_eq!(progress.request(Start::EnglishOnly, &specials, 448).unwrap().prompt, vec![901]);
     }
 }

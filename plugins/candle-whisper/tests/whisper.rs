@@ -263,58 +263,14 @@ fn a_long_clip_is_transcribed_in_windows_batched_with_a_short_one() {
 fn prompts_of_different_lengths_decode_together_as_each_alone() {
     let work = tempfile::tempdir().unwrap();
     tiny_whisper::write_hf(work.path(), true, 17);
+    // bf16 takes candle's tensor ops and their mask instead of the CPU kernel.
+    padded_rows_give_each_rows_logits(work.path(), DType::BF16, 2e-2);
+    padded_rows_give_each_rows_logits(work.path(), DType::F32, 1e-4);
     let network = weights::load_safetensors(work.path(), DType::F32, &Device::Cpu).unwrap().network;
     let vocabulary = Vocabulary::load(work.path(), network.dims.vocab_size).unwrap();
     let specials = &vocabulary.specials;
     let audio = network.encode(&random_mel(3, 9)).unwrap();
-    let start = [specials.sot, specials.languages["hi"], specials.transcribe];
-    // No prompt, a short previous text and a long one: pads of 0, 6 and 40 tokens.
-    let prompts: Vec<Vec<u32>> = [0usize, 34, 40]
-        .iter()
-        .map(|length| {
-            let mut prompt = Vec::new();
-            if *length > 0 {
-                prompt.push(specials.startofprev.unwrap());
-                prompt.extend((0..*length as u32 - 1).map(|i| 40 + i % 50));
-            }
-            prompt.extend(start);
-            prompt
-        })
-        .collect();
-    // Logits of every position after the padding, then of two more steps.
-    let longest = prompts.iter().map(Vec::len).max().unwrap();
-    let pads: Vec<usize> = prompts.iter().map(|p| longest - p.len()).collect();
-    let padded: Vec<u32> = prompts
-        .iter()
-        .flat_map(|p| std::iter::repeat_n(specials.eot, longest - p.len()).chain(p.clone()))
-        .collect();
-    let mut state = network.start(&audio, pads.clone()).unwrap();
-    let first =
-        network.step(&Tensor::from_vec(padded, (3, longest), &Device::Cpu).unwrap(), &mut state).unwrap();
-    let next = Tensor::from_vec(vec![45u32; 3], (3, 1), &Device::Cpu).unwrap();
-    let second = network.step(&next, &mut state).unwrap();
-    state.retain(&[2, 0]).unwrap();
-    let third =
-        network.step(&Tensor::from_vec(vec![46u32; 2], (2, 1), &Device::Cpu).unwrap(), &mut state).unwrap();
-    for (row, prompt) in prompts.iter().enumerate() {
-        let mut alone = network.start(&audio.narrow(0, row, 1).unwrap(), Vec::new()).unwrap();
-        let tokens = Tensor::from_vec(prompt.clone(), (1, prompt.len()), &Device::Cpu).unwrap();
-        let want_first = network.step(&tokens, &mut alone).unwrap();
-        let got_first = first.narrow(0, row, 1).unwrap().narrow(1, pads[row], prompt.len()).unwrap();
-        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert!(max_diff(&flat(&got_first), &flat(&want_first)) < 1e-4, "row {row}, prompt");
-        let one = Tensor::from_vec(vec![45u32], (1, 1), &Device::Cpu).unwrap();
-        let want_second = network.step(&one, &mut alone).unwrap();
-        assert!(max_diff(&flat(&second.narrow(0, row, 1).unwrap()), &flat(&want_second)) < 1e-4, "row {row}");
-        if let Some(kept) = [2usize, 0].iter().position(|r| *r == row) {
-            let one = Tensor::from_vec(vec![46u32], (1, 1), &Device::Cpu).unwrap();
-            let want_third = network.step(&one, &mut alone).unwrap();
-            assert!(
-                max_diff(&flat(&third.narrow(0, kept, 1).unwrap()), &flat(&want_third)) < 1e-4,
-                "row {row}"
-            );
-        }
-    }
+    let prompts = prompts_of_three_lengths(specials);
     // The same through the sampler: a batch of all three decodes as each request alone.
     let requests: Vec<decode::Request> = prompts
         .iter()
@@ -340,6 +296,70 @@ fn prompts_of_different_lengths_decode_together_as_each_alone() {
         assert_eq!(together[row].tokens, alone[0].tokens, "row {row}");
         assert!((together[row].sum_logprob - alone[0].sum_logprob).abs() < 1e-3, "row {row}");
         assert!((together[row].no_speech_prob - alone[0].no_speech_prob).abs() < 1e-5, "row {row}");
+    }
+}
+
+/// No prompt, a short previous text and a long one: 3, 37 and 43 tokens (pads 40, 6 and 0).
+fn prompts_of_three_lengths(specials: &karma_plugin_candle_whisper::tokens::Specials) -> Vec<Vec<u32>> {
+    let start = [specials.sot, specials.languages["hi"], specials.transcribe];
+    [0usize, 34, 40]
+        .iter()
+        .map(|length| {
+            let mut prompt = Vec::new();
+            if *length > 0 {
+                prompt.push(specials.startofprev.unwrap());
+                prompt.extend((0..*length as u32 - 1).map(|i| 40 + i % 50));
+            }
+            prompt.extend(start);
+            prompt
+        })
+        .collect()
+}
+
+/// Logits of every position after the padding, then of two more steps (the second after a row
+/// is dropped), against each row fed alone.
+fn padded_rows_give_each_rows_logits(dir: &std::path::Path, dtype: DType, tolerance: f32) {
+    let network = weights::load_safetensors(dir, dtype, &Device::Cpu).unwrap().network;
+    let vocabulary = Vocabulary::load(dir, network.dims.vocab_size).unwrap();
+    let specials = &vocabulary.specials;
+    let audio = network.encode(&random_mel(3, 9)).unwrap();
+    let prompts = prompts_of_three_lengths(specials);
+    let longest = prompts.iter().map(Vec::len).max().unwrap();
+    let pads: Vec<usize> = prompts.iter().map(|p| longest - p.len()).collect();
+    let padded: Vec<u32> = prompts
+        .iter()
+        .flat_map(|p| std::iter::repeat_n(specials.eot, longest - p.len()).chain(p.clone()))
+        .collect();
+    let mut state = network.start(&audio, pads.clone()).unwrap();
+    let first =
+        network.step(&Tensor::from_vec(padded, (3, longest), &Device::Cpu).unwrap(), &mut state).unwrap();
+    let next = Tensor::from_vec(vec![45u32; 3], (3, 1), &Device::Cpu).unwrap();
+    let second = network.step(&next, &mut state).unwrap();
+    state.retain(&[2, 0]).unwrap();
+    let third =
+        network.step(&Tensor::from_vec(vec![46u32; 2], (2, 1), &Device::Cpu).unwrap(), &mut state).unwrap();
+    for (row, prompt) in prompts.iter().enumerate() {
+        let mut alone = network.start(&audio.narrow(0, row, 1).unwrap(), Vec::new()).unwrap();
+        let tokens = Tensor::from_vec(prompt.clone(), (1, prompt.len()), &Device::Cpu).unwrap();
+        let want_first = network.step(&tokens, &mut alone).unwrap();
+        let got_first = first.narrow(0, row, 1).unwrap().narrow(1, pads[row], prompt.len()).unwrap();
+        let flat =
+            |t: &Tensor| t.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(max_diff(&flat(&got_first), &flat(&want_first)) < tolerance, "row {row}, prompt");
+        let one = Tensor::from_vec(vec![45u32], (1, 1), &Device::Cpu).unwrap();
+        let want_second = network.step(&one, &mut alone).unwrap();
+        assert!(
+            max_diff(&flat(&second.narrow(0, row, 1).unwrap()), &flat(&want_second)) < tolerance,
+            "row {row}"
+        );
+        if let Some(kept) = [2usize, 0].iter().position(|r| *r == row) {
+            let one = Tensor::from_vec(vec![46u32], (1, 1), &Device::Cpu).unwrap();
+            let want_third = network.step(&one, &mut alone).unwrap();
+            assert!(
+                max_diff(&flat(&third.narrow(0, kept, 1).unwrap()), &flat(&want_third)) < tolerance,
+                "row {row}"
+            );
+        }
     }
 }
 
@@ -422,4 +442,20 @@ fn an_initial_prompt_is_what_the_first_window_continues_from() {
         decode::decode_batch(network, specials, &loaded.suppress, &audio, &[&request], pass).unwrap();
     assert_eq!(out[0].text, vocabulary.decode(&by_hand[0].tokens).unwrap().trim());
     assert_eq!(out[0].tokens, by_hand[0].tokens.len());
+    // And the prompt matters: without it the window decodes otherwise.
+    let bare = transcribe::Clip { prompt: Vec::new(), ..clip_again(&samples, language, specials.transcribe) };
+    let without =
+        transcribe::transcribe(network, &vocabulary, &mel, &loaded.suppress, &[bare], quiet).unwrap();
+    assert_ne!(without[0].text, out[0].text);
+    // Special-token text is refused, as OpenAI's tokenizer refuses it.
+    let error = vocabulary.encode_prompt("see <|endoftext|> here").unwrap_err();
+    assert!(error.contains("special token"), "{error}");
+}
+
+fn clip_again(samples: &[f32], language: u32, task: u32) -> transcribe::Clip {
+    transcribe::Clip {
+        samples: samples.to_vec(),
+        start: transcribe::Start::Multilingual { language: Some(language), task },
+        prompt: Vec::new(),
+    }
 }
