@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::kernels::{
     affine::affine,
-    attention::BlockedAttention,
+    attention::{causal_keys, BlockedAttention},
     cross_attention::{attend_audio, AudioRows, CrossWeights},
     gelu::GeluErf,
 };
@@ -126,10 +126,9 @@ impl Attention {
             for (row, mask) in mask.chunks_mut(time * keys_len).enumerate() {
                 let pad = pads.get(row).copied().unwrap_or(0);
                 for (i, mask) in mask.chunks_mut(keys_len).enumerate() {
-                    let position = past + i;
-                    let from = if position < pad { position } else { pad };
+                    let (from, to) = causal_keys(pad, past + i);
                     mask[..from].fill(f32::NEG_INFINITY);
-                    mask[position + 1..].fill(f32::NEG_INFINITY);
+                    mask[to..].fill(f32::NEG_INFINITY);
                 }
             }
             let mask =

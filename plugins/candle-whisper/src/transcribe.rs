@@ -92,6 +92,14 @@ fn needs_fallback(decoded: &Decoded, text: &str) -> bool {
     decode::compression_ratio(text) > COMPRESSION_RATIO_THRESHOLD || decoded.avg_logprob < LOGPROB_THRESHOLD
 }
 
+/// Rows `rows` of the encoder output `audio`, in that order.
+fn select_rows(audio: &Tensor, rows: &[usize]) -> Result<Tensor, String> {
+    let index: Vec<u32> = rows.iter().map(|row| *row as u32).collect();
+    Tensor::new(index.as_slice(), audio.device())
+        .and_then(|index| audio.index_select(&index, 0))
+        .map_err(|error| error.to_string())
+}
+
 /// Decodes `requests` (row `i` against row `i` of `audio`) with fallback: every attempt decodes
 /// all windows still failing together. Returns each result with the temperature that gave it.
 fn decode_with_fallback(
@@ -106,14 +114,8 @@ fn decode_with_fallback(
     let mut pending: Vec<usize> = (0..requests.len()).collect();
     let temperatures: &[f64] = if settings.temperature_fallback { &TEMPERATURES } else { &TEMPERATURES[..1] };
     for (attempt, &temperature) in temperatures.iter().enumerate() {
-        let rows = if pending.len() == requests.len() {
-            audio.clone()
-        } else {
-            let index: Vec<u32> = pending.iter().map(|i| *i as u32).collect();
-            Tensor::new(index.as_slice(), audio.device())
-                .and_then(|index| audio.index_select(&index, 0))
-                .map_err(|error| error.to_string())?
-        };
+        let rows =
+            if pending.len() == requests.len() { audio.clone() } else { select_rows(audio, &pending)? };
         let batch: Vec<&Request> = pending.iter().map(|i| &requests[*i]).collect();
         let pass = Pass {
             temperature,
@@ -317,10 +319,7 @@ pub fn transcribe(
             })
             .collect();
         if !undetected.is_empty() {
-            let index: Vec<u32> = undetected.iter().map(|row| *row as u32).collect();
-            let rows = Tensor::new(index.as_slice(), audio.device())
-                .and_then(|index| audio.index_select(&index, 0))
-                .map_err(|error| error.to_string())?;
+            let rows = select_rows(&audio, &undetected)?;
             for (row, language) in undetected.iter().zip(decode::detect_languages(network, specials, &rows)?)
             {
                 progress[active[*row]].transcript.language = Some(language);

@@ -46,9 +46,15 @@ impl BlockedAttention {
         if !self.causal {
             return (0, keys);
         }
-        let pad = self.pads.get(sequence).copied().unwrap_or(0);
-        (if position < pad { position } else { pad }, position + 1)
+        causal_keys(self.pads.get(sequence).copied().unwrap_or(0), position)
     }
+}
+
+/// The keys `from..to` that a causal query at key position `position` sees when the first
+/// `pad` keys are padding: its own and the real ones before it, or only its own when it is
+/// padding itself. Shared with the tensor-op mask of GPUs and half precision.
+pub fn causal_keys(pad: usize, position: usize) -> (usize, usize) {
+    (if position < pad { position } else { pad }, position + 1)
 }
 
 fn contiguous_f32<'s>(storage: &'s CpuStorage, layout: &Layout, what: &str) -> Result<&'s [f32]> {
